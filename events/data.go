@@ -1,0 +1,195 @@
+package events
+
+import "time"
+
+// Channels an order or a member can come from.
+const (
+	ChannelTmall  = "tmall"
+	ChannelTaobao = "taobao"
+	ChannelDouyin = "douyin"
+	ChannelJD     = "jd"
+	ChannelWeChat = "wechat"
+	ChannelYouzan = "youzan"
+	ChannelApp    = "app"
+	ChannelPOS    = "pos"
+)
+
+// Channels lists every sales channel in a stable order.
+var Channels = []string{ChannelTmall, ChannelTaobao, ChannelDouyin, ChannelJD, ChannelWeChat, ChannelYouzan, ChannelApp, ChannelPOS}
+
+// Identity is one channel identity of a person. Scope carries the shop or app id of store-scoped ids.
+type Identity struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+	Scope string `json:"scope,omitempty"`
+}
+
+// OrderItem is one line of an order.
+type OrderItem struct {
+	SKU       string `json:"sku"`
+	Name      string `json:"name,omitempty"`
+	Category  string `json:"category,omitempty"`
+	Quantity  int    `json:"quantity"`
+	AmountFen int64  `json:"amountFen"`
+}
+
+// MemberRegisteredData is the data of omnimember.member.registered.
+type MemberRegisteredData struct {
+	Channel      string     `json:"channel"`
+	ShopID       string     `json:"shopId"`
+	RegisteredAt time.Time  `json:"registeredAt"`
+	Identities   []Identity `json:"identities"`
+}
+
+// OrderPaidData is the data of omnimember.order.paid. AmountFen is what the buyer paid.
+type OrderPaidData struct {
+	OrderID    string      `json:"orderId"`
+	Channel    string      `json:"channel"`
+	ShopID     string      `json:"shopId"`
+	AmountFen  int64       `json:"amountFen"`
+	PaidAt     time.Time   `json:"paidAt"`
+	Identities []Identity  `json:"identities"`
+	Items      []OrderItem `json:"items,omitempty"`
+}
+
+// OrderRefundedData is the data of omnimember.order.refunded: one refund of AmountFen, idempotent per RefundID.
+type OrderRefundedData struct {
+	OrderID    string     `json:"orderId"`
+	RefundID   string     `json:"refundId"`
+	Channel    string     `json:"channel"`
+	ShopID     string     `json:"shopId,omitempty"`
+	AmountFen  int64      `json:"amountFen"`
+	RefundedAt time.Time  `json:"refundedAt"`
+	Identities []Identity `json:"identities"`
+}
+
+// InteractionRecordedData is the data of omnimember.interaction.recorded (browse, live view, community...).
+type InteractionRecordedData struct {
+	Channel    string            `json:"channel"`
+	Kind       string            `json:"kind"`
+	OccurredAt time.Time         `json:"occurredAt"`
+	Identities []Identity        `json:"identities"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// IdentityResolvedData is the data of omnimember.identity.resolved: the source event's data, with the
+// OneID it resolved to. Identities are normalised and carry no plaintext phone (only its hashes and mask).
+type IdentityResolvedData struct {
+	OneID        string                   `json:"oneId"`
+	SourceType   string                   `json:"sourceType"`
+	SourceID     string                   `json:"sourceId"`
+	Identities   []Identity               `json:"identities"`
+	Order        *OrderPaidData           `json:"order,omitempty"`
+	Refund       *OrderRefundedData       `json:"refund,omitempty"`
+	Registration *MemberRegisteredData    `json:"registration,omitempty"`
+	Interaction  *InteractionRecordedData `json:"interaction,omitempty"`
+}
+
+// MemberMergedData is the data of omnimember.member.merged: the absorbed OneIDs now live in the survivor.
+type MemberMergedData struct {
+	SurvivorOneID  string    `json:"survivorOneId"`
+	AbsorbedOneIDs []string  `json:"absorbedOneIds"`
+	LinkedBy       []string  `json:"linkedBy"`
+	SourceID       string    `json:"sourceId"`
+	MergedAt       time.Time `json:"mergedAt"`
+}
+
+// PointsAwardedData is the data of omnimember.points.awarded. OrderNetAmountFen is the order's paid
+// amount minus its refunds after this change; Points may be 0 for orders under one yuan.
+type PointsAwardedData struct {
+	OneID             string    `json:"oneId"`
+	OrderID           string    `json:"orderId"`
+	Channel           string    `json:"channel"`
+	ShopID            string    `json:"shopId"`
+	Points            int64     `json:"points"`
+	Balance           int64     `json:"balance"`
+	OrderNetAmountFen int64     `json:"orderNetAmountFen"`
+	PaidAt            time.Time `json:"paidAt"`
+	SourceID          string    `json:"sourceId"`
+}
+
+// PointsReversedData is the data of omnimember.points.reversed: Points (>= 0) taken back after a refund.
+type PointsReversedData struct {
+	OneID             string    `json:"oneId"`
+	OrderID           string    `json:"orderId"`
+	RefundID          string    `json:"refundId"`
+	Channel           string    `json:"channel"`
+	Points            int64     `json:"points"`
+	Balance           int64     `json:"balance"`
+	OrderNetAmountFen int64     `json:"orderNetAmountFen"`
+	PaidAt            time.Time `json:"paidAt"`
+	SourceID          string    `json:"sourceId"`
+}
+
+// PointsRedeemedData is the data of omnimember.points.redeemed.
+type PointsRedeemedData struct {
+	OneID          string    `json:"oneId"`
+	RedemptionID   string    `json:"redemptionId"`
+	Channel        string    `json:"channel"`
+	Points         int64     `json:"points"`
+	Balance        int64     `json:"balance"`
+	RedeemedAt     time.Time `json:"redeemedAt"`
+	IdempotencyKey string    `json:"idempotencyKey"`
+}
+
+// PointsExpiredData is the data of omnimember.points.expired.
+type PointsExpiredData struct {
+	OneID     string    `json:"oneId"`
+	Points    int64     `json:"points"`
+	Balance   int64     `json:"balance"`
+	LotIDs    []string  `json:"lotIds"`
+	ExpiredAt time.Time `json:"expiredAt"`
+}
+
+// TierChangedData is the data of omnimember.tier.changed.
+type TierChangedData struct {
+	OneID       string    `json:"oneId"`
+	From        string    `json:"from"`
+	To          string    `json:"to"`
+	Direction   string    `json:"direction"`
+	NetSpendFen int64     `json:"netSpendFen"`
+	EvaluatedAt time.Time `json:"evaluatedAt"`
+	SourceID    string    `json:"sourceId"`
+}
+
+// CampaignTriggeredData is the data of omnimember.campaign.triggered.
+type CampaignTriggeredData struct {
+	CampaignID  string    `json:"campaignId"`
+	Segment     string    `json:"segment"`
+	Channel     string    `json:"channel"`
+	Template    string    `json:"template"`
+	TriggeredBy string    `json:"triggeredBy"`
+	TriggeredAt time.Time `json:"triggeredAt"`
+}
+
+// Notification categories: transactional messages are exempt from marketing caps.
+const (
+	CategoryTransactional = "transactional"
+	CategoryMarketing     = "marketing"
+)
+
+// NotificationRequestedData is the data of omnimember.notification.requested.
+type NotificationRequestedData struct {
+	NotificationID string            `json:"notificationId"`
+	OneID          string            `json:"oneId"`
+	Category       string            `json:"category"`
+	Channel        string            `json:"channel"`
+	Template       string            `json:"template"`
+	Locale         string            `json:"locale,omitempty"`
+	Vars           map[string]string `json:"vars,omitempty"`
+	CampaignID     string            `json:"campaignId,omitempty"`
+	SourceID       string            `json:"sourceId"`
+}
+
+// NotificationOutcomeData is the data of omnimember.notification.sent, .suppressed and .failed.
+// Reason says why a notification was suppressed or failed; Attempts counts delivery attempts.
+type NotificationOutcomeData struct {
+	NotificationID string    `json:"notificationId"`
+	OneID          string    `json:"oneId"`
+	Channel        string    `json:"channel"`
+	Template       string    `json:"template"`
+	SourceID       string    `json:"sourceId"`
+	Reason         string    `json:"reason,omitempty"`
+	Attempts       int       `json:"attempts"`
+	At             time.Time `json:"at"`
+}

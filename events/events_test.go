@@ -1,0 +1,199 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// goTypes maps every event type to the Go type of its data.
+var goTypes = map[string]any{
+	MemberRegistered:       MemberRegisteredData{},
+	OrderPaid:              OrderPaidData{},
+	OrderRefunded:          OrderRefundedData{},
+	InteractionRecorded:    InteractionRecordedData{},
+	IdentityResolved:       IdentityResolvedData{},
+	MemberMerged:           MemberMergedData{},
+	PointsAwarded:          PointsAwardedData{},
+	PointsReversed:         PointsReversedData{},
+	PointsRedeemed:         PointsRedeemedData{},
+	PointsExpired:          PointsExpiredData{},
+	TierChanged:            TierChangedData{},
+	CampaignTriggered:      CampaignTriggeredData{},
+	NotificationRequested:  NotificationRequestedData{},
+	NotificationSent:       NotificationOutcomeData{},
+	NotificationSuppressed: NotificationOutcomeData{},
+	NotificationFailed:     NotificationOutcomeData{},
+}
+
+func TestEveryTypeHasGoTypeSchemaAndValidExample(t *testing.T) {
+	require.Len(t, goTypes, len(All), "every contract type needs a Go data type")
+	for _, typ := range All {
+		t.Run(ShortName(typ), func(t *testing.T) {
+			_, err := SchemaFile(typ)
+			require.NoError(t, err, "schema file")
+			ev, err := Example(typ)
+			require.NoError(t, err)
+			assert.Equal(t, typ, ev.Type())
+			assert.Equal(t, SchemaURL(typ), ev.DataSchema())
+			require.NoError(t, Validate(ev), "example must validate against its schema")
+		})
+	}
+}
+
+// TestGoTypesRoundTripExamples decodes each example strictly into its Go type and re-encodes it:
+// a field the Go type lacks fails the strict decode, a field it renames changes the JSON.
+func TestGoTypesRoundTripExamples(t *testing.T) {
+	for _, typ := range All {
+		t.Run(ShortName(typ), func(t *testing.T) {
+			ev, err := Example(typ)
+			require.NoError(t, err)
+			ptr := reflect.New(reflect.TypeOf(goTypes[typ]))
+			dec := json.NewDecoder(bytes.NewReader(ev.Data()))
+			dec.DisallowUnknownFields()
+			require.NoError(t, dec.Decode(ptr.Interface()))
+			again, err := json.Marshal(ptr.Interface())
+			require.NoError(t, err)
+			require.NoError(t, ValidateData(typ, again), "re-encoded Go value must validate")
+			assert.JSONEq(t, string(ev.Data()), string(again), "got re-encoded, want example")
+		})
+	}
+}
+
+// TestGoFieldsMatchSchemaProperties compares json tags with schema properties and required lists.
+func TestGoFieldsMatchSchemaProperties(t *testing.T) {
+	for _, typ := range All {
+		t.Run(ShortName(typ), func(t *testing.T) {
+			props, required := schemaObject(t, ShortName(typ)+".json", "")
+			assertFieldsMatch(t, reflect.TypeOf(goTypes[typ]), props, required)
+		})
+	}
+	for def, goType := range map[string]any{"identity": Identity{}, "orderItem": OrderItem{}} {
+		t.Run("common/"+def, func(t *testing.T) {
+			props, required := schemaObject(t, "common.json", def)
+			assertFieldsMatch(t, reflect.TypeOf(goType), props, required)
+		})
+	}
+}
+
+func assertFieldsMatch(t *testing.T, typ reflect.Type, props, required []string) {
+	t.Helper()
+	var fields, mandatory []string
+	for f := range typ.Fields() {
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fields = append(fields, name)
+		if !strings.Contains(opts, "omitempty") {
+			mandatory = append(mandatory, name)
+		}
+	}
+	slices.Sort(fields)
+	slices.Sort(mandatory)
+	assert.Equal(t, props, fields, "got schema properties, want Go json fields")
+	assert.Equal(t, required, mandatory, "got schema required, want Go fields without omitempty")
+}
+
+// schemaObject returns the sorted property names and required names of a schema (or one of its
+// $defs), following a top-level $ref to another file.
+func schemaObject(t *testing.T, file, def string) (props, required []string) {
+	t.Helper()
+	raw, err := schemaFiles.ReadFile("schemas/v1/" + file)
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(raw, &doc))
+	if def != "" {
+		doc = doc["$defs"].(map[string]any)[def].(map[string]any)
+	}
+	if ref, ok := doc["$ref"].(string); ok && doc["properties"] == nil {
+		return schemaObject(t, ref, "")
+	}
+	for name := range doc["properties"].(map[string]any) {
+		props = append(props, name)
+	}
+	for _, r := range doc["required"].([]any) {
+		required = append(required, r.(string))
+	}
+	slices.Sort(props)
+	slices.Sort(required)
+	return props, required
+}
+
+func TestValidateNamesTheBadField(t *testing.T) {
+	tests := []struct {
+		name      string
+		typ       string
+		mutate    func(map[string]any)
+		wantField string
+	}{
+		{"missing amount", OrderPaid, func(d map[string]any) { delete(d, "amountFen") }, "data"},
+		{"amount as string", OrderPaid, func(d map[string]any) { d["amountFen"] = "129900" }, "data.amountFen"},
+		{"fractional amount", OrderPaid, func(d map[string]any) { d["amountFen"] = 12.5 }, "data.amountFen"},
+		{"negative amount", OrderPaid, func(d map[string]any) { d["amountFen"] = -1 }, "data.amountFen"},
+		{"unknown channel", OrderPaid, func(d map[string]any) { d["channel"] = "ebay" }, "data.channel"},
+		{"bad time", OrderPaid, func(d map[string]any) { d["paidAt"] = "yesterday" }, "data.paidAt"},
+		{"no identities", OrderPaid, func(d map[string]any) { d["identities"] = []any{} }, "data.identities"},
+		{"identity without value", OrderPaid, func(d map[string]any) {
+			d["identities"] = []any{map[string]any{"type": "phone"}}
+		}, "data.identities.0"},
+		{"unknown field", OrderRefunded, func(d map[string]any) { d["coupon"] = "x" }, "data"},
+		{"bad oneId", TierChanged, func(d map[string]any) { d["oneId"] = "nobody" }, "data.oneId"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := Example(tt.typ)
+			require.NoError(t, err)
+			var data map[string]any
+			require.NoError(t, json.Unmarshal(ev.Data(), &data))
+			tt.mutate(data)
+			raw, err := json.Marshal(data)
+			require.NoError(t, err)
+			ev.DataEncoded = raw
+			var fe *FieldError
+			require.True(t, errors.As(Validate(ev), &fe), "want a *FieldError")
+			assert.Equal(t, tt.wantField, fe.Field, "got field, want field (reason %q)", fe.Reason)
+			assert.NotEmpty(t, fe.Reason)
+		})
+	}
+}
+
+func TestValidateAttributes(t *testing.T) {
+	ev, err := Example(OrderPaid)
+	require.NoError(t, err)
+	ev.SetType("omnimember.order.shipped")
+	var fe *FieldError
+	require.True(t, errors.As(Validate(ev), &fe))
+	assert.Equal(t, "type", fe.Field)
+
+	ev, err = Example(OrderPaid)
+	require.NoError(t, err)
+	ev.SetID("")
+	require.True(t, errors.As(Validate(ev), &fe))
+	assert.Equal(t, "id", fe.Field)
+}
+
+func TestNewBuildsValidEvents(t *testing.T) {
+	at := time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
+	data := TierChangedData{OneID: "om_abcdefghij0123456789", From: "member", To: "gold", Direction: "upgrade",
+		NetSpendFen: 300000, EvaluatedAt: at, SourceID: "src-1"}
+	ev, err := New(TierChanged, DerivedID("tier-evaluate", "src-1", 0), Source("tier-evaluate"), at, data)
+	require.NoError(t, err)
+	require.NoError(t, Validate(ev))
+	got, err := Decode[TierChangedData](ev)
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
+}
+
+func TestDerivedIDIsDeterministicAndDistinct(t *testing.T) {
+	a := DerivedID("match", "ev-1", 0)
+	assert.Equal(t, a, DerivedID("match", "ev-1", 0), "same inputs, same id")
+	for _, other := range []string{DerivedID("match", "ev-1", 1), DerivedID("match", "ev-2", 0), DerivedID("notify", "ev-1", 0)} {
+		assert.NotEqual(t, a, other)
+	}
+}

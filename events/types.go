@@ -1,0 +1,60 @@
+// Package events is the omnimember contract: event types, their payloads, JSON Schemas and examples.
+package events
+
+import "strings"
+
+// Prefix starts every omnimember CloudEvent type and every JetStream subject that carries one.
+const Prefix = "omnimember."
+
+// CloudEvent types of the public contract (MISSION §4). Extend, never rename.
+const (
+	MemberRegistered        = "omnimember.member.registered"
+	OrderPaid               = "omnimember.order.paid"
+	OrderRefunded           = "omnimember.order.refunded"
+	InteractionRecorded     = "omnimember.interaction.recorded"
+	IdentityResolved        = "omnimember.identity.resolved"
+	MemberMerged            = "omnimember.member.merged"
+	PointsAwarded           = "omnimember.points.awarded"
+	PointsReversed          = "omnimember.points.reversed"
+	PointsRedeemed          = "omnimember.points.redeemed"
+	PointsExpired           = "omnimember.points.expired"
+	TierChanged             = "omnimember.tier.changed"
+	CampaignTriggered       = "omnimember.campaign.triggered"
+	NotificationRequested   = "omnimember.notification.requested"
+	NotificationSent        = "omnimember.notification.sent"
+	NotificationSuppressed  = "omnimember.notification.suppressed"
+	NotificationFailed      = "omnimember.notification.failed"
+	schemaVersion           = "v1"
+	dataContentTypeJSON     = "application/json"
+	defaultSchemaURLPattern = "https://omnimember.dev/schemas/" + schemaVersion + "/"
+)
+
+// All lists every event type of the contract, in a stable order.
+var All = []string{
+	MemberRegistered, OrderPaid, OrderRefunded, InteractionRecorded,
+	IdentityResolved, MemberMerged,
+	PointsAwarded, PointsReversed, PointsRedeemed, PointsExpired,
+	TierChanged, CampaignTriggered,
+	NotificationRequested, NotificationSent, NotificationSuppressed, NotificationFailed,
+}
+
+// Subject is the JetStream subject that carries events of the given type (`omnimember.<noun>.<verb>`).
+func Subject(eventType string) string { return eventType }
+
+// ShortName is the type without its prefix (`order.paid`), used for file names and metric labels.
+func ShortName(eventType string) string { return strings.TrimPrefix(eventType, Prefix) }
+
+// Known reports whether eventType belongs to the contract.
+func Known(eventType string) bool {
+	for _, t := range All {
+		if t == eventType {
+			return true
+		}
+	}
+	return false
+}
+
+// SchemaURL is the dataschema attribute of events of the given type.
+func SchemaURL(eventType string) string {
+	return defaultSchemaURLPattern + ShortName(eventType) + ".json"
+}
