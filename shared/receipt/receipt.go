@@ -1,0 +1,69 @@
+// Package receipt remembers, inside a handler's transaction, what an event already produced, so a
+// redelivered event returns the same events instead of repeating its effect.
+package receipt
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/omnimember/omnimember/shared/store"
+)
+
+// Collection holds one receipt per (function, event).
+const Collection = "receipts"
+
+// Retention is how long a receipt is kept; expireAt lets Firestore's TTL policy remove it. An event
+// redelivered later than this is still safe where the handler's own state dedupes (orders, refunds).
+const Retention = 30 * 24 * time.Hour
+
+type doc struct {
+	Function string            `json:"function"`
+	EventID  string            `json:"eventId"`
+	Events   []json.RawMessage `json:"events"`
+	At       time.Time         `json:"at"`
+	ExpireAt time.Time         `json:"expireAt"`
+}
+
+// Key is the receipt's document id for a function and an event (CloudEvents identity is source + id).
+func Key(function string, ev cloudevents.Event) string {
+	sum := sha256.Sum256([]byte(function + "\x00" + ev.Source() + "\x00" + ev.ID()))
+	return hex.EncodeToString(sum[:20])
+}
+
+// Load returns the events a previous run emitted for ev, and whether there was one.
+// Call it first in the transaction: Firestore wants reads before writes.
+func Load(tx store.Tx, function string, ev cloudevents.Event) ([]cloudevents.Event, bool, error) {
+	var d doc
+	err := tx.Get(Collection, Key(function, ev), &d)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("load receipt of %s for event %s: %w", function, ev.ID(), err)
+	}
+	outs := make([]cloudevents.Event, len(d.Events))
+	for i, raw := range d.Events {
+		if err := outs[i].UnmarshalJSON(raw); err != nil {
+			return nil, false, fmt.Errorf("decode receipt of %s for event %s: %w", function, ev.ID(), err)
+		}
+	}
+	return outs, true, nil
+}
+
+// Save records what ev produced, in the same transaction as its effect.
+func Save(tx store.Tx, function string, ev cloudevents.Event, outs []cloudevents.Event, at time.Time) error {
+	d := doc{Function: function, EventID: ev.ID(), Events: make([]json.RawMessage, len(outs)), At: at, ExpireAt: at.Add(Retention)}
+	for i, o := range outs {
+		raw, err := o.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("encode receipt of %s for event %s: %w", function, ev.ID(), err)
+		}
+		d.Events[i] = raw
+	}
+	return tx.Set(Collection, Key(function, ev), d)
+}

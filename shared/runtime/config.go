@@ -1,0 +1,171 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/omnimember/omnimember/shared/stream"
+)
+
+// Config is what the runtime needs from the environment. Parse it once in main with FromEnv.
+type Config struct {
+	NATSURL         string          // NATS_URL
+	NATSCreds       string          // NATS_CREDS: path of a credentials file (a secret; never logged)
+	HTTPAddr        string          // OMNIMEMBER_HTTP_ADDR
+	AckWait         time.Duration   // OMNIMEMBER_ACK_WAIT: redelivery if a handler neither acks nor naks
+	MaxDeliver      int             // OMNIMEMBER_MAX_DELIVER: attempts before the dead-letter stream
+	Backoff         []time.Duration // OMNIMEMBER_BACKOFF: nak delays by delivery count, comma-separated
+	Concurrency     int             // OMNIMEMBER_CONCURRENCY: events handled at once per function
+	MaxBodyBytes    int64           // OMNIMEMBER_MAX_BODY_BYTES: larger HTTP bodies get 413
+	ShutdownTimeout time.Duration   // OMNIMEMBER_SHUTDOWN_TIMEOUT: drain budget on SIGTERM
+	LogLevel        slog.Level      // OMNIMEMBER_LOG_LEVEL: debug, info, warn, error
+	Topology        stream.Topology // OMNIMEMBER_STREAM_REPLICAS, OMNIMEMBER_DUPLICATE_WINDOW
+}
+
+// Defaults are the production defaults; FromEnv overrides them.
+func Defaults() Config {
+	return Config{
+		NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080",
+		AckWait: 30 * time.Second, MaxDeliver: 5,
+		Backoff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
+		Concurrency: 64, MaxBodyBytes: 1 << 20, ShutdownTimeout: 20 * time.Second,
+		LogLevel: slog.LevelInfo, Topology: stream.DefaultTopology(),
+	}
+}
+
+// FromEnv reads the runtime's variables over Defaults and validates the result.
+func FromEnv() (Config, error) {
+	c := Defaults()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok {
+			*dst = v
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v, ok := os.LookupEnv(name); ok {
+			d, err := time.ParseDuration(v)
+			errs = append(errs, wrapEnv(name, err))
+			*dst = d
+		}
+	}
+	num := func(name string, dst *int) {
+		if v, ok := os.LookupEnv(name); ok {
+			n, err := strconv.Atoi(v)
+			errs = append(errs, wrapEnv(name, err))
+			*dst = n
+		}
+	}
+	str("NATS_URL", &c.NATSURL)
+	str("NATS_CREDS", &c.NATSCreds)
+	str("OMNIMEMBER_HTTP_ADDR", &c.HTTPAddr)
+	dur("OMNIMEMBER_ACK_WAIT", &c.AckWait)
+	num("OMNIMEMBER_MAX_DELIVER", &c.MaxDeliver)
+	num("OMNIMEMBER_CONCURRENCY", &c.Concurrency)
+	dur("OMNIMEMBER_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	num("OMNIMEMBER_STREAM_REPLICAS", &c.Topology.Replicas)
+	dur("OMNIMEMBER_DUPLICATE_WINDOW", &c.Topology.DuplicateWindow)
+	if v, ok := os.LookupEnv("OMNIMEMBER_MAX_BODY_BYTES"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		errs = append(errs, wrapEnv("OMNIMEMBER_MAX_BODY_BYTES", err))
+		c.MaxBodyBytes = n
+	}
+	if v, ok := os.LookupEnv("OMNIMEMBER_BACKOFF"); ok {
+		b, err := parseBackoff(v)
+		errs = append(errs, wrapEnv("OMNIMEMBER_BACKOFF", err))
+		c.Backoff = b
+	}
+	if v, ok := os.LookupEnv("OMNIMEMBER_LOG_LEVEL"); ok {
+		errs = append(errs, wrapEnv("OMNIMEMBER_LOG_LEVEL", c.LogLevel.UnmarshalText([]byte(v))))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func wrapEnv(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func parseBackoff(v string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Validate checks ranges and relations between settings.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.NATSURL != "", "NATS_URL is empty")
+	check(c.HTTPAddr != "", "OMNIMEMBER_HTTP_ADDR is empty")
+	check(c.AckWait >= time.Second, "OMNIMEMBER_ACK_WAIT %s: want at least 1s", c.AckWait)
+	check(c.MaxDeliver >= 1, "OMNIMEMBER_MAX_DELIVER %d: want at least 1", c.MaxDeliver)
+	check(len(c.Backoff) > 0, "OMNIMEMBER_BACKOFF: want at least one delay")
+	for _, d := range c.Backoff {
+		check(d > 0, "OMNIMEMBER_BACKOFF: delay %s must be positive", d)
+	}
+	check(c.Concurrency >= 1 && c.Concurrency <= 4096, "OMNIMEMBER_CONCURRENCY %d: want 1..4096", c.Concurrency)
+	check(c.MaxBodyBytes >= 1024, "OMNIMEMBER_MAX_BODY_BYTES %d: want at least 1024", c.MaxBodyBytes)
+	check(c.ShutdownTimeout > 0, "OMNIMEMBER_SHUTDOWN_TIMEOUT must be positive")
+	if err := c.Topology.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("OMNIMEMBER_STREAM_REPLICAS/OMNIMEMBER_DUPLICATE_WINDOW: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue shows the configuration at start with secrets masked.
+func (c Config) LogValue() slog.Value {
+	creds := ""
+	if c.NATSCreds != "" {
+		creds = "***"
+	}
+	return slog.GroupValue(
+		slog.String("natsURL", maskURL(c.NATSURL)), slog.String("natsCreds", creds),
+		slog.String("httpAddr", c.HTTPAddr), slog.Duration("ackWait", c.AckWait),
+		slog.Int("maxDeliver", c.MaxDeliver), slog.Any("backoff", c.Backoff),
+		slog.Int("concurrency", c.Concurrency), slog.Int64("maxBodyBytes", c.MaxBodyBytes),
+		slog.Int("streamReplicas", c.Topology.Replicas), slog.Duration("duplicateWindow", c.Topology.DuplicateWindow),
+	)
+}
+
+// maskURL hides a password or token in a NATS URL.
+func maskURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if userinfo, host, ok := strings.Cut(rest, "@"); ok {
+		user, _, _ := strings.Cut(userinfo, ":")
+		return scheme + "://" + user + ":***@" + host
+	}
+	return u
+}
+
+// backoffFor is the nak delay after the given delivery (1-based).
+func (c Config) backoffFor(delivery uint64) time.Duration {
+	i := int(delivery) - 1
+	if i >= len(c.Backoff) {
+		i = len(c.Backoff) - 1
+	}
+	return c.Backoff[max(i, 0)]
+}

@@ -1,0 +1,180 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnimember/omnimember/shared/cenats"
+	"github.com/omnimember/omnimember/shared/stream"
+)
+
+// Dead-letter headers: why the event was given up, after how many deliveries, and where it came from.
+const (
+	HeaderDeadLetterReason   = "Omnimember-Deadletter-Reason"
+	HeaderDeadLetterCount    = "Omnimember-Deadletter-Deliveries"
+	HeaderDeadLetterFunction = "Omnimember-Deadletter-Function"
+	HeaderDeadLetterSubject  = "Omnimember-Deadletter-Subject"
+	HeaderDeadLetterSequence = "Omnimember-Deadletter-Sequence"
+)
+
+type consumer struct {
+	fn   Function
+	cfg  Config
+	js   jetstream.JetStream
+	pub  *Publisher
+	log  *slog.Logger
+	work chan jetstream.Msg
+	wg   sync.WaitGroup
+	cc   jetstream.ConsumeContext
+}
+
+// startConsumer creates the function's durable consumer and starts Concurrency workers on it.
+func startConsumer(ctx context.Context, r *Runtime, fn Function) (*consumer, error) {
+	cfg := stream.ConsumerConfig(fn.Name, fn.Consumes, r.cfg.AckWait, r.cfg.Concurrency*4)
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, stream.Events, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", fn.Name, err)
+	}
+	c := &consumer{fn: fn, cfg: r.cfg, js: r.js, pub: r.Publisher(fn.Name), log: r.log.With("function", fn.Name),
+		work: make(chan jetstream.Msg, r.cfg.Concurrency)}
+	for range r.cfg.Concurrency {
+		c.wg.Go(c.worker)
+	}
+	c.cc, err = cons.Consume(func(m jetstream.Msg) { c.work <- m },
+		jetstream.PullMaxMessages(r.cfg.Concurrency*2),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				c.log.Warn("consumer pull error", "error", err)
+			}
+		}))
+	if err != nil {
+		close(c.work)
+		c.wg.Wait()
+		return nil, fmt.Errorf("consume %s: %w", fn.Name, err)
+	}
+	return c, nil
+}
+
+// stop lets buffered messages finish, then waits for the workers. Unacked messages come back
+// to another instance after AckWait.
+func (c *consumer) stop() {
+	c.cc.Drain()
+	<-c.cc.Closed()
+	close(c.work)
+	c.wg.Wait()
+}
+
+func (c *consumer) worker() {
+	for m := range c.work {
+		c.process(m)
+	}
+}
+
+func (c *consumer) process(m jetstream.Msg) {
+	start := time.Now()
+	meta, err := m.Metadata()
+	if err != nil {
+		c.log.Error("message without JetStream metadata", "subject", m.Subject(), "error", err)
+		return
+	}
+	// The handler must finish before the broker's ack wait would redeliver the event elsewhere.
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AckWait*9/10)
+	defer cancel()
+	ctx = context.WithValue(ctx, deliveryKey{}, meta.NumDelivered)
+	ctx, notes := withAnnotations(ctx)
+
+	ev, err := cenats.FromMsg(m.Headers(), m.Data())
+	var outcome string
+	var emitted int
+	switch {
+	case err != nil:
+		err = Permanent(fmt.Errorf("decode CloudEvent: %w", err))
+	case meta.NumDelivered > uint64(c.cfg.MaxDeliver):
+		err = fmt.Errorf("gave up after %d deliveries", meta.NumDelivered)
+	default:
+		var outs []cloudevents.Event
+		outs, err = call(ctx, c.fn.Handle, ev)
+		if err == nil {
+			err = c.pub.Publish(ctx, &ev, outs)
+		}
+		emitted = len(outs)
+	}
+	outcome = c.settle(ctx, m, meta, err)
+	attrs := []slog.Attr{slog.String("id", ev.ID()), slog.String("type", ev.Type()),
+		slog.Uint64("deliveries", meta.NumDelivered), slog.String("outcome", outcome),
+		slog.Int("emitted", emitted), slog.Duration("took", time.Since(start))}
+	attrs = append(attrs, notes.attrs...)
+	level := slog.LevelInfo
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+		level = slog.LevelWarn
+	}
+	c.log.LogAttrs(ctx, level, "event", attrs...)
+}
+
+// settle is the one place errors become broker actions: nil → double ack; permanent, or transient
+// on the last allowed delivery → dead-letter then terminate; transient → nak with backoff.
+func (c *consumer) settle(ctx context.Context, m jetstream.Msg, meta *jetstream.MsgMetadata, err error) string {
+	ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err == nil {
+		// A lost single ack would redeliver and re-run the handler; DoubleAck waits for the broker.
+		if ackErr := m.DoubleAck(ackCtx); ackErr != nil {
+			c.log.Warn("ack failed; the event will be redelivered and deduplicated", "error", ackErr)
+		}
+		return "acked"
+	}
+	if IsPermanent(err) || meta.NumDelivered >= uint64(c.cfg.MaxDeliver) {
+		if dlErr := c.deadLetter(ackCtx, m, meta, err); dlErr != nil {
+			_ = m.NakWithDelay(c.cfg.backoffFor(meta.NumDelivered))
+			return "retry (dead-letter failed: " + dlErr.Error() + ")"
+		}
+		return "dead-lettered"
+	}
+	_ = m.NakWithDelay(c.cfg.backoffFor(meta.NumDelivered))
+	return "retry"
+}
+
+func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, meta *jetstream.MsgMetadata, cause error) error {
+	dl := nats.NewMsg(stream.DeadLetterSubject(c.fn.Name))
+	for k, v := range m.Headers() {
+		if len(k) < 5 || k[:5] != "Nats-" {
+			dl.Header[k] = v
+		}
+	}
+	reason := cause.Error()
+	dl.Header.Set(HeaderDeadLetterReason, reason)
+	dl.Header.Set(HeaderDeadLetterCount, strconv.FormatUint(meta.NumDelivered, 10))
+	dl.Header.Set(HeaderDeadLetterFunction, c.fn.Name)
+	dl.Header.Set(HeaderDeadLetterSubject, m.Subject())
+	dl.Header.Set(HeaderDeadLetterSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+	dl.Header.Set(jetstream.MsgIDHeader, c.fn.Name+":"+strconv.FormatUint(meta.Sequence.Stream, 10))
+	dl.Data = m.Data()
+	if _, err := c.js.PublishMsg(ctx, dl); err != nil {
+		return fmt.Errorf("publish dead letter: %w", err)
+	}
+	if len(reason) > 200 {
+		reason = reason[:200]
+	}
+	return m.TermWithReason(reason)
+}
+
+// call runs the handler and turns a panic into a transient error, so the event is retried and,
+// if it keeps panicking, dead-lettered with the panic as its reason.
+func call(ctx context.Context, h Handler, ev cloudevents.Event) (outs []cloudevents.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return h(ctx, ev)
+}

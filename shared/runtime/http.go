@@ -1,0 +1,129 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/omnimember/omnimember/events"
+)
+
+// ErrorBody is the JSON body of every 4xx/5xx answer: what went wrong and, for bad input, which field.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// WriteJSON writes v as JSON with the status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes an ErrorBody.
+func WriteError(w http.ResponseWriter, status int, field, format string, args ...any) {
+	WriteJSON(w, status, ErrorBody{Error: fmt.Sprintf(format, args...), Field: field})
+}
+
+type accepted struct {
+	Accepted int      `json:"accepted"`
+	IDs      []string `json:"ids"`
+}
+
+// receiver accepts CloudEvents over HTTP in binary, structured and batch modes, runs the handler on
+// each, and answers 202 only after every emitted event is stored in JetStream. A batch is all or
+// nothing at the handler stage: one bad event rejects the batch with its index in the field name.
+func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
+	log := r.log.With("function", fn.Name)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			WriteError(w, http.StatusMethodNotAllowed, "", "use POST")
+			return
+		}
+		start := time.Now()
+		req.Body = http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes)
+		evs, batch, err := decodeRequest(req)
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				WriteError(w, http.StatusRequestEntityTooLarge, "body", "body exceeds %d bytes", r.cfg.MaxBodyBytes)
+				return
+			}
+			WriteError(w, http.StatusBadRequest, "body", "not a CloudEvent: %v", err)
+			return
+		}
+		ctx, notes := withAnnotations(req.Context())
+		type handled struct {
+			cause cloudevents.Event
+			outs  []cloudevents.Event
+		}
+		results := make([]handled, 0, len(evs))
+		for i, ev := range evs {
+			outs, err := call(ctx, fn.Handle, ev)
+			if err != nil {
+				r.writeHandlerError(w, err, batch, i)
+				log.LogAttrs(ctx, slog.LevelWarn, "event", slog.String("id", ev.ID()), slog.String("type", ev.Type()),
+					slog.String("outcome", "rejected"), slog.String("error", err.Error()))
+				return
+			}
+			results = append(results, handled{ev, outs})
+		}
+		ids := make([]string, 0, len(evs))
+		for _, h := range results {
+			if err := pub.Publish(ctx, &h.cause, h.outs); err != nil {
+				r.writeHandlerError(w, err, batch, -1)
+				return
+			}
+			ids = append(ids, h.cause.ID())
+		}
+		attrs := append([]slog.Attr{slog.Int("events", len(evs)), slog.String("outcome", "accepted"),
+			slog.Duration("took", time.Since(start))}, notes.attrs...)
+		if len(evs) == 1 {
+			attrs = append(attrs, slog.String("id", evs[0].ID()), slog.String("type", evs[0].Type()))
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "http events", attrs...)
+		WriteJSON(w, http.StatusAccepted, accepted{Accepted: len(ids), IDs: ids})
+	})
+}
+
+func decodeRequest(req *http.Request) (evs []cloudevents.Event, batch bool, err error) {
+	if strings.HasPrefix(strings.ToLower(req.Header.Get("Content-Type")), "application/cloudevents-batch+json") {
+		evs, err = cehttp.NewEventsFromHTTPRequest(req)
+		if err == nil && len(evs) == 0 {
+			err = errors.New("empty batch")
+		}
+		return evs, true, err
+	}
+	ev, err := cehttp.NewEventFromHTTPRequest(req)
+	if err != nil {
+		return nil, false, err
+	}
+	return []cloudevents.Event{*ev}, false, nil
+}
+
+// writeHandlerError maps the error classes to HTTP: bad input 400, other permanent errors 422,
+// transient errors 503 so the sender retries.
+func (r *Runtime) writeHandlerError(w http.ResponseWriter, err error, batch bool, index int) {
+	var fe *events.FieldError
+	switch {
+	case errors.As(err, &fe):
+		field := fe.Field
+		if batch && index >= 0 {
+			field = fmt.Sprintf("[%d].%s", index, fe.Field)
+		}
+		WriteError(w, http.StatusBadRequest, field, "%s", fe.Reason)
+	case IsPermanent(err):
+		WriteError(w, http.StatusUnprocessableEntity, "", "%v", err)
+	default:
+		w.Header().Set("Retry-After", "1")
+		WriteError(w, http.StatusServiceUnavailable, "", "not stored, retry: %v", err)
+	}
+}

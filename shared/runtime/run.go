@@ -1,0 +1,161 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnimember/omnimember/shared/stream"
+)
+
+// Runtime holds the broker connection and the HTTP server that one process's functions share.
+type Runtime struct {
+	cfg   Config
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	log   *slog.Logger
+	ready atomic.Bool
+	owned bool
+}
+
+// NewLogger is the JSON logger every function writes to stdout.
+func NewLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+}
+
+// New connects to NATS (or uses nc, for functions sharing one embedded server) and creates the
+// stream topology if needed.
+func New(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("runtime config: %w", err)
+	}
+	r := &Runtime{cfg: cfg, nc: nc, log: log}
+	if nc == nil {
+		opts := []nats.Option{nats.Name("omnimember"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
+		if cfg.NATSCreds != "" {
+			opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+		}
+		conn, err := nats.Connect(cfg.NATSURL, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS %s: %w", maskURL(cfg.NATSURL), err)
+		}
+		r.nc, r.owned = conn, true
+	}
+	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	r.js = js
+	if err := stream.Ensure(ctx, js, cfg.Topology); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// JetStream exposes the JetStream context, for tools and tests.
+func (r *Runtime) JetStream() jetstream.JetStream { return r.js }
+
+// Publisher publishes on behalf of the named function.
+func (r *Runtime) Publisher(function string) *Publisher {
+	return &Publisher{js: r.js, function: function}
+}
+
+// Close closes the connection if the runtime opened it.
+func (r *Runtime) Close() {
+	if r.owned {
+		_ = r.nc.Drain()
+	}
+}
+
+// Serve listens on the configured HTTP address and runs the functions until ctx ends.
+func (r *Runtime) Serve(ctx context.Context, fns ...Function) error {
+	ln, err := net.Listen("tcp", r.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", r.cfg.HTTPAddr, err)
+	}
+	return r.ServeListener(ctx, ln, fns...)
+}
+
+// ServeListener runs the functions on ln until ctx ends, then drains: the HTTP server finishes
+// in-flight requests and consumers stop pulling and finish what they hold.
+func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Function) error {
+	defer ln.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", r.readyz)
+	var consumers []*consumer
+	defer func() {
+		for _, c := range consumers {
+			c.stop()
+		}
+	}()
+	for _, fn := range fns {
+		if err := fn.Validate(); err != nil {
+			return err
+		}
+		pub := r.Publisher(fn.Name)
+		if fn.EventsPath != "" {
+			mux.Handle(fn.EventsPath, r.receiver(fn, pub))
+		}
+		if fn.Routes != nil {
+			fn.Routes(mux, pub)
+		}
+		if len(fn.Consumes) > 0 {
+			c, err := startConsumer(ctx, r, fn)
+			if err != nil {
+				return err
+			}
+			consumers = append(consumers, c)
+		}
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	r.ready.Store(true)
+	r.log.Info("serving", "addr", ln.Addr().String(), "functions", len(fns))
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	}
+	r.ready.Store(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		r.log.Warn("http shutdown", "error", err)
+	}
+	return nil
+}
+
+func (r *Runtime) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !r.ready.Load() || !r.nc.IsConnected() {
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Run is main's one call: it connects, serves the functions and drains on SIGTERM or SIGINT.
+func Run(cfg Config, fns ...Function) error {
+	log := NewLogger(cfg.LogLevel)
+	log.Info("starting", "config", cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	r, err := New(ctx, cfg, nil, log)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.Serve(ctx, fns...)
+}
