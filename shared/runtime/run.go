@@ -92,7 +92,9 @@ func (r *Runtime) Serve(ctx context.Context, fns ...Function) error {
 func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Function) error {
 	defer ln.Close()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	mux.HandleFunc("GET /readyz", r.readyz)
 	var consumers []*consumer
 	defer func() {

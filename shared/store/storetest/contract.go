@@ -75,7 +75,7 @@ func sample() profile {
 	note := "VIP 会员"
 	p := profile{Name: "张三 Zhang", Balance: -12, Big: 1<<62 + 7, Ratio: 1.5, Active: true,
 		Since: time.Date(2026, 2, 28, 23, 59, 59, 123000000, time.FixedZone("CST", 8*3600)),
-		Tags: []string{"vip", "tmall"}, Attrs: map[string]string{"city": "上海"}, Note: &note}
+		Tags:  []string{"vip", "tmall"}, Attrs: map[string]string{"city": "上海"}, Note: &note}
 	p.Orders.Count = 3
 	return p
 }
