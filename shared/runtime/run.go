@@ -149,9 +149,10 @@ func (r *Runtime) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Run is main's one call: it connects, serves the functions and drains on SIGTERM or SIGINT.
-func Run(cfg Config, fns ...Function) error {
+// settings describes the function's own configuration (secrets masked) for the start line.
+func Run(cfg Config, settings slog.Attr, fns ...Function) error {
 	log := NewLogger(cfg.LogLevel)
-	log.Info("starting", "config", cfg)
+	log.Info("starting", "runtime", cfg, settings)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	r, err := New(ctx, cfg, nil, log)

@@ -1,0 +1,193 @@
+package pointsaward
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/member"
+	"github.com/omnimember/omnimember/shared/store"
+	"github.com/omnimember/omnimember/shared/store/embedded"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
+
+const alice, bob = "om_aaaaaaaaaaaaaaaaaaaa", "om_bbbbbbbbbbbbbbbbbbbb"
+
+func newHandler(t *testing.T) (*Handler, store.Store) {
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return &Handler{Store: s, FenPerPoint: ledger.DefaultFenPerPoint, Now: func() time.Time { return t0 }}, s
+}
+
+func resolved(t *testing.T, id, oneID string, d events.IdentityResolvedData) cloudevents.Event {
+	d.OneID, d.SourceID, d.Identities = oneID, "src-"+id, []events.Identity{{Type: "crm_id", Value: "c1"}}
+	if d.Order != nil {
+		d.SourceType = events.OrderPaid
+		d.Order.Identities = d.Identities
+	} else {
+		d.SourceType = events.OrderRefunded
+		d.Refund.Identities = d.Identities
+	}
+	ev, err := events.New(events.IdentityResolved, id, events.Source("match"), t0, d)
+	require.NoError(t, err)
+	return ev
+}
+
+func paid(t *testing.T, id, oneID, orderID string, fen int64) cloudevents.Event {
+	return resolved(t, id, oneID, events.IdentityResolvedData{Order: &events.OrderPaidData{
+		OrderID: orderID, Channel: "tmall", ShopID: "s1", AmountFen: fen, PaidAt: t0}})
+}
+
+func refunded(t *testing.T, id, oneID, orderID, refundID string, fen int64) cloudevents.Event {
+	return resolved(t, id, oneID, events.IdentityResolvedData{Refund: &events.OrderRefundedData{
+		OrderID: orderID, RefundID: refundID, Channel: "tmall", AmountFen: fen, RefundedAt: t0}})
+}
+
+func merged(t *testing.T, id, survivor string, absorbed ...string) cloudevents.Event {
+	ev, err := events.New(events.MemberMerged, id, events.Source("match"), t0, events.MemberMergedData{
+		SurvivorOneID: survivor, AbsorbedOneIDs: absorbed, LinkedBy: []string{"phone"}, SourceID: "x", MergedAt: t0})
+	require.NoError(t, err)
+	return ev
+}
+
+func account(t *testing.T, s store.Store, oneID string) member.Account {
+	var a member.Account
+	require.NoError(t, s.Get(context.Background(), member.Accounts, oneID, &a))
+	return a
+}
+
+// step delivers one event and says what should come out.
+type step struct {
+	ev          cloudevents.Event
+	wantType    string // empty: no event
+	wantPoints  int64
+	wantBalance int64
+}
+
+func run(t *testing.T, h *Handler, steps []step) {
+	t.Helper()
+	for i, s := range steps {
+		outs, err := h.Handle(context.Background(), s.ev)
+		require.NoError(t, err, "step %d", i)
+		if s.wantType == "" {
+			assert.Empty(t, outs, "step %d: want no event", i)
+			continue
+		}
+		require.Len(t, outs, 1, "step %d", i)
+		require.Equal(t, s.wantType, outs[0].Type(), "step %d", i)
+		require.NoError(t, events.Validate(outs[0]))
+		var points, balance int64
+		if s.wantType == events.PointsAwarded {
+			d, err := events.Decode[events.PointsAwardedData](outs[0])
+			require.NoError(t, err)
+			points, balance = d.Points, d.Balance
+		} else {
+			d, err := events.Decode[events.PointsReversedData](outs[0])
+			require.NoError(t, err)
+			points, balance = d.Points, d.Balance
+		}
+		assert.Equal(t, s.wantPoints, points, "step %d: got points, want", i)
+		assert.Equal(t, s.wantBalance, balance, "step %d: got balance, want", i)
+	}
+}
+
+func TestOrdersRefundsAndDuplicates(t *testing.T) {
+	tests := []struct {
+		name     string
+		steps    func(t *testing.T) []step
+		wantAcct member.Account
+	}{
+		{"order earns floor(fen/100)", func(t *testing.T) []step {
+			return []step{{paid(t, "e1", alice, "o1", 129999), events.PointsAwarded, 1299, 1299}}
+		}, member.Account{Balance: 1299, OrderCount: 1, NetAmountFen: 129999}},
+		{"same order under another event id earns once", func(t *testing.T) []step {
+			return []step{{paid(t, "e1", alice, "o1", 10000), events.PointsAwarded, 100, 100},
+				{paid(t, "e2", alice, "o1", 10000), "", 0, 0}}
+		}, member.Account{Balance: 100, OrderCount: 1, NetAmountFen: 10000}},
+		{"partial then full refund reverse down to net", func(t *testing.T) []step {
+			return []step{{paid(t, "e1", alice, "o1", 10000), events.PointsAwarded, 100, 100},
+				{refunded(t, "e2", alice, "o1", "r1", 2550), events.PointsReversed, 26, 74},
+				{refunded(t, "e3", alice, "o1", "r1", 2550), "", 0, 0},
+				{refunded(t, "e4", alice, "o1", "r2", 7450), events.PointsReversed, 74, 0}}
+		}, member.Account{Balance: 0, OrderCount: 1, NetAmountFen: 0}},
+		{"refund before its order waits for it", func(t *testing.T) []step {
+			return []step{{refunded(t, "e1", alice, "o1", "r1", 3000), "", 0, 0},
+				{paid(t, "e2", alice, "o1", 10000), events.PointsAwarded, 70, 70}}
+		}, member.Account{Balance: 70, OrderCount: 1, NetAmountFen: 7000}},
+		{"small refund moves spend but no points", func(t *testing.T) []step {
+			return []step{{paid(t, "e1", alice, "o1", 10050), events.PointsAwarded, 100, 100},
+				{refunded(t, "e2", alice, "o1", "r1", 50), events.PointsReversed, 0, 100}}
+		}, member.Account{Balance: 100, OrderCount: 1, NetAmountFen: 10000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, s := newHandler(t)
+			run(t, h, tt.steps(t))
+			got := account(t, s, alice)
+			want := tt.wantAcct
+			want.OneID, want.UpdatedAt = alice, t0
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+func TestRedeliveryReturnsTheSameEventWithoutRepeatingTheEffect(t *testing.T) {
+	h, s := newHandler(t)
+	ev := paid(t, "e1", alice, "o1", 50000)
+	first, err := h.Handle(context.Background(), ev)
+	require.NoError(t, err)
+	second, err := h.Handle(context.Background(), ev)
+	require.NoError(t, err)
+	require.Len(t, second, 1)
+	assert.Equal(t, first[0].ID(), second[0].ID())
+	assert.JSONEq(t, string(first[0].Data()), string(second[0].Data()))
+	assert.Equal(t, int64(500), account(t, s, alice).Balance)
+}
+
+func TestMergeMovesBalancesOnceAndRedirectsLaterOrders(t *testing.T) {
+	h, s := newHandler(t)
+	run(t, h, []step{
+		{paid(t, "e1", alice, "o1", 30000), events.PointsAwarded, 300, 300},
+		{paid(t, "e2", bob, "o2", 20000), events.PointsAwarded, 200, 200},
+		{merged(t, "m1", alice, bob), "", 0, 0},
+		{merged(t, "m1", alice, bob), "", 0, 0},  // redelivered
+		{merged(t, "m1b", alice, bob), "", 0, 0}, // the same merge reported again
+		// An order resolved to bob before the merge, delivered after it, lands on alice.
+		{paid(t, "e3", bob, "o3", 10000), events.PointsAwarded, 100, 600},
+	})
+	a := account(t, s, alice)
+	assert.Equal(t, int64(600), a.Balance)
+	assert.Equal(t, int64(3), a.OrderCount)
+	assert.Equal(t, int64(60000), a.NetAmountFen)
+	b := account(t, s, bob)
+	assert.Equal(t, alice, b.MergedInto)
+	assert.Zero(t, b.Balance)
+}
+
+func TestLedgerBalanceEqualsSumOfEntries(t *testing.T) {
+	h, s := newHandler(t)
+	run(t, h, []step{
+		{paid(t, "e1", alice, "o1", 30000), events.PointsAwarded, 300, 300},
+		{paid(t, "e2", bob, "o2", 20000), events.PointsAwarded, 200, 200},
+		{refunded(t, "e3", alice, "o1", "r1", 10000), events.PointsReversed, 100, 200},
+		{merged(t, "m1", alice, bob), "", 0, 0},
+	})
+	docs, err := s.Query(context.Background(), store.Query{Collection: member.LedgerEntries})
+	require.NoError(t, err)
+	sums := map[string]int64{}
+	for _, d := range docs {
+		var e entry
+		require.NoError(t, d.DataTo(&e))
+		sums[e.OneID] += e.Delta
+	}
+	assert.Equal(t, account(t, s, alice).Balance, sums[alice], "alice: balance equals the sum of her entries")
+	assert.Equal(t, account(t, s, bob).Balance, sums[bob], "bob: balance equals the sum of his entries")
+}
