@@ -1,0 +1,40 @@
+// Package ingest is the front door: it accepts channel events over HTTP, validates each against its
+// schema, and answers 202 only once JetStream has stored it.
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/runtime"
+)
+
+// Name is the function's name.
+const Name = "ingest"
+
+// EventsPath is where CloudEvents are posted.
+const EventsPath = "/v1/events"
+
+// Accepts lists the event types the outside world may send; the rest are produced inside.
+var Accepts = []string{events.MemberRegistered, events.OrderPaid, events.OrderRefunded, events.InteractionRecorded}
+
+// Function is ingest as the runtime runs it: an HTTP receiver whose handler passes valid events on.
+func Function() runtime.Function {
+	return runtime.Function{Name: Name, EventsPath: EventsPath, Handle: Handle}
+}
+
+// Handle accepts a valid channel event unchanged; the runtime stores it under a message id derived
+// from its source and id, so a re-post within the duplicate window is stored once (and a later one
+// is recognised by match's receipt).
+func Handle(_ context.Context, ev cloudevents.Event) ([]cloudevents.Event, error) {
+	if !slices.Contains(Accepts, ev.Type()) {
+		return nil, &events.FieldError{Field: "type", Reason: fmt.Sprintf("%q is not accepted at ingest; send one of %v", ev.Type(), Accepts)}
+	}
+	if err := events.Validate(ev); err != nil {
+		return nil, err
+	}
+	return []cloudevents.Event{ev}, nil
+}

@@ -1,0 +1,105 @@
+// Command notify runs the notify function alone: consumer of tier changes, points awards and
+// notification requests; delivers to the outbox or a signed webhook.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/omnimember/omnimember/functions/notify"
+	"github.com/omnimember/omnimember/shared/runtime"
+	"github.com/omnimember/omnimember/shared/store/backend"
+)
+
+type config struct {
+	Runtime       runtime.Config
+	Store         backend.Config
+	Channel       string // NOTIFY_CHANNEL: outbox (default) or webhook
+	Locale        string // NOTIFY_LOCALE: zh-CN (default) or en
+	WebhookURL    string // NOTIFY_WEBHOOK_URL
+	WebhookSecret string // NOTIFY_WEBHOOK_SECRET (a secret; never logged)
+	Templates     notify.Templates
+}
+
+func loadConfig() (config, error) {
+	c := config{Channel: envOr("NOTIFY_CHANNEL", "outbox"), Locale: envOr("NOTIFY_LOCALE", "zh-CN"),
+		WebhookURL: os.Getenv("NOTIFY_WEBHOOK_URL"), WebhookSecret: os.Getenv("NOTIFY_WEBHOOK_SECRET"),
+		Templates: notify.DefaultTemplates()}
+	var err error
+	if c.Runtime, err = runtime.FromEnv(); err != nil {
+		return c, err
+	}
+	if c.Store, err = backend.FromEnv(); err != nil {
+		return c, err
+	}
+	if path := os.Getenv("NOTIFY_TEMPLATES_FILE"); path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("NOTIFY_TEMPLATES_FILE: %w", err)
+		}
+		if c.Templates, err = notify.ParseTemplates(raw); err != nil {
+			return c, fmt.Errorf("NOTIFY_TEMPLATES_FILE %s: %w", path, err)
+		}
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	if !slices.Contains(notify.Locales, c.Locale) {
+		return fmt.Errorf("NOTIFY_LOCALE %q: want one of %v", c.Locale, notify.Locales)
+	}
+	switch c.Channel {
+	case "outbox":
+	case "webhook":
+		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("NOTIFY_WEBHOOK_URL %q: want an http(s) URL", c.WebhookURL)
+		}
+		if len(c.WebhookSecret) < 16 {
+			return fmt.Errorf("NOTIFY_WEBHOOK_SECRET: want at least 16 characters")
+		}
+	default:
+		return fmt.Errorf("NOTIFY_CHANNEL %q: want outbox or webhook", c.Channel)
+	}
+	return nil
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "notify:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	st, err := cfg.Store.Open(context.Background())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sinks := map[string]any{"outbox": notify.Outbox{}}
+	if cfg.Channel == "webhook" {
+		sinks["webhook"] = notify.Webhook{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret),
+			Client: &http.Client{Timeout: 10 * time.Second}, Now: time.Now}
+	}
+	h := &notify.Handler{Store: st, Sinks: sinks, Channel: cfg.Channel, Locale: cfg.Locale, Templates: cfg.Templates,
+		MaxAttempts: cfg.Runtime.MaxDeliver, Now: time.Now}
+	settings := slog.Group("notify", "store", cfg.Store, "channel", cfg.Channel, "locale", cfg.Locale, "webhook", cfg.WebhookURL)
+	return runtime.Run(cfg.Runtime, settings, h.Function())
+}

@@ -1,0 +1,129 @@
+package profile
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/member"
+	"github.com/omnimember/omnimember/shared/runtime"
+	"github.com/omnimember/omnimember/shared/store/embedded"
+	"github.com/omnimember/omnimember/shared/tier"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const alice, absorbed = "om_aaaaaaaaaaaaaaaaaaaa", "om_bbbbbbbbbbbbbbbbbbbb"
+
+var t0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
+
+func server(t *testing.T) *httptest.Server {
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	phone := events.Identity{Type: "phone", Value: "13812345678"}
+	omid := events.Identity{Type: "tmall_omid", Value: "omid-1"}
+	m := member.Member{OneID: alice, CreatedAt: t0, UpdatedAt: t0, Channels: []string{"tmall", "jd"}, Pool: member.PoolPlaintext,
+		MergedFrom: []string{absorbed}, Identities: []member.StoredIdentity{
+			{Type: "phone", Key: identity.Key(phone), Sealed: "k1:c2VhbGVk", Masked: "138****5678", Channel: "jd", FirstSeen: t0},
+			{Type: "tmall_omid", Key: identity.Key(omid), Value: "omid-1", Channel: "tmall", FirstSeen: t0}}}
+	require.NoError(t, s.Set(ctx, member.Members, alice, m))
+	require.NoError(t, s.Set(ctx, member.Members, absorbed, member.Member{OneID: absorbed, MergedInto: alice}))
+	for _, id := range []events.Identity{phone, omid} {
+		require.NoError(t, s.Set(ctx, member.Identities, identity.Key(id), member.IdentityLink{OneID: alice, Type: id.Type}))
+	}
+	require.NoError(t, s.Set(ctx, member.Accounts, alice, member.Account{OneID: alice, Balance: 2470, OrderCount: 3, NetAmountFen: 247000}))
+	require.NoError(t, s.Set(ctx, member.Tiers, alice, member.TierState{OneID: alice, Level: "silver", NetSpendFen: 247000}))
+	mux := http.NewServeMux()
+	(&API{Store: s, Ladder: tier.Default}).Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"))
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(into))
+	return resp.StatusCode
+}
+
+func TestProfileFields(t *testing.T) {
+	srv := server(t)
+	var raw map[string]any
+	require.Equal(t, http.StatusOK, get(t, srv.URL+"/v1/members/"+alice, &raw))
+	for _, field := range []string{"oneId", "identities", "pool", "points", "tier", "orders"} {
+		assert.Contains(t, raw, field, "the contract's profile fields")
+	}
+	var p Profile
+	require.Equal(t, http.StatusOK, get(t, srv.URL+"/v1/members/"+alice, &p))
+	assert.Equal(t, int64(2470), p.Points.Balance)
+	assert.Equal(t, "silver", p.Tier.Level)
+	assert.Equal(t, &NextLevel{Level: "gold", RemainingFen: 53000}, p.Tier.Next)
+	assert.Equal(t, tier.Default[1].Benefits, p.Tier.Benefits)
+	assert.Equal(t, Orders{Count: 3, NetAmountFen: 247000}, p.Orders)
+	assert.Equal(t, member.PoolPlaintext, p.Pool)
+	assert.Equal(t, "138****5678", p.Identities[0].Value, "phones only masked")
+}
+
+func TestAbsorbedOneIDAnswersWithTheSurvivor(t *testing.T) {
+	srv := server(t)
+	var p Profile
+	require.Equal(t, http.StatusOK, get(t, srv.URL+"/v1/members/"+absorbed, &p))
+	assert.Equal(t, alice, p.OneID)
+	assert.Equal(t, absorbed, p.RequestedOneID)
+}
+
+func TestLookup(t *testing.T) {
+	srv := server(t)
+	tests := []struct {
+		name, typ, value string
+		wantStatus       int
+		wantField        string
+	}{
+		{"plain phone", "phone", "13812345678", http.StatusOK, ""},
+		{"formatted phone", "phone", "+86 138-1234-5678", http.StatusOK, ""},
+		{"full-width phone", "phone", "１３８１２３４５６７８", http.StatusOK, ""},
+		{"phone hash", "phone_sha256", identity.PhoneSHA256("13812345678"), http.StatusOK, ""},
+		{"platform id", "tmall_omid", "omid-1", http.StatusOK, ""},
+		{"unknown phone", "phone", "13900000000", http.StatusNotFound, ""},
+		{"not a phone", "phone", "12345", http.StatusBadRequest, "value"},
+		{"no value", "phone", "", http.StatusBadRequest, "value"},
+		{"scoped without scope", "tmall_ouid", "x", http.StatusBadRequest, "value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := srv.URL + "/v1/members:lookup?type=" + url.QueryEscape(tt.typ) + "&value=" + url.QueryEscape(tt.value)
+			if tt.wantStatus == http.StatusOK {
+				var p Profile
+				require.Equal(t, tt.wantStatus, get(t, u, &p))
+				assert.Equal(t, alice, p.OneID)
+				return
+			}
+			var eb runtime.ErrorBody
+			require.Equal(t, tt.wantStatus, get(t, u, &eb))
+			assert.NotEmpty(t, eb.Error)
+			assert.Equal(t, tt.wantField, eb.Field)
+		})
+	}
+}
+
+func TestUnknownMemberIs404JSON(t *testing.T) {
+	srv := server(t)
+	for _, id := range []string{"om_cccccccccccccccccccc", "not..valid"} {
+		var eb runtime.ErrorBody
+		require.Equal(t, http.StatusNotFound, get(t, srv.URL+"/v1/members/"+id, &eb))
+		assert.Contains(t, eb.Error, "not found")
+	}
+}
