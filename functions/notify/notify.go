@@ -226,7 +226,9 @@ func (h *Handler) transact(ctx context.Context, ev cloudevents.Event, n Notifica
 	return outs, nil
 }
 
-func final(status string) bool { return status == "sent" || status == "failed" || status == "suppressed" }
+func final(status string) bool {
+	return status == "sent" || status == "failed" || status == "suppressed"
+}
 
 func (h *Handler) outcome(ev cloudevents.Event, rec record) ([]cloudevents.Event, error) {
 	typ := map[string]string{"sent": events.NotificationSent, "failed": events.NotificationFailed, "suppressed": events.NotificationSuppressed}[rec.Status]

@@ -195,7 +195,7 @@ func TestTemplates(t *testing.T) {
 	assert.Error(t, err)
 
 	for name, raw := range map[string]string{
-		"missing english": `{"a": {"zh-CN": "你好"}}`,
+		"missing english":  `{"a": {"zh-CN": "你好"}}`,
 		"variables differ": `{"a": {"zh-CN": "{{x}}", "en": "{{y}}"}}`,
 		"not json":         `{`,
 	} {
