@@ -1,0 +1,157 @@
+// Command omnimember runs the whole chain on one machine — embedded NATS JetStream, the embedded
+// store and every function — replays the demo, prints a summary, and serves until Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/omnimember/omnimember/scripts/demo"
+	"github.com/omnimember/omnimember/scripts/stack"
+	"github.com/omnimember/omnimember/shared/pii"
+	"github.com/omnimember/omnimember/shared/runtime"
+)
+
+type config struct {
+	DataDir  string // OMNIMEMBER_DATA: where JetStream, the store, the log and the dev key live
+	HTTPAddr string // OMNIMEMBER_HTTP_ADDR
+	NATSPort int    // OMNIMEMBER_NATS_PORT: for functions started as their own processes (0: none)
+	Demo     bool   // OMNIMEMBER_DEMO=0 skips the replay
+	Runtime  runtime.Config
+}
+
+func loadConfig() (config, error) {
+	c := config{DataDir: ".data", HTTPAddr: "127.0.0.1:8080", NATSPort: 4222, Demo: os.Getenv("OMNIMEMBER_DEMO") != "0"}
+	if v := os.Getenv("OMNIMEMBER_DATA"); v != "" {
+		c.DataDir = v
+	}
+	if v := os.Getenv("OMNIMEMBER_HTTP_ADDR"); v != "" {
+		c.HTTPAddr = v
+	}
+	if v := os.Getenv("OMNIMEMBER_NATS_PORT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			return c, fmt.Errorf("OMNIMEMBER_NATS_PORT %q: want a port number, or 0 for none", v)
+		}
+		c.NATSPort = n
+	}
+	var err error
+	c.Runtime, err = runtime.FromEnv()
+	return c, err
+}
+
+// devKeys uses OMNIMEMBER_PII_KEYS when set; otherwise a key generated once into the data
+// directory, which is fine for a laptop and never for production.
+func devKeys(dir string) (*pii.Keyring, string, error) {
+	if os.Getenv(pii.KeysEnv) != "" {
+		k, err := pii.FromEnv()
+		return k, "from " + pii.KeysEnv, err
+	}
+	path := filepath.Join(dir, "dev-pii.key")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		raw = []byte(pii.NewKey("dev1"))
+		err = os.WriteFile(path, raw, 0o600)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	k, err := pii.ParseKeyring(strings.TrimSpace(string(raw)))
+	return k, "development key in " + path, err
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "omnimember:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return err
+	}
+	logPath := filepath.Join(cfg.DataDir, "omnimember.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: cfg.Runtime.LogLevel}))
+	keys, keySource, err := devKeys(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	log.Info("starting omnimember (embedded)", "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
+	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort,
+		Keys: keys, Runtime: &cfg.Runtime, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	base := "http://" + s.Addr
+	fmt.Printf("omnimember is running: HTTP %s, NATS %s, data in %s, logs in %s\n", base, natsURL(s), cfg.DataDir, logPath)
+	if keySource != "from "+pii.KeysEnv {
+		fmt.Printf("phones are sealed with a %s (set %s in production)\n", keySource, pii.KeysEnv)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.Demo {
+		if err := runDemo(ctx, s, base); err != nil {
+			return err
+		}
+	}
+	printTryIt(base)
+	<-ctx.Done()
+	fmt.Println("\nstopping: draining functions")
+	return nil
+}
+
+func natsURL(s *stack.Stack) string {
+	if u := s.Broker.URL(); u != "" {
+		return u
+	}
+	return "in-process only"
+}
+
+func runDemo(ctx context.Context, s *stack.Stack, base string) error {
+	steps, err := demo.Steps(time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nReplaying %d webhooks from Tmall, Douyin, JD, WeChat, a store and the app:\n", len(steps))
+	settle := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return s.WaitQuiet(ctx)
+	}
+	if err := demo.Replay(ctx, base, steps, settle, os.Stdout); err != nil {
+		return err
+	}
+	fmt.Println("\nOne member per person, on every channel:")
+	return demo.Summary(ctx, base, s.Store, os.Stdout)
+}
+
+func printTryIt(base string) {
+	fmt.Printf(`
+Try it (Ctrl-C to stop):
+  curl -s '%[1]s/v1/members:lookup?type=phone&value=%%2B86%%20138-1234-5678'
+  curl -s -X POST %[1]s/v1/events -H 'Content-Type: application/cloudevents+json' -d '{
+    "specversion":"1.0","type":"omnimember.order.paid","source":"jd/jd-shop-9","id":"my-order-1",
+    "data":{"orderId":"JD-9001","channel":"jd","shopId":"jd-shop-9","amountFen":99900,
+            "paidAt":"%[2]s","identities":[{"type":"phone","value":"13812345678"}]}}'
+`, base, time.Now().UTC().Format(time.RFC3339))
+}

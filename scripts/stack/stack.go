@@ -1,0 +1,243 @@
+// Package stack runs the whole chain in one process — embedded NATS JetStream, a document store and
+// every function — for `make run`, the end-to-end tests and the benchmarks.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/omnimember/omnimember/functions/ingest"
+	"github.com/omnimember/omnimember/functions/match"
+	"github.com/omnimember/omnimember/functions/notify"
+	pointsaward "github.com/omnimember/omnimember/functions/points-award"
+	"github.com/omnimember/omnimember/functions/profile"
+	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
+	"github.com/omnimember/omnimember/shared/broker"
+	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/pii"
+	"github.com/omnimember/omnimember/shared/runtime"
+	"github.com/omnimember/omnimember/shared/store"
+	"github.com/omnimember/omnimember/shared/store/embedded"
+	"github.com/omnimember/omnimember/shared/stream"
+	"github.com/omnimember/omnimember/shared/tier"
+)
+
+// Options configure a stack.
+type Options struct {
+	// DataDir holds JetStream's files and the embedded store.
+	DataDir string
+	// HTTPAddr serves every function's HTTP routes (127.0.0.1:0 picks a free port).
+	HTTPAddr string
+	// NATSPort lets other processes reach the embedded server (-1: a free port, 0: in-process only).
+	NATSPort int
+	// SyncAlways makes JetStream fsync every message.
+	SyncAlways bool
+	// StoreNoSync skips fsync in the embedded store.
+	StoreNoSync bool
+	// Store replaces the embedded store (a Firestore store, say); the stack does not close it.
+	Store store.Store
+	// Keys seal plaintext phones.
+	Keys *pii.Keyring
+	// Runtime overrides the runtime defaults (ack wait, concurrency, ...); HTTPAddr is ignored.
+	Runtime *runtime.Config
+	// Logger receives every function's logs.
+	Logger *slog.Logger
+	// Wrap, if set, wraps each chained function's handler (tests inject crashes, benches time).
+	Wrap func(function string, h runtime.Handler) runtime.Handler
+	// Now is the clock of every function.
+	Now func() time.Time
+}
+
+// Stack is a running chain.
+type Stack struct {
+	Broker  *broker.Server
+	Store   store.Store
+	Runtime *runtime.Runtime
+	// Addr is the HTTP address (host:port).
+	Addr     string
+	nc       *nats.Conn
+	ownStore bool
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+// Chained lists the functions that consume from JetStream, in chain order.
+var Chained = []string{match.Name, pointsaward.Name, tierevaluate.Name, notify.Name}
+
+// Start brings the chain up and returns once it serves HTTP and every consumer runs.
+func Start(opts Options) (*Stack, error) {
+	if opts.Keys == nil || opts.Logger == nil || opts.DataDir == "" {
+		return nil, errors.New("stack: DataDir, Keys and Logger are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Stack{done: make(chan error, 1)}
+	if err := s.open(opts); err != nil {
+		s.close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("listen on %s: %w", opts.HTTPAddr, err)
+	}
+	s.Addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- s.Runtime.ServeListener(ctx, ln, functions(s.Store, opts)...) }()
+	if err := s.waitReady(10 * time.Second); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) open(opts Options) error {
+	var err error
+	if s.Broker, err = broker.Start(broker.Options{Dir: filepath.Join(opts.DataDir, "jetstream"), Port: opts.NATSPort, SyncAlways: opts.SyncAlways}); err != nil {
+		return err
+	}
+	if s.nc, err = s.Broker.Connect("omnimember-stack"); err != nil {
+		return err
+	}
+	s.Store = opts.Store
+	if s.Store == nil {
+		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync}); err != nil {
+			return err
+		}
+		s.ownStore = true
+	}
+	cfg := runtime.Defaults()
+	if opts.Runtime != nil {
+		cfg = *opts.Runtime
+	}
+	cfg.HTTPAddr = "unused:0" // the stack listens itself
+	s.Runtime, err = runtime.New(context.Background(), cfg, s.nc, opts.Logger)
+	return err
+}
+
+// functions wires every function to the store with the default rules.
+func functions(st store.Store, opts Options) []runtime.Function {
+	wrap := func(f runtime.Function) runtime.Function {
+		if opts.Wrap != nil && f.Handle != nil {
+			f.Handle = opts.Wrap(f.Name, f.Handle)
+		}
+		return f
+	}
+	cfg := runtime.Defaults()
+	if opts.Runtime != nil {
+		cfg = *opts.Runtime
+	}
+	return []runtime.Function{
+		ingest.Function(),
+		wrap((&match.Handler{Store: st, Keys: opts.Keys, Now: opts.Now}).Function()),
+		wrap((&pointsaward.Handler{Store: st, FenPerPoint: ledger.DefaultFenPerPoint, Now: opts.Now}).Function()),
+		wrap((&tierevaluate.Handler{Store: st, Ladder: tier.Default, Now: opts.Now}).Function()),
+		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
+			Templates: notify.DefaultTemplates(), MaxAttempts: cfg.MaxDeliver, Now: opts.Now}).Function()),
+		(&profile.API{Store: st, Ladder: tier.Default}).Function(),
+	}
+}
+
+func (s *Stack) waitReady(within time.Duration) error {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := net.Dial("tcp", s.Addr); err == nil {
+			c.Close()
+			if s.consumersExist() {
+				return nil
+			}
+		}
+		select {
+		case err := <-s.done:
+			return fmt.Errorf("stack stopped while starting: %w", err)
+		case <-deadline.C:
+			return fmt.Errorf("stack not ready within %s", within)
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Stack) consumersExist() bool {
+	for _, name := range Chained {
+		if _, err := s.Runtime.JetStream().Consumer(context.Background(), stream.Events, name); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Backlog is the number of events stored but not yet acknowledged by each chained function.
+func (s *Stack) Backlog(ctx context.Context) (uint64, error) {
+	var total uint64
+	for _, name := range Chained {
+		c, err := s.Runtime.JetStream().Consumer(ctx, stream.Events, name)
+		if err != nil {
+			return 0, err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		total += info.NumPending + uint64(info.NumAckPending)
+	}
+	return total, nil
+}
+
+// WaitQuiet returns once no function has work left (twice in a row, since a function may be
+// publishing the next step as the previous is acknowledged), or when ctx ends.
+func (s *Stack) WaitQuiet(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	quiet := 0
+	for quiet < 2 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("chain still busy: %w", ctx.Err())
+		case <-tick.C:
+		}
+		n, err := s.Backlog(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	return nil
+}
+
+// Stop drains the functions and closes the store and the broker.
+func (s *Stack) Stop() error {
+	var err error
+	if s.cancel != nil {
+		s.cancel()
+		err = <-s.done
+	}
+	s.close()
+	return err
+}
+
+func (s *Stack) close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.ownStore && s.Store != nil {
+		_ = s.Store.Close()
+	}
+	if s.Broker != nil {
+		s.Broker.Shutdown()
+	}
+}
