@@ -1,0 +1,338 @@
+// Command bench measures, in one run on this machine: the raw JetStream publish+consume rate, the
+// whole chain's orders per second end to end, and the latency from ingest's 202 to the tier being
+// evaluated at half that rate. It prints each figure beside the raw rate.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnimember/omnimember/events"
+	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
+	"github.com/omnimember/omnimember/scripts/stack"
+	"github.com/omnimember/omnimember/shared/broker"
+	"github.com/omnimember/omnimember/shared/pii"
+	omruntime "github.com/omnimember/omnimember/shared/runtime"
+)
+
+type settings struct {
+	rawMessages int
+	orders      int
+	people      int
+	batch       int
+	clients     int
+	latencyFor  time.Duration
+	concurrency int
+}
+
+func main() {
+	var s settings
+	flag.IntVar(&s.rawMessages, "raw", 200_000, "messages for the raw JetStream rate")
+	flag.IntVar(&s.orders, "orders", 20_000, "orders for the throughput run")
+	flag.IntVar(&s.people, "people", 5_000, "distinct people placing them")
+	flag.IntVar(&s.batch, "batch", 100, "events per HTTP batch in the throughput run")
+	flag.IntVar(&s.clients, "clients", 8, "concurrent HTTP clients")
+	flag.DurationVar(&s.latencyFor, "latency-for", 10*time.Second, "duration of the paced latency run")
+	flag.IntVar(&s.concurrency, "concurrency", 64, "events each function handles at once")
+	flag.Parse()
+	if err := run(s); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(s settings) error {
+	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store\n", runtime.NumCPU(), runtime.Version())
+	raw, err := rawJetStream(s.rawMessages)
+	if err != nil {
+		return fmt.Errorf("raw JetStream: %w", err)
+	}
+	fmt.Printf("  %-58s %10.0f msg/s\n", "raw JetStream publish+consume+ack (400 B, file storage)", raw)
+
+	tp, err := throughput(s)
+	if err != nil {
+		return fmt.Errorf("chain throughput: %w", err)
+	}
+	fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw; bar 10 000)\n", "chain end to end: HTTP batch ingest → notify", tp, 100*tp/raw)
+
+	rate := tp / 2
+	lat, achieved, err := latency(s, rate)
+	if err != nil {
+		return fmt.Errorf("chain latency: %w", err)
+	}
+	fmt.Printf("  %-58s p50 %6.1f ms  p99 %6.1f ms  (offered %.0f/s, achieved %.0f/s; bar p99 < 50 ms)\n",
+		"latency 202 → tier evaluated, at half the measured rate", ms(percentile(lat, 50)), ms(percentile(lat, 99)), rate, achieved)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// rawJetStream publishes n 400-byte messages asynchronously to a file stream while a pull consumer
+// acknowledges them, and returns messages per second for the whole round.
+func rawJetStream(n int) (float64, error) {
+	dir, err := os.MkdirTemp("", "omnimember-bench-raw-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := broker.Start(broker.Options{Dir: dir})
+	if err != nil {
+		return 0, err
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect("bench-raw")
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage}); err != nil {
+		return 0, err
+	}
+	cons, err := js.CreateConsumer(ctx, "BENCH", jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
+	if err != nil {
+		return 0, err
+	}
+	var consumed atomic.Int64
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if consumed.Add(1) == int64(n) {
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Stop()
+	payload := bytes.Repeat([]byte("x"), 400)
+	start := time.Now()
+	for i := range n {
+		if _, err := js.PublishAsync(fmt.Sprintf("bench.%d", i%16), payload); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		return 0, fmt.Errorf("publishes not acknowledged")
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		return 0, fmt.Errorf("consumed %d of %d", consumed.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// chain is a stack with tier-evaluate timed per order.
+type chain struct {
+	s         *stack.Stack
+	base      string
+	evaluated sync.Map // orderId → time tier-evaluate finished with it
+	dir       string
+}
+
+func startChain(s settings) (*chain, error) {
+	dir, err := os.MkdirTemp("", "omnimember-bench-chain-")
+	if err != nil {
+		return nil, err
+	}
+	keys, err := pii.ParseKeyring(pii.NewKey("bench"))
+	if err != nil {
+		return nil, err
+	}
+	cfg := omruntime.Defaults()
+	cfg.Concurrency = s.concurrency
+	cfg.MaxBodyBytes = 8 << 20
+	c := &chain{dir: dir}
+	c.s, err = stack.Start(stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Wrap:   c.timeTier})
+	if err != nil {
+		return nil, err
+	}
+	c.base = "http://" + c.s.Addr
+	return c, nil
+}
+
+func (c *chain) stop() {
+	_ = c.s.Stop()
+	_ = os.RemoveAll(c.dir)
+}
+
+func (c *chain) timeTier(function string, h omruntime.Handler) omruntime.Handler {
+	if function != tierevaluate.Name {
+		return h
+	}
+	return func(ctx context.Context, ev cloudevents.Event) ([]cloudevents.Event, error) {
+		outs, err := h(ctx, ev)
+		if err == nil && ev.Type() == events.PointsAwarded {
+			if d, derr := events.Decode[events.PointsAwardedData](ev); derr == nil {
+				c.evaluated.LoadOrStore(d.OrderID, time.Now())
+			}
+		}
+		return outs, err
+	}
+}
+
+// workload makes n orders by people shoppers across every channel, each with a plaintext phone
+// (as a platform sends after payment) and the channel's own id.
+func workload(n, people int, prefix string) []cloudevents.Event {
+	rng := rand.New(rand.NewPCG(7, uint64(len(prefix))))
+	idTypes := map[string]string{"tmall": "tmall_omid", "taobao": "tmall_omid", "douyin": "douyin_unionid", "jd": "jd_pin",
+		"wechat": "wechat_unionid", "youzan": "youzan_open_id", "app": "app_user_id", "pos": "pos_card"}
+	now := time.Now().Add(-time.Hour)
+	out := make([]cloudevents.Event, n)
+	for i := range n {
+		person := rng.IntN(people)
+		channel := events.Channels[rng.IntN(len(events.Channels))]
+		data := events.OrderPaidData{OrderID: fmt.Sprintf("%s-%d", prefix, i), Channel: channel, ShopID: channel + "-shop-1",
+			AmountFen: 1000 + rng.Int64N(300_000), PaidAt: now, Identities: []events.Identity{
+				{Type: "phone", Value: fmt.Sprintf("139%08d", person)},
+				{Type: idTypes[channel], Value: fmt.Sprintf("%s-%d", channel, person)}}}
+		ev, err := events.New(events.OrderPaid, fmt.Sprintf("%s-ev-%d", prefix, i), channel+"/bench", now, data)
+		if err != nil {
+			panic(err)
+		}
+		out[i] = ev
+	}
+	return out
+}
+
+var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+// postBatch sends events in batch mode and returns when ingest answered 202.
+func postBatch(base string, evs []cloudevents.Event) error {
+	body, err := json.Marshal(evs)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Post(base+"/v1/events", "application/cloudevents-batch+json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("ingest answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// throughput posts every order in batches from several clients and waits until the chain is quiet.
+func throughput(s settings) (float64, error) {
+	c, err := startChain(s)
+	if err != nil {
+		return 0, err
+	}
+	defer c.stop()
+	evs := workload(s.orders, s.people, "tp")
+	batches := make(chan []cloudevents.Event, len(evs)/s.batch+1)
+	for i := 0; i < len(evs); i += s.batch {
+		batches <- evs[i:min(i+s.batch, len(evs))]
+	}
+	close(batches)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, s.clients)
+	for range s.clients {
+		wg.Go(func() {
+			for b := range batches {
+				if err := postBatch(c.base, b); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := c.s.WaitQuiet(ctx); err != nil {
+		return 0, err
+	}
+	return float64(s.orders) / time.Since(start).Seconds(), nil
+}
+
+// latency offers orders at rate for the configured time, one event per request, and returns each
+// order's time from 202 to tier evaluated, and the rate achieved.
+func latency(s settings, rate float64) ([]time.Duration, float64, error) {
+	c, err := startChain(s)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer c.stop()
+	n := max(1, int(rate*s.latencyFor.Seconds()))
+	evs := workload(n, s.people, "lat")
+	accepted := make([]time.Time, n)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	var failed atomic.Int64
+	for i, ev := range evs {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait) // pacing the offered load, not synchronising a test
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := postBatch(c.base, []cloudevents.Event{ev}); err != nil {
+				failed.Add(1)
+				return
+			}
+			accepted[i] = time.Now()
+		})
+	}
+	wg.Wait()
+	achieved := float64(n) / time.Since(start).Seconds()
+	if f := failed.Load(); f > 0 {
+		return nil, 0, fmt.Errorf("%d posts failed", f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := c.s.WaitQuiet(ctx); err != nil {
+		return nil, 0, err
+	}
+	lat := make([]time.Duration, 0, n)
+	for i, ev := range evs {
+		d, _ := events.Decode[events.OrderPaidData](ev)
+		if done, ok := c.evaluated.Load(d.OrderID); ok {
+			lat = append(lat, max(0, done.(time.Time).Sub(accepted[i])))
+		}
+	}
+	if len(lat) != n {
+		return nil, 0, fmt.Errorf("tier evaluated %d of %d orders", len(lat), n)
+	}
+	return lat, achieved, nil
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p/100))]
+}
