@@ -17,15 +17,6 @@ import (
 	"github.com/omnimember/omnimember/shared/stream"
 )
 
-// Dead-letter headers: why the event was given up, after how many deliveries, and where it came from.
-const (
-	HeaderDeadLetterReason   = "Omnimember-Deadletter-Reason"
-	HeaderDeadLetterCount    = "Omnimember-Deadletter-Deliveries"
-	HeaderDeadLetterFunction = "Omnimember-Deadletter-Function"
-	HeaderDeadLetterSubject  = "Omnimember-Deadletter-Subject"
-	HeaderDeadLetterSequence = "Omnimember-Deadletter-Sequence"
-)
-
 type consumer struct {
 	fn   Function
 	cfg  Config
@@ -152,11 +143,11 @@ func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, meta *jetstr
 		}
 	}
 	reason := cause.Error()
-	dl.Header.Set(HeaderDeadLetterReason, reason)
-	dl.Header.Set(HeaderDeadLetterCount, strconv.FormatUint(meta.NumDelivered, 10))
-	dl.Header.Set(HeaderDeadLetterFunction, c.fn.Name)
-	dl.Header.Set(HeaderDeadLetterSubject, m.Subject())
-	dl.Header.Set(HeaderDeadLetterSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+	dl.Header.Set(stream.HeaderDeadLetterReason, reason)
+	dl.Header.Set(stream.HeaderDeadLetterCount, strconv.FormatUint(meta.NumDelivered, 10))
+	dl.Header.Set(stream.HeaderDeadLetterFunction, c.fn.Name)
+	dl.Header.Set(stream.HeaderDeadLetterSubject, m.Subject())
+	dl.Header.Set(stream.HeaderDeadLetterSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
 	dl.Header.Set(jetstream.MsgIDHeader, c.fn.Name+":"+strconv.FormatUint(meta.Sequence.Stream, 10))
 	dl.Data = m.Data()
 	if _, err := c.js.PublishMsg(ctx, dl); err != nil {

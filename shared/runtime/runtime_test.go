@@ -166,9 +166,9 @@ func TestErrorClassification(t *testing.T) {
 			}
 			require.Len(t, dead, 1)
 			hdr := dead[0].Headers()
-			assert.Contains(t, hdr.Get(HeaderDeadLetterReason), tt.reasonContain)
-			assert.Equal(t, fmt.Sprint(tt.wantCalls), hdr.Get(HeaderDeadLetterCount))
-			assert.Equal(t, events.OrderPaid, hdr.Get(HeaderDeadLetterSubject))
+			assert.Contains(t, hdr.Get(stream.HeaderDeadLetterReason), tt.reasonContain)
+			assert.Equal(t, fmt.Sprint(tt.wantCalls), hdr.Get(stream.HeaderDeadLetterCount))
+			assert.Equal(t, events.OrderPaid, hdr.Get(stream.HeaderDeadLetterSubject))
 			assert.Equal(t, "order-x", hdr.Get("ce-id"), "the original event travels with its dead letter")
 		})
 	}
@@ -188,7 +188,7 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	require.Eventually(t, func() bool { return pending(t, h.js, "tester") == 0 }, 10*time.Second, 10*time.Millisecond)
 	dead := brokertest.Messages(t, h.js, stream.DeadLetters, stream.DeadLetterSubject("tester"))
 	require.Len(t, dead, 1)
-	assert.Contains(t, dead[0].Headers().Get(HeaderDeadLetterReason), "decode CloudEvent")
+	assert.Contains(t, dead[0].Headers().Get(stream.HeaderDeadLetterReason), "decode CloudEvent")
 	assert.Equal(t, []byte("not a cloudevent"), dead[0].Data())
 	assert.Zero(t, calls.Load(), "the handler never sees a poison message")
 }
@@ -205,7 +205,7 @@ func TestHandlerEmittingAnInvalidEventIsDeadLettered(t *testing.T) {
 	require.Eventually(t, func() bool { return pending(t, h.js, "tester") == 0 }, 10*time.Second, 10*time.Millisecond)
 	dead := brokertest.Messages(t, h.js, stream.DeadLetters, stream.DeadLetterSubject("tester"))
 	require.Len(t, dead, 1)
-	assert.Contains(t, dead[0].Headers().Get(HeaderDeadLetterReason), "emitted an invalid")
+	assert.Contains(t, dead[0].Headers().Get(stream.HeaderDeadLetterReason), "emitted an invalid")
 	assert.Empty(t, brokertest.Messages(t, h.js, stream.Events, events.TierChanged))
 }
 
@@ -347,4 +347,40 @@ func TestConfigFromEnv(t *testing.T) {
 			assert.True(t, strings.Contains(err.Error(), name), "got %q, want the variable named", err)
 		})
 	}
+}
+
+func TestDeadLettersCanBeListedAndReplayed(t *testing.T) {
+	srv := brokertest.Start(t)
+	nc := brokertest.Connect(t, srv)
+	var fixed atomic.Bool
+	var handled atomic.Int32
+	fn := Function{Name: "tester", Consumes: []string{events.OrderPaid}, Handle: func(context.Context, cloudevents.Event) ([]cloudevents.Event, error) {
+		if !fixed.Load() {
+			return nil, Permanent(errors.New("rules file rejects this order"))
+		}
+		handled.Add(1)
+		return nil, nil
+	}}
+	h := startHarness(t, nc, testConfig(), fn)
+	brokertest.Publish(t, h.js, events.OrderPaid, orderEvent(t, "order-dl"))
+	ctx := context.Background()
+	var dead []stream.DeadLetter
+	require.Eventually(t, func() bool {
+		var err error
+		dead, err = stream.ListDeadLetters(ctx, h.js, "tester")
+		require.NoError(t, err)
+		return len(dead) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, "order-dl", dead[0].EventID)
+	assert.Equal(t, events.OrderPaid, dead[0].EventType)
+	assert.Contains(t, dead[0].Reason, "rules file rejects")
+
+	fixed.Store(true) // the fix is deployed
+	n, err := stream.ReplayDeadLetters(ctx, h.js, "tester")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	require.Eventually(t, func() bool { return handled.Load() == 1 }, 10*time.Second, 10*time.Millisecond)
+	dead, err = stream.ListDeadLetters(ctx, h.js, "")
+	require.NoError(t, err)
+	assert.Empty(t, dead, "replayed dead letters are removed")
 }

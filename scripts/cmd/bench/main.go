@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,8 @@ type settings struct {
 	clients     int
 	latencyFor  time.Duration
 	concurrency int
+	cpuProfile  string
+	storeNoSync bool
 }
 
 func main() {
@@ -49,6 +52,8 @@ func main() {
 	flag.IntVar(&s.clients, "clients", 8, "concurrent HTTP clients")
 	flag.DurationVar(&s.latencyFor, "latency-for", 10*time.Second, "duration of the paced latency run")
 	flag.IntVar(&s.concurrency, "concurrency", 64, "events each function handles at once")
+	flag.BoolVar(&s.storeNoSync, "store-nosync", false, "skip fsync in the embedded store (survives a process kill, not an OS crash)")
+	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	if err := run(s); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -68,7 +73,16 @@ func run(s settings) error {
 	if err != nil {
 		return fmt.Errorf("chain throughput: %w", err)
 	}
-	fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw; bar 10 000)\n", "chain end to end: HTTP batch ingest → notify", tp, 100*tp/raw)
+	fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw; bar 10 000)\n", "chain end to end: HTTP batch ingest → notify (store fsync)", tp, 100*tp/raw)
+	if !s.storeNoSync {
+		relaxed := s
+		relaxed.storeNoSync, relaxed.cpuProfile = true, ""
+		tpNoSync, err := throughput(relaxed)
+		if err != nil {
+			return fmt.Errorf("chain throughput without store fsync: %w", err)
+		}
+		fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw)\n", "  the same, store without fsync (STORE_NOSYNC=1)", tpNoSync, 100*tpNoSync/raw)
+	}
 
 	rate := tp / 2
 	lat, achieved, err := latency(s, rate)
@@ -165,7 +179,7 @@ func startChain(s settings) (*chain, error) {
 	cfg.Concurrency = s.concurrency
 	cfg.MaxBodyBytes = 8 << 20
 	c := &chain{dir: dir}
-	c.s, err = stack.Start(stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg,
+	c.s, err = stack.Start(stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Wrap:   c.timeTier})
 	if err != nil {
@@ -252,6 +266,17 @@ func throughput(s settings) (float64, error) {
 		batches <- evs[i:min(i+s.batch, len(evs))]
 	}
 	close(batches)
+	if s.cpuProfile != "" {
+		f, err := os.Create(s.cpuProfile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, s.clients)

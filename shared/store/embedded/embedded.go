@@ -3,7 +3,6 @@ package embedded
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -194,9 +193,5 @@ func (t *tx) Delete(collection, id string) error {
 	if b == nil {
 		return nil
 	}
-	err := b.Delete([]byte(id))
-	if errors.Is(err, bolt.ErrBucketNotFound) {
-		return nil
-	}
-	return err
+	return b.Delete([]byte(id))
 }

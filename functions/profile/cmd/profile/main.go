@@ -34,6 +34,10 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	api := &profile.API{Store: st, Ladder: tier.Default}
+	ladder, err := tier.FromEnv()
+	if err != nil {
+		return err
+	}
+	api := &profile.API{Store: st, Ladder: ladder}
 	return runtime.Run(rt, slog.Group("profile", "store", sc), api.Function())
 }

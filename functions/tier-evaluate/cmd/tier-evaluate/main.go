@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,7 +21,7 @@ type config struct {
 }
 
 func loadConfig() (config, error) {
-	c := config{Ladder: tier.Default}
+	var c config
 	var err error
 	if c.Runtime, err = runtime.FromEnv(); err != nil {
 		return c, err
@@ -30,17 +29,8 @@ func loadConfig() (config, error) {
 	if c.Store, err = backend.FromEnv(); err != nil {
 		return c, err
 	}
-	if path := os.Getenv("TIER_LADDER_FILE"); path != "" {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return c, fmt.Errorf("TIER_LADDER_FILE: %w", err)
-		}
-		c.Ladder = nil
-		if err := json.Unmarshal(raw, &c.Ladder); err != nil {
-			return c, fmt.Errorf("TIER_LADDER_FILE %s: %w", path, err)
-		}
-	}
-	return c, c.Ladder.Validate()
+	c.Ladder, err = tier.FromEnv()
+	return c, err
 }
 
 func main() {
