@@ -24,8 +24,17 @@ type Config struct {
 	MaxBodyBytes    int64           // OMNIMEMBER_MAX_BODY_BYTES: larger HTTP bodies get 413
 	ShutdownTimeout time.Duration   // OMNIMEMBER_SHUTDOWN_TIMEOUT: drain budget on SIGTERM
 	LogLevel        slog.Level      // OMNIMEMBER_LOG_LEVEL: debug, info, warn, error
+	Trigger         string          // OMNIMEMBER_TRIGGER: jetstream (pull consumer), http (pushed CloudEvents) or both
+	EventsPath      string          // OMNIMEMBER_EVENTS_PATH: where pushed CloudEvents arrive in http mode
 	Topology        stream.Topology // OMNIMEMBER_STREAM_REPLICAS, OMNIMEMBER_DUPLICATE_WINDOW
 }
+
+// Triggers: how a chained function receives its events.
+const (
+	TriggerJetStream = "jetstream" // a durable pull consumer (KEDA scales on its lag)
+	TriggerHTTP      = "http"      // CloudEvents pushed over HTTP (Knative Eventing)
+	TriggerBoth      = "both"
+)
 
 // Defaults are the production defaults; FromEnv overrides them.
 func Defaults() Config {
@@ -35,6 +44,7 @@ func Defaults() Config {
 		Backoff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
 		Concurrency: 64, MaxBodyBytes: 1 << 20, ShutdownTimeout: 20 * time.Second,
 		LogLevel: slog.LevelInfo, Topology: stream.DefaultTopology(),
+		Trigger: TriggerJetStream, EventsPath: "/",
 	}
 }
 
@@ -64,6 +74,8 @@ func FromEnv() (Config, error) {
 	str("NATS_URL", &c.NATSURL)
 	str("NATS_CREDS", &c.NATSCreds)
 	str("OMNIMEMBER_HTTP_ADDR", &c.HTTPAddr)
+	str("OMNIMEMBER_TRIGGER", &c.Trigger)
+	str("OMNIMEMBER_EVENTS_PATH", &c.EventsPath)
 	dur("OMNIMEMBER_ACK_WAIT", &c.AckWait)
 	num("OMNIMEMBER_MAX_DELIVER", &c.MaxDeliver)
 	num("OMNIMEMBER_CONCURRENCY", &c.Concurrency)
@@ -127,6 +139,9 @@ func (c Config) Validate() error {
 	check(c.Concurrency >= 1 && c.Concurrency <= 4096, "OMNIMEMBER_CONCURRENCY %d: want 1..4096", c.Concurrency)
 	check(c.MaxBodyBytes >= 1024, "OMNIMEMBER_MAX_BODY_BYTES %d: want at least 1024", c.MaxBodyBytes)
 	check(c.ShutdownTimeout > 0, "OMNIMEMBER_SHUTDOWN_TIMEOUT must be positive")
+	check(c.Trigger == TriggerJetStream || c.Trigger == TriggerHTTP || c.Trigger == TriggerBoth,
+		"OMNIMEMBER_TRIGGER %q: want %s, %s or %s", c.Trigger, TriggerJetStream, TriggerHTTP, TriggerBoth)
+	check(strings.HasPrefix(c.EventsPath, "/"), "OMNIMEMBER_EVENTS_PATH %q: want a path starting with /", c.EventsPath)
 	if err := c.Topology.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("OMNIMEMBER_STREAM_REPLICAS/OMNIMEMBER_DUPLICATE_WINDOW: %w", err))
 	}
@@ -144,6 +159,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("httpAddr", c.HTTPAddr), slog.Duration("ackWait", c.AckWait),
 		slog.Int("maxDeliver", c.MaxDeliver), slog.Any("backoff", c.Backoff),
 		slog.Int("concurrency", c.Concurrency), slog.Int64("maxBodyBytes", c.MaxBodyBytes),
+		slog.String("trigger", c.Trigger), slog.String("eventsPath", c.EventsPath),
 		slog.Int("streamReplicas", c.Topology.Replicas), slog.Duration("duplicateWindow", c.Topology.DuplicateWindow),
 	)
 }

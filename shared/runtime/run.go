@@ -160,5 +160,23 @@ func Run(cfg Config, settings slog.Attr, fns ...Function) error {
 		return err
 	}
 	defer r.Close()
-	return r.Serve(ctx, fns...)
+	return r.Serve(ctx, cfg.applyTrigger(fns)...)
+}
+
+// applyTrigger lets the deployment choose how chained functions receive events: pulled from
+// JetStream, pushed over HTTP at EventsPath, or both. Functions with their own HTTP path keep it.
+func (c Config) applyTrigger(fns []Function) []Function {
+	out := make([]Function, len(fns))
+	for i, f := range fns {
+		if len(f.Consumes) > 0 {
+			if c.Trigger != TriggerJetStream && f.EventsPath == "" {
+				f.EventsPath = c.EventsPath
+			}
+			if c.Trigger == TriggerHTTP {
+				f.Consumes = nil
+			}
+		}
+		out[i] = f
+	}
+	return out
 }

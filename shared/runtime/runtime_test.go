@@ -384,3 +384,27 @@ func TestDeadLettersCanBeListedAndReplayed(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, dead, "replayed dead letters are removed")
 }
+
+func TestTriggerChoosesPullOrPush(t *testing.T) {
+	handle := func(context.Context, cloudevents.Event) ([]cloudevents.Event, error) { return nil, nil }
+	chained := Function{Name: "match", Consumes: []string{events.OrderPaid}, Handle: handle}
+	front := Function{Name: "ingest", EventsPath: "/v1/events", Handle: handle}
+	tests := []struct {
+		trigger      string
+		wantConsumes bool
+		wantPath     string
+	}{
+		{TriggerJetStream, true, ""},
+		{TriggerHTTP, false, "/"},
+		{TriggerBoth, true, "/"},
+	}
+	for _, tt := range tests {
+		c := Defaults()
+		c.Trigger = tt.trigger
+		got := c.applyTrigger([]Function{chained, front})
+		assert.Equal(t, tt.wantConsumes, len(got[0].Consumes) > 0, tt.trigger)
+		assert.Equal(t, tt.wantPath, got[0].EventsPath, tt.trigger)
+		assert.Equal(t, "/v1/events", got[1].EventsPath, "a function with its own path keeps it")
+		assert.Empty(t, got[1].Consumes)
+	}
+}
