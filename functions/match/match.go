@@ -24,14 +24,9 @@ const Name = "match"
 // Consumes lists the events match resolves.
 var Consumes = []string{events.MemberRegistered, events.OrderPaid, events.OrderRefunded, events.InteractionRecorded}
 
-// Transactor is the part of the store match uses.
-type Transactor interface {
-	RunTransaction(ctx context.Context, fn func(context.Context, store.Tx) error) error
-}
-
 // Handler resolves identities. Keys seal plaintext phones; Now is the clock.
 type Handler struct {
-	Store Transactor
+	Store receipt.Transactor
 	Keys  *pii.Keyring
 	Now   func() time.Time
 }
@@ -57,18 +52,8 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		runtime.Annotate(ctx, "outcome", "no strong identity")
 		return nil, nil
 	}
-	var outs []cloudevents.Event
-	err = h.Store.RunTransaction(ctx, func(ctx context.Context, tx store.Tx) error {
-		prev, done, err := receipt.Load(tx, Name, ev)
-		if err != nil || done {
-			outs = prev
-			return err
-		}
-		outs, err = h.resolve(tx, ev, in, ids)
-		if err != nil {
-			return err
-		}
-		return receipt.Save(tx, Name, ev, outs, h.Now())
+	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
+		return h.resolve(tx, ev, in, ids)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resolve identities of %s %s: %w", ev.Type(), ev.ID(), err)

@@ -25,14 +25,9 @@ const Name = "points-award"
 // Consumes lists the events that move points.
 var Consumes = []string{events.IdentityResolved, events.MemberMerged}
 
-// Transactor is the part of the store points-award uses.
-type Transactor interface {
-	RunTransaction(ctx context.Context, fn func(context.Context, store.Tx) error) error
-}
-
 // Handler awards points. FenPerPoint is the earning rate (100: 1 yuan = 1 point).
 type Handler struct {
-	Store       Transactor
+	Store       receipt.Transactor
 	FenPerPoint int64
 	Now         func() time.Time
 }
@@ -94,18 +89,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 	default:
 		return nil, runtime.Permanent(fmt.Errorf("points-award does not handle %s", ev.Type()))
 	}
-	var outs []cloudevents.Event
-	err := h.Store.RunTransaction(ctx, func(ctx context.Context, tx store.Tx) error {
-		prev, done, err := receipt.Load(tx, Name, ev)
-		if err != nil || done {
-			outs = prev
-			return err
-		}
-		if outs, err = apply(tx); err != nil {
-			return err
-		}
-		return receipt.Save(tx, Name, ev, outs, h.Now())
-	})
+	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, apply)
 	if err != nil {
 		return nil, fmt.Errorf("points for %s %s: %w", ev.Type(), ev.ID(), err)
 	}

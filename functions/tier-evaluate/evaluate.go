@@ -23,14 +23,9 @@ const Name = "tier-evaluate"
 // Consumes lists the events that move spend.
 var Consumes = []string{events.PointsAwarded, events.PointsReversed, events.MemberMerged}
 
-// Transactor is the part of the store tier-evaluate uses.
-type Transactor interface {
-	RunTransaction(ctx context.Context, fn func(context.Context, store.Tx) error) error
-}
-
 // Handler evaluates tiers on Ladder.
 type Handler struct {
-	Store  Transactor
+	Store  receipt.Transactor
 	Ladder tier.Ladder
 	Now    func() time.Time
 }
@@ -76,18 +71,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 	default:
 		return nil, runtime.Permanent(fmt.Errorf("tier-evaluate does not handle %s", ev.Type()))
 	}
-	var outs []cloudevents.Event
-	err := h.Store.RunTransaction(ctx, func(ctx context.Context, tx store.Tx) error {
-		prev, done, err := receipt.Load(tx, Name, ev)
-		if err != nil || done {
-			outs = prev
-			return err
-		}
-		if outs, err = apply(tx); err != nil {
-			return err
-		}
-		return receipt.Save(tx, Name, ev, outs, h.Now())
-	})
+	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, apply)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate tier for %s %s: %w", ev.Type(), ev.ID(), err)
 	}

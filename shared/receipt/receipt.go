@@ -3,6 +3,7 @@
 package receipt
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -66,4 +67,29 @@ func Save(tx store.Tx, function string, ev cloudevents.Event, outs []cloudevents
 		d.Events[i] = raw
 	}
 	return tx.Set(Collection, Key(function, ev), d)
+}
+
+// Transactor is the part of the store Once needs.
+type Transactor interface {
+	RunTransaction(ctx context.Context, fn func(context.Context, store.Tx) error) error
+}
+
+// Once runs apply in a store transaction unless ev already has a receipt, and records the events
+// apply returns in that same transaction: the effect and the memory of it commit together. On a
+// redelivery it returns the recorded events without calling apply.
+func Once(ctx context.Context, st Transactor, function string, ev cloudevents.Event, now func() time.Time,
+	apply func(tx store.Tx) ([]cloudevents.Event, error)) ([]cloudevents.Event, error) {
+	var outs []cloudevents.Event
+	err := st.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
+		prev, done, err := Load(tx, function, ev)
+		if err != nil || done {
+			outs = prev
+			return err
+		}
+		if outs, err = apply(tx); err != nil {
+			return err
+		}
+		return Save(tx, function, ev, outs, now())
+	})
+	return outs, err
 }

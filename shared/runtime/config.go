@@ -156,11 +156,11 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("natsURL", maskURL(c.NATSURL)), slog.String("natsCreds", creds),
-		slog.String("httpAddr", c.HTTPAddr), slog.Duration("ackWait", c.AckWait),
-		slog.Int("maxDeliver", c.MaxDeliver), slog.Any("backoff", c.Backoff),
+		slog.String("httpAddr", c.HTTPAddr), slog.String("ackWait", c.AckWait.String()),
+		slog.Int("maxDeliver", c.MaxDeliver), slog.String("backoff", fmt.Sprint(c.Backoff)),
 		slog.Int("concurrency", c.Concurrency), slog.Int64("maxBodyBytes", c.MaxBodyBytes),
 		slog.String("trigger", c.Trigger), slog.String("eventsPath", c.EventsPath),
-		slog.Int("streamReplicas", c.Topology.Replicas), slog.Duration("duplicateWindow", c.Topology.DuplicateWindow),
+		slog.Int("streamReplicas", c.Topology.Replicas), slog.String("duplicateWindow", c.Topology.DuplicateWindow.String()),
 	)
 }
 

@@ -180,3 +180,11 @@ func (c Config) applyTrigger(fns []Function) []Function {
 	}
 	return out
 }
+
+// Main runs a function's main body and exits non-zero with the error on stderr.
+func Main(function string, run func() error) {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", function, err)
+		os.Exit(1)
+	}
+}

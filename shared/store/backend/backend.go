@@ -81,3 +81,13 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(slog.String("kind", c.Kind), slog.String("path", c.Path), slog.Bool("noSync", c.NoSync))
 }
+
+// OpenFromEnv reads the store variables and opens the store they select.
+func OpenFromEnv(ctx context.Context) (store.Store, Config, error) {
+	c, err := FromEnv()
+	if err != nil {
+		return nil, c, err
+	}
+	st, err := c.Open(ctx)
+	return st, c, err
+}

@@ -2,21 +2,18 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/omnimember/omnimember/functions/ingest"
 	"github.com/omnimember/omnimember/shared/runtime"
 )
 
 func main() {
-	cfg, err := runtime.FromEnv()
-	if err == nil {
-		err = runtime.Run(cfg, slog.String("ingest", ingest.EventsPath), ingest.Function())
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		os.Exit(1)
-	}
+	runtime.Main(ingest.Name, func() error {
+		rt, err := runtime.FromEnv()
+		if err != nil {
+			return err
+		}
+		return runtime.Run(rt, slog.String("eventsPath", ingest.EventsPath), ingest.Function())
+	})
 }

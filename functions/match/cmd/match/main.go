@@ -3,9 +3,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/omnimember/omnimember/functions/match"
@@ -14,42 +12,24 @@ import (
 	"github.com/omnimember/omnimember/shared/store/backend"
 )
 
-type config struct {
-	Runtime runtime.Config
-	Store   backend.Config
-	Keys    *pii.Keyring
-}
+func main() { runtime.Main(match.Name, run) }
 
-func loadConfig() (config, error) {
-	var c config
-	var err error
-	if c.Runtime, err = runtime.FromEnv(); err != nil {
-		return c, err
-	}
-	if c.Store, err = backend.FromEnv(); err != nil {
-		return c, err
-	}
-	c.Keys, err = pii.FromEnv()
-	return c, err
-}
-
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "match:", err)
-		os.Exit(1)
-	}
-}
-
+// run reads the configuration — runtime (NATS_URL, ...), store (STORE, ...) and the PII keyring
+// (OMNIMEMBER_PII_KEYS) — once, then serves.
 func run() error {
-	cfg, err := loadConfig()
+	rt, err := runtime.FromEnv()
 	if err != nil {
 		return err
 	}
-	st, err := cfg.Store.Open(context.Background())
+	keys, err := pii.FromEnv()
+	if err != nil {
+		return err
+	}
+	st, sc, err := backend.OpenFromEnv(context.Background())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	h := &match.Handler{Store: st, Keys: cfg.Keys, Now: time.Now}
-	return runtime.Run(cfg.Runtime, slog.Group("match", "store", cfg.Store, "piiKeys", cfg.Keys), h.Function())
+	h := &match.Handler{Store: st, Keys: keys, Now: time.Now}
+	return runtime.Run(rt, slog.Group("match", "store", sc, "piiKeys", keys), h.Function())
 }

@@ -19,7 +19,6 @@ import (
 
 type config struct {
 	Runtime       runtime.Config
-	Store         backend.Config
 	Channel       string // NOTIFY_CHANNEL: outbox (default) or webhook
 	Locale        string // NOTIFY_LOCALE: zh-CN (default) or en
 	WebhookURL    string // NOTIFY_WEBHOOK_URL
@@ -33,9 +32,6 @@ func loadConfig() (config, error) {
 		Templates: notify.DefaultTemplates()}
 	var err error
 	if c.Runtime, err = runtime.FromEnv(); err != nil {
-		return c, err
-	}
-	if c.Store, err = backend.FromEnv(); err != nil {
 		return c, err
 	}
 	if path := os.Getenv("NOTIFY_TEMPLATES_FILE"); path != "" {
@@ -76,19 +72,14 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "notify:", err)
-		os.Exit(1)
-	}
-}
+func main() { runtime.Main(notify.Name, run) }
 
 func run() error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
-	st, err := cfg.Store.Open(context.Background())
+	st, sc, err := backend.OpenFromEnv(context.Background())
 	if err != nil {
 		return err
 	}
@@ -100,6 +91,6 @@ func run() error {
 	}
 	h := &notify.Handler{Store: st, Sinks: sinks, Channel: cfg.Channel, Locale: cfg.Locale, Templates: cfg.Templates,
 		MaxAttempts: cfg.Runtime.MaxDeliver, Now: time.Now}
-	settings := slog.Group("notify", "store", cfg.Store, "channel", cfg.Channel, "locale", cfg.Locale, "webhook", cfg.WebhookURL)
+	settings := slog.Group("notify", "store", sc, "channel", cfg.Channel, "locale", cfg.Locale, "webhook", cfg.WebhookURL)
 	return runtime.Run(cfg.Runtime, settings, h.Function())
 }

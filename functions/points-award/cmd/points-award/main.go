@@ -15,46 +15,35 @@ import (
 	"github.com/omnimember/omnimember/shared/store/backend"
 )
 
-type config struct {
-	Runtime     runtime.Config
-	Store       backend.Config
-	FenPerPoint int64 // POINTS_FEN_PER_POINT: fen that earn one point (default 100: 1 yuan = 1 point)
-}
+func main() { runtime.Main(pointsaward.Name, run) }
 
-func loadConfig() (config, error) {
-	c := config{FenPerPoint: ledger.DefaultFenPerPoint}
-	var err error
-	if c.Runtime, err = runtime.FromEnv(); err != nil {
-		return c, err
+// fenPerPoint reads POINTS_FEN_PER_POINT: fen that earn one point (default 100: 1 yuan = 1 point).
+func fenPerPoint() (int64, error) {
+	v := os.Getenv("POINTS_FEN_PER_POINT")
+	if v == "" {
+		return ledger.DefaultFenPerPoint, nil
 	}
-	if c.Store, err = backend.FromEnv(); err != nil {
-		return c, err
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("POINTS_FEN_PER_POINT %q: want a positive integer", v)
 	}
-	if v := os.Getenv("POINTS_FEN_PER_POINT"); v != "" {
-		if c.FenPerPoint, err = strconv.ParseInt(v, 10, 64); err != nil || c.FenPerPoint < 1 {
-			return c, fmt.Errorf("POINTS_FEN_PER_POINT %q: want a positive integer", v)
-		}
-	}
-	return c, nil
-}
-
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "points-award:", err)
-		os.Exit(1)
-	}
+	return n, nil
 }
 
 func run() error {
-	cfg, err := loadConfig()
+	rt, err := runtime.FromEnv()
 	if err != nil {
 		return err
 	}
-	st, err := cfg.Store.Open(context.Background())
+	rate, err := fenPerPoint()
+	if err != nil {
+		return err
+	}
+	st, sc, err := backend.OpenFromEnv(context.Background())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	h := &pointsaward.Handler{Store: st, FenPerPoint: cfg.FenPerPoint, Now: time.Now}
-	return runtime.Run(cfg.Runtime, slog.Group("pointsAward", "store", cfg.Store, "fenPerPoint", cfg.FenPerPoint), h.Function())
+	h := &pointsaward.Handler{Store: st, FenPerPoint: rate, Now: time.Now}
+	return runtime.Run(rt, slog.Group("pointsAward", "store", sc, "fenPerPoint", rate), h.Function())
 }

@@ -3,9 +3,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
@@ -14,42 +12,23 @@ import (
 	"github.com/omnimember/omnimember/shared/tier"
 )
 
-type config struct {
-	Runtime runtime.Config
-	Store   backend.Config
-	Ladder  tier.Ladder // TIER_LADDER_FILE: a JSON ladder [{"name":..,"minSpendFen":..,"benefits":[..]}], else the default
-}
+func main() { runtime.Main(tierevaluate.Name, run) }
 
-func loadConfig() (config, error) {
-	var c config
-	var err error
-	if c.Runtime, err = runtime.FromEnv(); err != nil {
-		return c, err
-	}
-	if c.Store, err = backend.FromEnv(); err != nil {
-		return c, err
-	}
-	c.Ladder, err = tier.FromEnv()
-	return c, err
-}
-
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "tier-evaluate:", err)
-		os.Exit(1)
-	}
-}
-
+// run reads the runtime, store and ladder (TIER_LADDER_FILE) configuration once, then serves.
 func run() error {
-	cfg, err := loadConfig()
+	rt, err := runtime.FromEnv()
 	if err != nil {
 		return err
 	}
-	st, err := cfg.Store.Open(context.Background())
+	ladder, err := tier.FromEnv()
+	if err != nil {
+		return err
+	}
+	st, sc, err := backend.OpenFromEnv(context.Background())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	h := &tierevaluate.Handler{Store: st, Ladder: cfg.Ladder, Now: time.Now}
-	return runtime.Run(cfg.Runtime, slog.Group("tierEvaluate", "store", cfg.Store, "levels", len(cfg.Ladder)), h.Function())
+	h := &tierevaluate.Handler{Store: st, Ladder: ladder, Now: time.Now}
+	return runtime.Run(rt, slog.Group("tierEvaluate", "store", sc, "levels", len(ladder)), h.Function())
 }
