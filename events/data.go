@@ -94,6 +94,40 @@ type MemberMergedData struct {
 	MergedAt       time.Time `json:"mergedAt"`
 }
 
+// MemberSplitData is the data of omnimember.member.split: an operator undid a wrong merge; the
+// identities with these keys left FromOneID for ToOneID (the member they came from, or a new one).
+type MemberSplitData struct {
+	FromOneID    string    `json:"fromOneId"`
+	ToOneID      string    `json:"toOneId"`
+	IdentityKeys []string  `json:"identityKeys"`
+	Types        []string  `json:"types"`
+	Reason       string    `json:"reason"`
+	By           string    `json:"by"`
+	RequestID    string    `json:"requestId"`
+	SplitAt      time.Time `json:"splitAt"`
+}
+
+// MemberErasedData is the data of omnimember.member.erased: a member's identities and personal
+// fields were erased on request (PIPL); aggregates stay under the OneID.
+type MemberErasedData struct {
+	OneID      string    `json:"oneId"`
+	Identities int       `json:"identities"`
+	By         string    `json:"by"`
+	RequestID  string    `json:"requestId"`
+	ErasedAt   time.Time `json:"erasedAt"`
+}
+
+// PoolChangedData is the data of omnimember.pool.changed: a member became reachable (plaintext) or
+// stopped being so. Reason names what caused it (an identity type, "merge", "split", "erasure").
+type PoolChangedData struct {
+	OneID     string    `json:"oneId"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Reason    string    `json:"reason"`
+	SourceID  string    `json:"sourceId"`
+	ChangedAt time.Time `json:"changedAt"`
+}
+
 // PointsAwardedData is the data of omnimember.points.awarded. OrderNetAmountFen is the order's paid
 // amount minus its refunds after this change; Points may be 0 for orders under one yuan.
 type PointsAwardedData struct {

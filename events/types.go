@@ -14,6 +14,9 @@ const (
 	InteractionRecorded     = "omnimember.interaction.recorded"
 	IdentityResolved        = "omnimember.identity.resolved"
 	MemberMerged            = "omnimember.member.merged"
+	MemberSplit             = "omnimember.member.split"
+	MemberErased            = "omnimember.member.erased"
+	PoolChanged             = "omnimember.pool.changed"
 	PointsAwarded           = "omnimember.points.awarded"
 	PointsReversed          = "omnimember.points.reversed"
 	PointsRedeemed          = "omnimember.points.redeemed"
@@ -32,7 +35,7 @@ const (
 // All lists every event type of the contract, in a stable order.
 var All = []string{
 	MemberRegistered, OrderPaid, OrderRefunded, InteractionRecorded,
-	IdentityResolved, MemberMerged,
+	IdentityResolved, MemberMerged, MemberSplit, MemberErased, PoolChanged,
 	PointsAwarded, PointsReversed, PointsRedeemed, PointsExpired,
 	TierChanged, CampaignTriggered,
 	NotificationRequested, NotificationSent, NotificationSuppressed, NotificationFailed,

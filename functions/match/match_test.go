@@ -19,6 +19,7 @@ import (
 	"github.com/omnimember/omnimember/shared/store/embedded"
 	"github.com/omnimember/omnimember/shared/store/firestore"
 	"github.com/omnimember/omnimember/shared/store/firestore/firestoretest"
+	"github.com/omnimember/omnimember/shared/tier"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -37,7 +38,8 @@ func newFixture(t *testing.T, s store.Store) *fixture {
 	keys, err := pii.ParseKeyring(pii.NewKey("test"))
 	require.NoError(t, err)
 	f := &fixture{store: s, clock: t0}
-	f.h = &Handler{Store: s, Keys: keys, Now: func() time.Time { return f.clock }}
+	f.h = &Handler{Store: s, Keys: keys, Rules: identity.DefaultRules(), Ladder: tier.Default, AdminToken: "admin-secret",
+		Now: func() time.Time { return f.clock }}
 	return f
 }
 
@@ -142,8 +144,9 @@ func TestEventLinkingTwoMembersMergesIntoTheOlder(t *testing.T) {
 	link := order(t, "c", "wechat", events.Identity{Type: "tmall_omid", Value: "omid-1"}, phone("13900001111"))
 	outs, err := f.h.Handle(ctx, link)
 	require.NoError(t, err)
-	require.Len(t, outs, 2, "member.merged then identity.resolved")
+	require.Len(t, outs, 3, "member.merged, pool.changed, identity.resolved")
 	require.Equal(t, events.MemberMerged, outs[0].Type())
+	require.Equal(t, events.PoolChanged, outs[1].Type(), "the older member had no phone: absorbing one makes it reachable")
 	merged, err := events.Decode[events.MemberMergedData](outs[0])
 	require.NoError(t, err)
 	assert.Equal(t, older, merged.SurvivorOneID, "the older OneID survives")

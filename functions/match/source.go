@@ -2,6 +2,7 @@ package match
 
 import (
 	"fmt"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
@@ -12,6 +13,7 @@ import (
 type source struct {
 	identities []events.Identity
 	channel    string
+	occurred   time.Time
 	resolved   func(safe []events.Identity) events.IdentityResolvedData
 }
 
@@ -19,25 +21,25 @@ func decode(ev cloudevents.Event) (source, error) {
 	switch ev.Type() {
 	case events.OrderPaid:
 		d, err := events.Decode[events.OrderPaidData](ev)
-		return source{d.Identities, d.Channel, func(safe []events.Identity) events.IdentityResolvedData {
+		return source{d.Identities, d.Channel, d.PaidAt, func(safe []events.Identity) events.IdentityResolvedData {
 			d.Identities = safe
 			return events.IdentityResolvedData{Identities: safe, Order: &d}
 		}}, err
 	case events.OrderRefunded:
 		d, err := events.Decode[events.OrderRefundedData](ev)
-		return source{d.Identities, d.Channel, func(safe []events.Identity) events.IdentityResolvedData {
+		return source{d.Identities, d.Channel, d.RefundedAt, func(safe []events.Identity) events.IdentityResolvedData {
 			d.Identities = safe
 			return events.IdentityResolvedData{Identities: safe, Refund: &d}
 		}}, err
 	case events.MemberRegistered:
 		d, err := events.Decode[events.MemberRegisteredData](ev)
-		return source{d.Identities, d.Channel, func(safe []events.Identity) events.IdentityResolvedData {
+		return source{d.Identities, d.Channel, d.RegisteredAt, func(safe []events.Identity) events.IdentityResolvedData {
 			d.Identities = safe
 			return events.IdentityResolvedData{Identities: safe, Registration: &d}
 		}}, err
 	case events.InteractionRecorded:
 		d, err := events.Decode[events.InteractionRecordedData](ev)
-		return source{d.Identities, d.Channel, func(safe []events.Identity) events.IdentityResolvedData {
+		return source{d.Identities, d.Channel, d.OccurredAt, func(safe []events.Identity) events.IdentityResolvedData {
 			d.Identities = safe
 			return events.IdentityResolvedData{Identities: safe, Interaction: &d}
 		}}, err

@@ -19,6 +19,7 @@ import (
 	"github.com/omnimember/omnimember/functions/profile"
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
 	"github.com/omnimember/omnimember/shared/broker"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -52,6 +53,8 @@ type Options struct {
 	Wrap func(function string, h runtime.Handler) runtime.Handler
 	// Now is the clock of every function.
 	Now func() time.Time
+	// AdminToken opens the operator endpoints (quarantine, merge preview, split, erasure).
+	AdminToken string
 }
 
 // Stack is a running chain.
@@ -137,7 +140,8 @@ func functions(st store.Store, opts Options) []runtime.Function {
 	}
 	return []runtime.Function{
 		ingest.Function(),
-		wrap((&match.Handler{Store: st, Keys: opts.Keys, Now: opts.Now}).Function()),
+		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: tier.Default, Now: opts.Now,
+			AdminToken: opts.AdminToken}).Function()),
 		wrap((&pointsaward.Handler{Store: st, FenPerPoint: ledger.DefaultFenPerPoint, Now: opts.Now}).Function()),
 		wrap((&tierevaluate.Handler{Store: st, Ladder: tier.Default, Now: opts.Now}).Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",

@@ -19,6 +19,7 @@ const (
 	PhoneMasked         = "phone_masked"
 	TmallOUID           = "tmall_ouid"
 	TmallOMID           = "tmall_omid"
+	TaobaoOpenUID       = "taobao_open_uid"
 	DouyinOpenID        = "douyin_openid"
 	DouyinUnionID       = "douyin_unionid"
 	JDPin               = "jd_pin"
@@ -34,10 +35,7 @@ const (
 )
 
 // scoped identity types are only unique within a shop or app, so they need a scope.
-var scoped = map[string]bool{TmallOUID: true, DouyinOpenID: true, WeChatOpenID: true, JDXID: true, WeComExternalUserID: true}
-
-// weak identity types never link two members on their own (a shared device, a masked phone).
-var weak = map[string]bool{AnonymousID: true, PhoneMasked: true}
+var scoped = map[string]bool{TmallOUID: true, TaobaoOpenUID: true, DouyinOpenID: true, WeChatOpenID: true, JDXID: true, WeComExternalUserID: true}
 
 var (
 	hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -47,9 +45,6 @@ var (
 
 // IsScoped reports whether an identity type is only unique within its shop or app.
 func IsScoped(idType string) bool { return scoped[idType] }
-
-// IsWeak reports whether an identity type may only attach to a member, never link two.
-func IsWeak(idType string) bool { return weak[idType] }
 
 // Normalize cleans one identity and expands a plaintext phone into the phone itself plus its
 // SHA-256 and MD5 hashes, so that a hash from any platform can meet it.

@@ -5,6 +5,7 @@ package member
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -13,14 +14,18 @@ import (
 
 // Collections and their single writer.
 const (
-	Members       = "members"       // match
-	Identities    = "identities"    // match: identity key → OneID
-	Accounts      = "accounts"      // points-award
-	Orders        = "orders"        // points-award
-	LedgerEntries = "ledger"        // points-award
-	Tiers         = "tiers"         // tier-evaluate
-	Notifications = "notifications" // notify
-	Outbox        = "outbox"        // notify's embedded sink
+	Members       = "members"            // match
+	Identities    = "identities"         // match: identity key → OneID
+	Accounts      = "accounts"           // points-award
+	Orders        = "orders"             // points-award
+	LedgerEntries = "ledger"             // points-award
+	Tiers         = "tiers"              // tier-evaluate
+	Notifications = "notifications"      // notify
+	Outbox        = "outbox"             // notify's embedded sink
+	Conflicts     = "identity_conflicts" // match: merges and identities refused by a limit
+	Quarantine    = "quarantine"         // match: events held for an operator
+	Tombstones    = "tombstones"         // match: identity keys erased on request
+	Audit         = "audit"              // match: operator actions
 )
 
 // Pools a member can be in.
@@ -39,6 +44,29 @@ type Member struct {
 	Pool       string           `json:"pool"`
 	MergedInto string           `json:"mergedInto,omitempty"`
 	MergedFrom []string         `json:"mergedFrom,omitempty"`
+	History    []HistoryEntry   `json:"history,omitempty"`
+	ErasedAt   *time.Time       `json:"erasedAt,omitempty"`
+}
+
+// History kinds.
+const (
+	HistoryMerged   = "merged"   // other members were absorbed into this one
+	HistoryAbsorbed = "absorbed" // this member was absorbed into MergedInto
+	HistorySplit    = "split"    // identities left this member
+	HistoryRestored = "restored" // this member came back from a split
+	HistoryConflict = "conflict" // a merge or an identity was refused by a rule
+	HistoryErased   = "erased"   // personal data erased on request
+)
+
+// HistoryEntry is one audited change of a member's identity.
+type HistoryEntry struct {
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	OneIDs   []string  `json:"oneIds,omitempty"`
+	Types    []string  `json:"types,omitempty"`
+	SourceID string    `json:"sourceId,omitempty"`
+	By       string    `json:"by,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
 }
 
 // StoredIdentity is one identity of a member. A plaintext phone keeps only its sealed value and mask.
@@ -53,11 +81,52 @@ type StoredIdentity struct {
 	FirstSeen time.Time `json:"firstSeen"`
 }
 
-// IdentityLink is the identities collection's document: which member an identity key belongs to.
+// IdentityLink is the identities collection's document: which member an identity key belongs to,
+// and how many merges it has caused (the fan-in guard watches that).
 type IdentityLink struct {
-	OneID string    `json:"oneId"`
-	Type  string    `json:"type"`
-	Since time.Time `json:"since"`
+	OneID  string    `json:"oneId"`
+	Type   string    `json:"type"`
+	Since  time.Time `json:"since"`
+	Merges int       `json:"merges,omitempty"`
+}
+
+// Conflict records a merge or an identity a rule refused.
+type Conflict struct {
+	OneID    string    `json:"oneId"`
+	Others   []string  `json:"others,omitempty"`
+	Reason   string    `json:"reason"`
+	Types    []string  `json:"types,omitempty"`
+	SourceID string    `json:"sourceId"`
+	At       time.Time `json:"at"`
+}
+
+// Quarantine statuses.
+const (
+	QuarantinePending  = "pending"
+	QuarantineReleased = "released"
+	QuarantineRejected = "rejected"
+)
+
+// Quarantined is an event held back from merging until an operator releases or rejects it.
+type Quarantined struct {
+	ID        string          `json:"id"`
+	Event     json.RawMessage `json:"event"`
+	EventType string          `json:"eventType"`
+	EventID   string          `json:"eventId"`
+	Reason    string          `json:"reason"`
+	OneIDs    []string        `json:"oneIds"`
+	Status    string          `json:"status"`
+	At        time.Time       `json:"at"`
+	DecidedAt *time.Time      `json:"decidedAt,omitempty"`
+	DecidedBy string          `json:"decidedBy,omitempty"`
+}
+
+// Tombstone marks an identity key erased on request: events that happened before ErasedAt never
+// bring it back.
+type Tombstone struct {
+	Type     string    `json:"type"`
+	ErasedAt time.Time `json:"erasedAt"`
+	OneID    string    `json:"oneId"`
 }
 
 // Account is the points-award function's view of a member: balance and order totals.

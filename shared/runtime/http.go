@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,4 +127,34 @@ func (r *Runtime) writeHandlerError(w http.ResponseWriter, err error, batch bool
 		w.Header().Set("Retry-After", "1")
 		WriteError(w, http.StatusServiceUnavailable, "", "not stored, retry: %v", err)
 	}
+}
+
+// AdminTokenEnv names the variable holding the operator endpoints' bearer token (a secret).
+const AdminTokenEnv = "OMNIMEMBER_ADMIN_TOKEN"
+
+// RequireBearer lets a request through only with `Authorization: Bearer <token>`; an empty token
+// disables the route (operator endpoints stay closed until a token is configured).
+func RequireBearer(token string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
+			WriteError(w, http.StatusForbidden, "", "operator endpoints are disabled: set OMNIMEMBER_ADMIN_TOKEN")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="omnimember"`)
+			WriteError(w, http.StatusUnauthorized, "", "a valid bearer token is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Operator names who made an authenticated request, for audit records (X-Omnimember-Operator,
+// else "operator").
+func Operator(r *http.Request) string {
+	if who := strings.TrimSpace(r.Header.Get("X-Omnimember-Operator")); who != "" && len(who) <= 128 {
+		return who
+	}
+	return "operator"
 }

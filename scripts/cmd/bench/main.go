@@ -41,6 +41,7 @@ type settings struct {
 	concurrency int
 	cpuProfile  string
 	storeNoSync bool
+	logTo       io.Writer
 }
 
 func main() {
@@ -53,8 +54,19 @@ func main() {
 	flag.DurationVar(&s.latencyFor, "latency-for", 10*time.Second, "duration of the paced latency run")
 	flag.IntVar(&s.concurrency, "concurrency", 64, "events each function handles at once")
 	flag.BoolVar(&s.storeNoSync, "store-nosync", false, "skip fsync in the embedded store (survives a process kill, not an OS crash)")
+	logFile := flag.String("log", "", "append the functions' warnings (retries, dead letters) to this file")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
+	s.logTo = io.Discard
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		s.logTo = f
+	}
 	if err := run(s); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -180,7 +192,7 @@ func startChain(s settings) (*chain, error) {
 	cfg.MaxBodyBytes = 8 << 20
 	c := &chain{dir: dir}
 	c.s, err = stack.Start(stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewJSONHandler(s.logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Wrap:   c.timeTier})
 	if err != nil {
 		return nil, err

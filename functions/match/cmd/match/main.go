@@ -4,18 +4,22 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/omnimember/omnimember/functions/match"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
+	"github.com/omnimember/omnimember/shared/tier"
 )
 
 func main() { runtime.Main(match.Name, run) }
 
-// run reads the configuration — runtime (NATS_URL, ...), store (STORE, ...) and the PII keyring
-// (OMNIMEMBER_PII_KEYS) — once, then serves.
+// run reads the configuration — runtime (NATS_URL, ...), store (STORE, ...), the PII keyring
+// (OMNIMEMBER_PII_KEYS), merge rules (IDENTITY_RULES_FILE), ladder (TIER_LADDER_FILE) and the
+// operator token (OMNIMEMBER_ADMIN_TOKEN) — once, then serves.
 func run() error {
 	rt, err := runtime.FromEnv()
 	if err != nil {
@@ -25,11 +29,20 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	rules, err := identity.RulesFromEnv()
+	if err != nil {
+		return err
+	}
+	ladder, err := tier.FromEnv()
+	if err != nil {
+		return err
+	}
 	st, sc, err := backend.OpenFromEnv(context.Background())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	h := &match.Handler{Store: st, Keys: keys, Now: time.Now}
-	return runtime.Run(rt, slog.Group("match", "store", sc, "piiKeys", keys), h.Function())
+	h := &match.Handler{Store: st, Keys: keys, Rules: rules, Ladder: ladder, Now: time.Now, AdminToken: os.Getenv(runtime.AdminTokenEnv)}
+	settings := slog.Group("match", "store", sc, "piiKeys", keys, "rules", rules.Describe(), "adminEndpoints", h.AdminToken != "")
+	return runtime.Run(rt, settings, h.Function())
 }
