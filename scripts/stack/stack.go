@@ -21,6 +21,7 @@ import (
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
@@ -112,7 +113,7 @@ func (s *Stack) open(opts Options) error {
 	}
 	s.Store = opts.Store
 	if s.Store == nil {
-		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync}); err != nil {
+		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync, Indexes: member.Indexes}); err != nil {
 			return err
 		}
 		s.ownStore = true

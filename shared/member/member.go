@@ -159,3 +159,12 @@ func OneIDFor(source, eventID string) string {
 
 // MaxMergeHops bounds how far readers follow MergedInto pointers.
 const MaxMergeHops = 8
+
+// Indexes are the fields the functions query by, per collection: the embedded store keeps an
+// index for each (Firestore indexes single fields itself; composite ones live in deploy/).
+var Indexes = map[string][]string{
+	Orders:     {"oneId"},
+	Outbox:     {"oneId"},
+	Quarantine: {"status"},
+	Conflicts:  {"oneId"},
+}

@@ -26,6 +26,8 @@ type Config struct {
 	FirestoreProject  string // FIRESTORE_PROJECT, else GOOGLE_CLOUD_PROJECT
 	FirestoreDatabase string // FIRESTORE_DATABASE, default (default)
 	FirestorePrefix   string // FIRESTORE_PREFIX: collection name prefix, to share a database
+	// Indexes are the embedded store's field indexes (the caller's queries decide them).
+	Indexes map[string][]string
 }
 
 // FromEnv reads the store variables and validates them.
@@ -69,7 +71,7 @@ func (c Config) Open(ctx context.Context) (store.Store, error) {
 	if c.Kind == Firestore {
 		return firestore.Open(ctx, firestore.Config{ProjectID: c.FirestoreProject, DatabaseID: c.FirestoreDatabase, Prefix: c.FirestorePrefix})
 	}
-	return embedded.Open(c.Path, embedded.Options{NoSync: c.NoSync})
+	return embedded.Open(c.Path, embedded.Options{NoSync: c.NoSync, Indexes: c.Indexes})
 }
 
 // LogValue describes the store at start.
@@ -82,12 +84,13 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("kind", c.Kind), slog.String("path", c.Path), slog.Bool("noSync", c.NoSync))
 }
 
-// OpenFromEnv reads the store variables and opens the store they select.
-func OpenFromEnv(ctx context.Context) (store.Store, Config, error) {
+// OpenFromEnv reads the store variables and opens the store they select, with the given indexes.
+func OpenFromEnv(ctx context.Context, indexes map[string][]string) (store.Store, Config, error) {
 	c, err := FromEnv()
 	if err != nil {
 		return nil, c, err
 	}
+	c.Indexes = indexes
 	st, err := c.Open(ctx)
 	return st, c, err
 }

@@ -17,11 +17,15 @@ type Options struct {
 	// NoSync skips fsync on commit: a process crash loses nothing (the OS holds the pages),
 	// an OS crash may lose the last commits. Off by default.
 	NoSync bool
+	// Indexes names, per collection, the fields (dotted paths) equality and range queries use.
+	// Declaring an index on an existing store builds it at open.
+	Indexes map[string][]string
 }
 
-// Store keeps each collection in a bbolt bucket of JSON documents.
+// Store keeps each collection in a bbolt bucket of JSON documents, with optional field indexes.
 type Store struct {
-	db *bolt.DB
+	db      *bolt.DB
+	indexes map[string][]string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -39,7 +43,18 @@ func Open(path string, opts Options) (*Store, error) {
 	// Concurrent transactions are committed together: one fsync for up to MaxBatchSize of them.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	db.MaxBatchSize = 512
-	return &Store{db: db}, nil
+	s := &Store{db: db, indexes: opts.Indexes}
+	for collection := range opts.Indexes {
+		if err := store.CheckNames(collection, "x"); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("index on %w", err)
+		}
+	}
+	if err := s.buildIndexes(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close closes the file.
@@ -81,7 +96,7 @@ func (s *Store) RunTransaction(ctx context.Context, fn func(context.Context, sto
 		return err
 	}
 	return s.db.Batch(func(btx *bolt.Tx) error {
-		return fn(ctx, &tx{btx: btx})
+		return fn(ctx, &tx{btx: btx, s: s})
 	})
 }
 
@@ -100,7 +115,7 @@ func (s *Store) Query(_ context.Context, q store.Query) ([]store.Document, error
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error {
+		keep := func(k, v []byte) error {
 			ok, err := matches(v, filters, q.OrderBy)
 			if err != nil {
 				return fmt.Errorf("query %s: document %s: %w", q.Collection, k, err)
@@ -109,7 +124,19 @@ func (s *Store) Query(_ context.Context, q store.Query) ([]store.Document, error
 				out = append(out, store.Document{ID: string(k), Exists: true, Data: append([]byte(nil), v...)})
 			}
 			return nil
-		})
+		}
+		ids, indexed := s.candidates(btx, q, filters)
+		if !indexed {
+			return b.ForEach(keep)
+		}
+		for _, id := range ids {
+			if v := b.Get([]byte(id)); v != nil {
+				if err := keep([]byte(id), v); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -119,6 +146,7 @@ func (s *Store) Query(_ context.Context, q store.Query) ([]store.Document, error
 
 type tx struct {
 	btx   *bolt.Tx
+	s     *Store
 	wrote bool
 }
 
@@ -181,6 +209,9 @@ func (t *tx) Set(collection, id string, src any) error {
 	if err != nil {
 		return err
 	}
+	if err := t.s.reindex(t.btx, collection, id, b.Get([]byte(id)), raw); err != nil {
+		return fmt.Errorf("index %s/%s: %w", collection, id, err)
+	}
 	return b.Put([]byte(id), raw)
 }
 
@@ -192,6 +223,9 @@ func (t *tx) Delete(collection, id string) error {
 	b := t.btx.Bucket([]byte(collection))
 	if b == nil {
 		return nil
+	}
+	if err := t.s.reindex(t.btx, collection, id, b.Get([]byte(id)), nil); err != nil {
+		return fmt.Errorf("index %s/%s: %w", collection, id, err)
 	}
 	return b.Delete([]byte(id))
 }

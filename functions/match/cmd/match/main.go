@@ -10,6 +10,7 @@ import (
 	"github.com/omnimember/omnimember/functions/match"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/pii"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
 	"github.com/omnimember/omnimember/shared/tier"
@@ -37,7 +38,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, sc, err := backend.OpenFromEnv(context.Background())
+	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/functions/notify"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
 )
@@ -79,7 +80,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, sc, err := backend.OpenFromEnv(context.Background())
+	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err
 	}

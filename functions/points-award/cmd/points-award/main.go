@@ -11,6 +11,7 @@ import (
 
 	pointsaward "github.com/omnimember/omnimember/functions/points-award"
 	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
 )
@@ -39,7 +40,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, sc, err := backend.OpenFromEnv(context.Background())
+	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/omnimember/omnimember/functions/profile"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
 	"github.com/omnimember/omnimember/shared/tier"
@@ -22,7 +23,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, sc, err := backend.OpenFromEnv(context.Background())
+	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err
 	}

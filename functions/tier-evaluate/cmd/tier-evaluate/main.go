@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
 	"github.com/omnimember/omnimember/shared/tier"
@@ -24,7 +25,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, sc, err := backend.OpenFromEnv(context.Background())
+	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err
 	}

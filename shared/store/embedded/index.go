@@ -1,0 +1,236 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/omnimember/omnimember/shared/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// An index keeps, per (collection, field), keys `escaped value | 0x00 0x01 | document id` in its
+// own bucket (0x00 inside a value is escaped as 0x00 0xFF, so byte order stays value order), so equality and range filters read only the documents they can match. Every query still
+// checks each document against all its filters: an index only narrows.
+
+const indexPrefix = "_idx/"
+
+func indexBucket(collection, field string) []byte {
+	return []byte(indexPrefix + collection + "/" + field)
+}
+
+// encodeValue encodes a decoded JSON scalar so that byte order is value order within a kind:
+// numbers as order-preserving float64 bits, strings as their bytes, bools as 0/1. Other kinds
+// (objects, arrays, null) are not indexed.
+func encodeValue(v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return nil, false
+		}
+		bits := math.Float64bits(f)
+		if f >= 0 {
+			bits ^= 1 << 63
+		} else {
+			bits = ^bits
+		}
+		out := make([]byte, 9)
+		out[0] = 'n'
+		binary.BigEndian.PutUint64(out[1:], bits)
+		return out, true
+	case string:
+		return append([]byte{'s'}, x...), true
+	case bool:
+		if x {
+			return []byte{'b', 1}, true
+		}
+		return []byte{'b', 0}, true
+	}
+	return nil, false
+}
+
+var terminator = []byte{0, 1}
+
+// escape doubles 0x00 as 0x00 0xFF so the terminator cannot occur inside a value.
+func escape(value []byte) []byte {
+	return bytes.ReplaceAll(value, []byte{0}, []byte{0, 0xFF})
+}
+
+func indexKey(value []byte, id string) []byte {
+	k := make([]byte, 0, len(value)+2+len(id))
+	k = append(append(k, escape(value)...), terminator...)
+	return append(k, id...)
+}
+
+// splitKey returns an index key's escaped value and document id.
+func splitKey(k []byte) ([]byte, string) {
+	i := bytes.Index(k, terminator)
+	if i < 0 {
+		return k, ""
+	}
+	return k[:i], string(k[i+2:])
+}
+
+// reindex replaces a document's index entries: old holds its previous JSON (nil if new), doc its
+// new one (nil when deleted).
+func (s *Store) reindex(btx *bolt.Tx, collection, id string, old, doc []byte) error {
+	fields := s.indexes[collection]
+	if len(fields) == 0 {
+		return nil
+	}
+	values := func(raw []byte) (map[string][]byte, error) {
+		out := map[string][]byte{}
+		if raw == nil {
+			return out, nil
+		}
+		decoded, err := decodeJSON(raw)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fields {
+			if v, ok := field(decoded, strings.Split(f, ".")); ok {
+				if enc, ok := encodeValue(v); ok {
+					out[f] = enc
+				}
+			}
+		}
+		return out, nil
+	}
+	before, err := values(old)
+	if err != nil {
+		return err
+	}
+	after, err := values(doc)
+	if err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if bytes.Equal(before[f], after[f]) && (before[f] != nil) == (after[f] != nil) {
+			continue
+		}
+		b, err := btx.CreateBucketIfNotExists(indexBucket(collection, f))
+		if err != nil {
+			return err
+		}
+		if before[f] != nil {
+			if err := b.Delete(indexKey(before[f], id)); err != nil {
+				return err
+			}
+		}
+		if after[f] != nil {
+			if err := b.Put(indexKey(after[f], id), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// buildIndexes fills the index buckets of documents written before the index was declared.
+func (s *Store) buildIndexes() error {
+	return s.db.Update(func(btx *bolt.Tx) error {
+		for collection, fields := range s.indexes {
+			for _, f := range fields {
+				if btx.Bucket(indexBucket(collection, f)) != nil {
+					continue
+				}
+				if _, err := btx.CreateBucket(indexBucket(collection, f)); err != nil {
+					return err
+				}
+				docs := btx.Bucket([]byte(collection))
+				if docs == nil {
+					continue
+				}
+				if err := docs.ForEach(func(k, v []byte) error {
+					return s.reindexField(btx, collection, f, string(k), v)
+				}); err != nil {
+					return fmt.Errorf("build index %s.%s: %w", collection, f, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) reindexField(btx *bolt.Tx, collection, f, id string, raw []byte) error {
+	decoded, err := decodeJSON(raw)
+	if err != nil {
+		return err
+	}
+	v, ok := field(decoded, strings.Split(f, "."))
+	if !ok {
+		return nil
+	}
+	enc, ok := encodeValue(v)
+	if !ok {
+		return nil
+	}
+	return btx.Bucket(indexBucket(collection, f)).Put(indexKey(enc, id), nil)
+}
+
+// candidates returns the ids an index says may match, and false when no filter has an index.
+// Equality filters are preferred: they read the narrowest range.
+func (s *Store) candidates(btx *bolt.Tx, q store.Query, filters []compiledFilter) ([]string, bool) {
+	var chosen *compiledFilter
+	for i, f := range filters {
+		path := strings.Join(f.path, ".")
+		if !s.indexed(q.Collection, path) {
+			continue
+		}
+		if chosen == nil || (f.op == store.OpEq && chosen.op != store.OpEq) {
+			chosen = &filters[i]
+		}
+	}
+	if chosen == nil {
+		return nil, false
+	}
+	enc, ok := encodeValue(chosen.value)
+	if !ok {
+		return []string{}, true // nothing indexed can equal or order against this value
+	}
+	b := btx.Bucket(indexBucket(q.Collection, strings.Join(chosen.path, ".")))
+	if b == nil {
+		return []string{}, true
+	}
+	return scanIndex(b.Cursor(), enc, chosen.op), true
+}
+
+// scanIndex walks the part of the index the operator selects, staying within the value's kind.
+func scanIndex(c *bolt.Cursor, enc []byte, op string) []string {
+	kind, want := enc[:1], escape(enc)
+	var ids []string
+	var k []byte
+	switch op {
+	case store.OpEq, store.OpGte, store.OpGt:
+		k, _ = c.Seek(want)
+	default:
+		k, _ = c.Seek(kind)
+	}
+	for ; k != nil && bytes.HasPrefix(k, kind); k, _ = c.Next() {
+		value, id := splitKey(k)
+		cmp := bytes.Compare(value, want)
+		switch {
+		case op == store.OpEq && cmp != 0:
+			return ids
+		case (op == store.OpLt && cmp >= 0) || (op == store.OpLte && cmp > 0):
+			return ids
+		case op == store.OpGt && cmp == 0:
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (s *Store) indexed(collection, path string) bool {
+	for _, f := range s.indexes[collection] {
+		if f == path {
+			return true
+		}
+	}
+	return false
+}
