@@ -8,11 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
-	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -25,11 +25,13 @@ const Name = "points-award"
 // Consumes lists the events that move points.
 var Consumes = []string{events.IdentityResolved, events.MemberMerged}
 
-// Handler awards points. FenPerPoint is the earning rate (100: 1 yuan = 1 point).
+// Handler awards points. FenPerPoint is the earning rate (100: 1 yuan = 1 point); points expire
+// ExpiryMonths after the order was paid.
 type Handler struct {
-	Store       receipt.Transactor
-	FenPerPoint int64
-	Now         func() time.Time
+	Store        receipt.Transactor
+	FenPerPoint  int64
+	ExpiryMonths int
+	Now          func() time.Time
 }
 
 // Function is points-award as the runtime runs it.
@@ -37,16 +39,9 @@ func (h *Handler) Function() runtime.Function {
 	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle}
 }
 
-// orderDoc is one order as the ledger knows it, keyed by channel and order id, so the same order
-// arriving under another event id (a platform retry, a backfill) finds its earlier self.
-type orderDoc struct {
-	OrderID string    `json:"orderId"`
-	Channel string    `json:"channel"`
-	ShopID  string    `json:"shopId,omitempty"`
-	OneID   string    `json:"oneId"`
-	PaidAt  time.Time `json:"paidAt"`
-	ledger.Order
-}
+// Orders are keyed by channel and order id (member.Order), so the same order arriving under another
+// event id (a platform retry, a backfill) finds its earlier self.
+type orderDoc = member.Order
 
 // entry is one ledger line: what moved, why, and which event caused it.
 type entry struct {
@@ -168,6 +163,7 @@ func (h *Handler) refund(tx store.Tx, ev cloudevents.Event, oneID string, r even
 // commit writes the order, the account and the ledger line, and builds the event that reports them.
 func (h *Handler) commit(tx store.Tx, ev cloudevents.Event, od orderDoc, acct member.Account, delta, netBefore int64, refundID string) ([]cloudevents.Event, error) {
 	now := h.Now()
+	acct.Lots = h.moveLot(acct.Lots, od, delta)
 	acct.Balance += delta
 	acct.NetAmountFen += od.NetFen() - netBefore
 	acct.UpdatedAt = now
@@ -200,6 +196,31 @@ func (h *Handler) commit(tx store.Tx, ev cloudevents.Event, od orderDoc, acct me
 	return []cloudevents.Event{out}, err
 }
 
+// moveLot grows the order's lot by an award, or shrinks exactly that lot on a refund.
+func (h *Handler) moveLot(lots []member.Lot, od orderDoc, delta int64) []member.Lot {
+	id := orderKey(od.Channel, od.OrderID)
+	i := slices.IndexFunc(lots, func(l member.Lot) bool { return l.ID == id })
+	if i < 0 {
+		if delta <= 0 {
+			return lots
+		}
+		lots = append(lots, member.Lot{ID: id, OrderID: od.OrderID, Channel: od.Channel, EarnedAt: od.PaidAt,
+			ExpiresAt: od.PaidAt.AddDate(0, h.ExpiryMonths, 0)})
+		i = len(lots) - 1
+	}
+	if delta > 0 {
+		lots[i].Earned += delta
+	}
+	lots[i].Remaining = max(0, lots[i].Remaining+delta)
+	return sortLots(slices.DeleteFunc(lots, func(l member.Lot) bool { return l.Remaining == 0 }))
+}
+
+// sortLots keeps lots in the order they are spent and expire: oldest expiry first.
+func sortLots(lots []member.Lot) []member.Lot {
+	slices.SortStableFunc(lots, func(a, b member.Lot) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
+	return lots
+}
+
 // merge moves each absorbed account's balance and totals into the survivor's. An account already
 // marked as merged is skipped, so the same merge twice moves nothing twice.
 func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMergedData) error {
@@ -225,6 +246,7 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 			continue
 		}
 		survivor.Balance += a.Balance
+		survivor.Lots = sortLots(append(survivor.Lots, a.Lots...))
 		survivor.OrderCount += a.OrderCount
 		survivor.NetAmountFen += a.NetAmountFen
 		lines = append(lines, entry{OneID: survivor.OneID, Delta: a.Balance, BalanceAfter: survivor.Balance, Cause: "merge", SourceID: ev.ID(), At: now},

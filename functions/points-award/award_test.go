@@ -24,7 +24,7 @@ func newHandler(t *testing.T) (*Handler, store.Store) {
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	return &Handler{Store: s, FenPerPoint: ledger.DefaultFenPerPoint, Now: func() time.Time { return t0 }}, s
+	return &Handler{Store: s, FenPerPoint: ledger.DefaultFenPerPoint, ExpiryMonths: 12, Now: func() time.Time { return t0 }}, s
 }
 
 func resolved(t *testing.T, id, oneID string, d events.IdentityResolvedData) cloudevents.Event {
@@ -132,6 +132,8 @@ func TestOrdersRefundsAndDuplicates(t *testing.T) {
 			h, s := newHandler(t)
 			run(t, h, tt.steps(t))
 			got := account(t, s, alice)
+			assertLotsMakeTheBalance(t, got)
+			got.Lots = nil
 			want := tt.wantAcct
 			want.OneID, want.UpdatedAt = alice, t0
 			assert.Equal(t, want, got)
@@ -190,4 +192,48 @@ func TestLedgerBalanceEqualsSumOfEntries(t *testing.T) {
 	}
 	assert.Equal(t, account(t, s, alice).Balance, sums[alice], "alice: balance equals the sum of her entries")
 	assert.Equal(t, account(t, s, bob).Balance, sums[bob], "bob: balance equals the sum of his entries")
+}
+
+func assertLotsMakeTheBalance(t *testing.T, a member.Account) {
+	t.Helper()
+	var sum int64
+	for i, l := range a.Lots {
+		sum += l.Remaining
+		assert.Positive(t, l.Remaining, "exhausted lots are dropped")
+		if i > 0 {
+			assert.False(t, l.ExpiresAt.Before(a.Lots[i-1].ExpiresAt), "lots are kept oldest expiry first")
+		}
+	}
+	assert.Equal(t, a.Balance, sum, "the balance is the sum of the remaining lots")
+}
+
+func paidOn(t *testing.T, id, oneID, orderID string, fen int64, at time.Time) cloudevents.Event {
+	return resolved(t, id, oneID, events.IdentityResolvedData{Order: &events.OrderPaidData{
+		OrderID: orderID, Channel: "tmall", ShopID: "s1", AmountFen: fen, PaidAt: at}})
+}
+
+func TestLotsExpireAYearAfterPaymentAndRefundsTakeTheirOwnLot(t *testing.T) {
+	h, s := newHandler(t)
+	march := time.Date(2026, 3, 31, 10, 0, 0, 0, time.UTC)
+	june := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	run(t, h, []step{
+		{paidOn(t, "e1", alice, "june", 20000, june), events.PointsAwarded, 200, 200},
+		{paidOn(t, "e2", alice, "march", 10000, march), events.PointsAwarded, 100, 300},
+		{refunded(t, "e3", alice, "june", "r1", 5000), events.PointsReversed, 50, 250},
+	})
+	a := account(t, s, alice)
+	assertLotsMakeTheBalance(t, a)
+	require.Len(t, a.Lots, 2)
+	assert.Equal(t, "march", a.Lots[0].OrderID, "the older lot expires first")
+	assert.Equal(t, time.Date(2027, 3, 31, 10, 0, 0, 0, time.UTC), a.Lots[0].ExpiresAt)
+	assert.Equal(t, int64(100), a.Lots[0].Remaining, "the refund did not touch another order's lot")
+	assert.Equal(t, int64(150), a.Lots[1].Remaining)
+
+	run(t, h, []step{
+		{paid(t, "e4", bob, "bobs", 40000), events.PointsAwarded, 400, 400},
+		{merged(t, "m1", alice, bob), "", 0, 0},
+	})
+	a = account(t, s, alice)
+	assertLotsMakeTheBalance(t, a)
+	assert.Len(t, a.Lots, 3, "a merge brings the absorbed member's lots")
 }

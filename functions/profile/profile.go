@@ -11,6 +11,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/member"
+	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/tier"
@@ -19,42 +20,66 @@ import (
 // Name is the function's name.
 const Name = "profile"
 
-// Reader is the part of the store the profile reads.
-type Reader interface {
+// Store is the part of the store the profile uses: reads and queries for the views, transactions
+// for the activity it records.
+type Store interface {
+	receipt.Transactor
 	Get(ctx context.Context, collection, id string, dst any) error
+	Query(ctx context.Context, q store.Query) ([]store.Document, error)
 }
 
-// API answers profile requests from the documents the other functions write.
+// API answers profile requests from the documents the functions write, and records interactions.
 type API struct {
-	Store  Reader
+	Store  Store
 	Ladder tier.Ladder
+	Now    func() time.Time
 }
 
-// Function is the profile as the runtime runs it: HTTP routes only.
+// Function is the profile as the runtime runs it: the read API and the activity consumer.
 func (a *API) Function() runtime.Function {
-	return runtime.Function{Name: Name, Routes: func(mux *http.ServeMux, _ *runtime.Publisher) { a.Routes(mux) }}
+	return runtime.Function{Name: Name, Consumes: Consumes, Handle: a.Handle,
+		Routes: func(mux *http.ServeMux, _ *runtime.Publisher) { a.Routes(mux) }}
 }
 
 // Routes registers the read endpoints.
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/members/{oneId}", a.get)
+	mux.HandleFunc("GET /v1/members/{oneId}/orders", a.listOrders)
 	mux.HandleFunc("GET /v1/members:lookup", a.lookup)
 }
 
 // Profile is the 360° view of one member. Phones appear masked only.
 type Profile struct {
-	OneID          string         `json:"oneId"`
-	RequestedOneID string         `json:"requestedOneId,omitempty"`
-	MergedFrom     []string       `json:"mergedFrom,omitempty"`
-	Identities     []IdentityView `json:"identities"`
-	Channels       []string       `json:"channels"`
-	Pool           string         `json:"pool"`
-	Points         Points         `json:"points"`
-	Tier           TierView       `json:"tier"`
-	Orders         Orders         `json:"orders"`
-	CreatedAt      time.Time      `json:"createdAt"`
-	UpdatedAt      time.Time      `json:"updatedAt"`
+	OneID               string                    `json:"oneId"`
+	RequestedOneID      string                    `json:"requestedOneId,omitempty"`
+	MergedFrom          []string                  `json:"mergedFrom,omitempty"`
+	Identities          []IdentityView            `json:"identities"`
+	IdentitiesByChannel map[string][]IdentityView `json:"identitiesByChannel"`
+	Channels            []string                  `json:"channels"`
+	Pool                string                    `json:"pool"`
+	Points              PointsView                `json:"points"`
+	Tier                TierView                  `json:"tier"`
+	Orders              OrdersView                `json:"orders"`
+	RecentOrders        []OrderView               `json:"recentOrders"`
+	Interactions        InteractionsView          `json:"interactions"`
+	LastActiveAt        *time.Time                `json:"lastActiveAt,omitempty"`
+	Coupons             []Coupon                  `json:"coupons"`
+	Tags                []string                  `json:"tags"`
+	History             []member.HistoryEntry     `json:"history"`
+	ErasedAt            *time.Time                `json:"erasedAt,omitempty"`
+	CreatedAt           time.Time                 `json:"createdAt"`
+	UpdatedAt           time.Time                 `json:"updatedAt"`
 }
+
+// Coupon is one coupon a member holds (issued by campaigns).
+type Coupon struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// recentOrders is how many orders the profile itself lists; the orders endpoint pages the rest.
+const recentOrders = 5
 
 // IdentityView is one identity as people may see it.
 type IdentityView struct {
@@ -65,9 +90,18 @@ type IdentityView struct {
 	FirstSeen time.Time `json:"firstSeen"`
 }
 
-// Points is the member's points position.
-type Points struct {
-	Balance int64 `json:"balance"`
+// PointsView is the member's points position: the balance, the lots it is made of (oldest expiry
+// first) and the next expiry.
+type PointsView struct {
+	Balance    int64        `json:"balance"`
+	Lots       []member.Lot `json:"lots"`
+	NextExpiry *Expiry      `json:"nextExpiry,omitempty"`
+}
+
+// Expiry is how many points expire when.
+type Expiry struct {
+	At     time.Time `json:"at"`
+	Points int64     `json:"points"`
 }
 
 // TierView is the member's level, what it gives and what the next one needs.
@@ -82,12 +116,6 @@ type TierView struct {
 type NextLevel struct {
 	Level        string `json:"level"`
 	RemainingFen int64  `json:"remainingFen"`
-}
-
-// Orders summarises the member's orders on every channel.
-type Orders struct {
-	Count        int64 `json:"count"`
-	NetAmountFen int64 `json:"netAmountFen"`
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {
@@ -133,40 +161,101 @@ func (a *API) fail(w http.ResponseWriter, err error, notFound string) {
 	runtime.WriteError(w, http.StatusServiceUnavailable, "", "read profile: %v", err)
 }
 
-// Load assembles a profile, following merges: an absorbed OneID answers with its survivor.
-func (a *API) Load(ctx context.Context, oneID string) (Profile, error) {
-	var m member.Member
-	requested := oneID
-	for hop := 0; ; hop++ {
-		m = member.Member{} // decoding into a used value would keep its old MergedInto
+// live reads a member, following merges: an absorbed OneID leads to its survivor.
+func (a *API) live(ctx context.Context, oneID string) (member.Member, error) {
+	for range member.MaxMergeHops + 1 {
+		var m member.Member
 		if err := a.Store.Get(ctx, member.Members, oneID, &m); err != nil {
-			return Profile{}, err
+			return m, err
 		}
 		if m.MergedInto == "" {
-			break
-		}
-		if hop == member.MaxMergeHops {
-			return Profile{}, fmt.Errorf("member %s: merge chain longer than %d", requested, member.MaxMergeHops)
+			return m, nil
 		}
 		oneID = m.MergedInto
 	}
-	p := Profile{OneID: m.OneID, MergedFrom: m.MergedFrom, Channels: m.Channels, Pool: m.Pool,
-		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Identities: views(m.Identities)}
-	if requested != m.OneID {
-		p.RequestedOneID = requested
-	}
-	var acct member.Account
-	if err := a.Store.Get(ctx, member.Accounts, m.OneID, &acct); err != nil && !errors.Is(err, store.ErrNotFound) {
+	return member.Member{}, fmt.Errorf("member %s: merge chain longer than %d", oneID, member.MaxMergeHops)
+}
+
+// Load assembles a profile; an absorbed OneID answers with its survivor.
+func (a *API) Load(ctx context.Context, oneID string) (Profile, error) {
+	m, err := a.live(ctx, oneID)
+	if err != nil {
 		return Profile{}, err
 	}
-	p.Points.Balance = acct.Balance
-	p.Orders = Orders{Count: acct.OrderCount, NetAmountFen: acct.NetAmountFen}
-	st := member.TierState{Level: a.Ladder[0].Name}
-	if err := a.Store.Get(ctx, member.Tiers, m.OneID, &st); err != nil && !errors.Is(err, store.ErrNotFound) {
+	p := Profile{OneID: m.OneID, MergedFrom: m.MergedFrom, Channels: m.Channels, Pool: m.Pool, ErasedAt: m.ErasedAt,
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Identities: views(m.Identities), History: m.History,
+		Coupons: []Coupon{}, Tags: []string{}}
+	if p.History == nil {
+		p.History = []member.HistoryEntry{}
+	}
+	if oneID != m.OneID {
+		p.RequestedOneID = oneID
+	}
+	p.IdentitiesByChannel = byChannel(p.Identities)
+	all := append([]string{m.OneID}, m.MergedFrom...)
+	if p.Points, err = a.points(ctx, m.OneID); err != nil {
 		return Profile{}, err
 	}
-	p.Tier = a.tierView(st)
+	if p.Tier, err = a.tier(ctx, m.OneID); err != nil {
+		return Profile{}, err
+	}
+	orders, err := a.memberOrders(ctx, all)
+	if err != nil {
+		return Profile{}, err
+	}
+	p.Orders, p.RecentOrders = summarise(orders), orders[:min(len(orders), recentOrders)]
+	if p.Interactions, err = a.interactions(ctx, all); err != nil {
+		return Profile{}, err
+	}
+	p.LastActiveAt = latest(p.Interactions.LastActiveAt, p.Orders.LastOrderAt)
 	return p, nil
+}
+
+func latest(a, b *time.Time) *time.Time {
+	if a == nil || (b != nil && b.After(*a)) {
+		return b
+	}
+	return a
+}
+
+func byChannel(ids []IdentityView) map[string][]IdentityView {
+	out := map[string][]IdentityView{}
+	for _, id := range ids {
+		ch := id.Channel
+		if ch == "" {
+			ch = "unknown"
+		}
+		out[ch] = append(out[ch], id)
+	}
+	return out
+}
+
+func (a *API) points(ctx context.Context, oneID string) (PointsView, error) {
+	var acct member.Account
+	if err := a.Store.Get(ctx, member.Accounts, oneID, &acct); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return PointsView{}, err
+	}
+	v := PointsView{Balance: acct.Balance, Lots: acct.Lots}
+	if v.Lots == nil {
+		v.Lots = []member.Lot{}
+	}
+	for _, l := range acct.Lots {
+		if v.NextExpiry == nil {
+			v.NextExpiry = &Expiry{At: l.ExpiresAt}
+		}
+		if l.ExpiresAt.Equal(v.NextExpiry.At) {
+			v.NextExpiry.Points += l.Remaining
+		}
+	}
+	return v, nil
+}
+
+func (a *API) tier(ctx context.Context, oneID string) (TierView, error) {
+	st := member.TierState{Level: a.Ladder[0].Name}
+	if err := a.Store.Get(ctx, member.Tiers, oneID, &st); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return TierView{}, err
+	}
+	return a.tierView(st), nil
 }
 
 func views(ids []member.StoredIdentity) []IdentityView {

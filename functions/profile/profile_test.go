@@ -12,6 +12,7 @@ import (
 
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/embedded"
@@ -40,10 +41,24 @@ func server(t *testing.T) *httptest.Server {
 	for _, id := range []events.Identity{phone, omid} {
 		require.NoError(t, s.Set(ctx, member.Identities, identity.Key(id), member.IdentityLink{OneID: alice, Type: id.Type}))
 	}
-	require.NoError(t, s.Set(ctx, member.Accounts, alice, member.Account{OneID: alice, Balance: 2470, OrderCount: 3, NetAmountFen: 247000}))
+	lots := []member.Lot{{ID: "l1", OrderID: "o1", Channel: "tmall", Earned: 1000, Remaining: 970, EarnedAt: t0, ExpiresAt: t0.AddDate(1, 0, 0)},
+		{ID: "l2", OrderID: "o2", Channel: "jd", Earned: 1000, Remaining: 1000, EarnedAt: t0.AddDate(0, 0, 10), ExpiresAt: t0.AddDate(1, 0, 10)},
+		{ID: "l3", OrderID: "o3", Channel: "jd", Earned: 500, Remaining: 500, EarnedAt: t0.AddDate(0, 0, 40), ExpiresAt: t0.AddDate(1, 0, 40)}}
+	require.NoError(t, s.Set(ctx, member.Accounts, alice, member.Account{OneID: alice, Balance: 2470, Lots: lots, OrderCount: 3, NetAmountFen: 247000}))
+	// Two orders resolved to alice, one to the member she absorbed, and a refund still waiting for its order.
+	for _, o := range []member.Order{
+		{OrderID: "o1", Channel: "tmall", OneID: alice, PaidAt: t0, Order: ledger.Order{Paid: true, PaidFen: 100000, Refunds: map[string]int64{"r": 3000}, AwardedPoints: 970}},
+		{OrderID: "o2", Channel: "jd", OneID: absorbed, PaidAt: t0.AddDate(0, 0, 10), Order: ledger.Order{Paid: true, PaidFen: 100000, AwardedPoints: 1000}},
+		{OrderID: "o3", Channel: "jd", OneID: alice, PaidAt: t0.AddDate(0, 0, 40), Order: ledger.Order{Paid: true, PaidFen: 50000, AwardedPoints: 500}},
+		{OrderID: "o4", Channel: "pos", OneID: alice, Order: ledger.Order{Refunds: map[string]int64{"r": 100}}},
+	} {
+		require.NoError(t, s.Set(ctx, member.Orders, o.Channel+"-"+o.OrderID, o))
+	}
+	require.NoError(t, s.Set(ctx, member.Activities, absorbed, member.Activity{OneID: absorbed, ByChannel: map[string]*member.ChannelActivity{
+		"app": {Count: 2, LastAt: t0.AddDate(0, 2, 0), Kinds: map[string]int64{"live_view": 2}}}}))
 	require.NoError(t, s.Set(ctx, member.Tiers, alice, member.TierState{OneID: alice, Level: "silver", NetSpendFen: 247000}))
 	mux := http.NewServeMux()
-	(&API{Store: s, Ladder: tier.Default}).Routes(mux)
+	(&API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 }}).Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -72,7 +87,21 @@ func TestProfileFields(t *testing.T) {
 	assert.Equal(t, "silver", p.Tier.Level)
 	assert.Equal(t, &NextLevel{Level: "gold", RemainingFen: 53000}, p.Tier.Next)
 	assert.Equal(t, tier.Default[1].Benefits, p.Tier.Benefits)
-	assert.Equal(t, Orders{Count: 3, NetAmountFen: 247000}, p.Orders)
+	assert.Equal(t, int64(3), p.Orders.Count, "orders under the absorbed OneID count; a refund waiting for its order does not")
+	assert.Equal(t, int64(97000+100000+50000), p.Orders.NetAmountFen)
+	assert.Equal(t, int64(247000/3), p.Orders.AverageOrderFen)
+	assert.Equal(t, map[string]int64{"tmall": 1, "jd": 2}, map[string]int64{"tmall": p.Orders.ByChannel["tmall"].Count, "jd": p.Orders.ByChannel["jd"].Count})
+	require.NotNil(t, p.Orders.RepurchaseCycleDays)
+	assert.Equal(t, 20.0, *p.Orders.RepurchaseCycleDays, "median of 10 and 30 days")
+	assert.Len(t, p.RecentOrders, 3)
+	assert.Equal(t, "o3", p.RecentOrders[0].OrderID, "newest first")
+	assert.Equal(t, &Expiry{At: t0.AddDate(1, 0, 0), Points: 970}, p.Points.NextExpiry)
+	assert.Len(t, p.Points.Lots, 3)
+	assert.Equal(t, int64(2), p.Interactions.Count)
+	assert.Equal(t, int64(2), p.Interactions.ByChannel["app"].Kinds["live_view"])
+	assert.Equal(t, t0.AddDate(0, 2, 0), *p.LastActiveAt, "the live view came after the last order")
+	assert.Len(t, p.IdentitiesByChannel["jd"], 1)
+	assert.Equal(t, []Coupon{}, p.Coupons)
 	assert.Equal(t, member.PoolPlaintext, p.Pool)
 	assert.Equal(t, "138****5678", p.Identities[0].Value, "phones only masked")
 }
@@ -126,4 +155,28 @@ func TestUnknownMemberIs404JSON(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, get(t, srv.URL+"/v1/members/"+id, &eb))
 		assert.Contains(t, eb.Error, "not found")
 	}
+}
+
+func TestOrdersArePaged(t *testing.T) {
+	srv := server(t)
+	var seen []string
+	next := ""
+	for range 5 {
+		var page OrdersPage
+		u := srv.URL + "/v1/members/" + alice + "/orders?limit=2"
+		if next != "" {
+			u += "&after=" + next
+		}
+		require.Equal(t, http.StatusOK, get(t, u, &page))
+		for _, o := range page.Items {
+			seen = append(seen, o.OrderID)
+		}
+		if next = page.Next; next == "" {
+			break
+		}
+	}
+	assert.Equal(t, []string{"o3", "o2", "o1"}, seen, "every order once, newest first")
+	var eb runtime.ErrorBody
+	require.Equal(t, http.StatusBadRequest, get(t, srv.URL+"/v1/members/"+alice+"/orders?after=garbage", &eb))
+	assert.Equal(t, "after", eb.Field)
 }

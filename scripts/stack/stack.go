@@ -72,7 +72,7 @@ type Stack struct {
 }
 
 // Chained lists the functions that consume from JetStream, in chain order.
-var Chained = []string{match.Name, pointsaward.Name, tierevaluate.Name, notify.Name}
+var Chained = []string{match.Name, pointsaward.Name, tierevaluate.Name, notify.Name, profile.Name}
 
 // Start brings the chain up and returns once it serves HTTP and every consumer runs.
 func Start(opts Options) (*Stack, error) {
@@ -143,11 +143,11 @@ func functions(st store.Store, opts Options) []runtime.Function {
 		ingest.Function(),
 		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: tier.Default, Now: opts.Now,
 			AdminToken: opts.AdminToken}).Function()),
-		wrap((&pointsaward.Handler{Store: st, FenPerPoint: ledger.DefaultFenPerPoint, Now: opts.Now}).Function()),
+		wrap((&pointsaward.Handler{Store: st, FenPerPoint: ledger.DefaultFenPerPoint, ExpiryMonths: 12, Now: opts.Now}).Function()),
 		wrap((&tierevaluate.Handler{Store: st, Ladder: tier.Default, Now: opts.Now}).Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
 			Templates: notify.DefaultTemplates(), MaxAttempts: cfg.MaxDeliver, Now: opts.Now}).Function()),
-		(&profile.API{Store: st, Ladder: tier.Default}).Function(),
+		wrap((&profile.API{Store: st, Ladder: tier.Default, Now: opts.Now}).Function()),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/tier"
 )
 
@@ -26,6 +27,7 @@ const (
 	Quarantine    = "quarantine"         // match: events held for an operator
 	Tombstones    = "tombstones"         // match: identity keys erased on request
 	Audit         = "audit"              // match: operator actions
+	Activities    = "activity"           // profile: interactions by channel
 )
 
 // Pools a member can be in.
@@ -129,14 +131,39 @@ type Tombstone struct {
 	OneID    string    `json:"oneId"`
 }
 
-// Account is the points-award function's view of a member: balance and order totals.
+// Account is the points-award function's view of a member: balance, the lots it is made of, and
+// order totals.
 type Account struct {
 	OneID        string    `json:"oneId"`
 	Balance      int64     `json:"balance"`
+	Lots         []Lot     `json:"lots,omitempty"`
 	OrderCount   int64     `json:"orderCount"`
 	NetAmountFen int64     `json:"netAmountFen"`
 	MergedInto   string    `json:"mergedInto,omitempty"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// Order is one order as the points ledger knows it (written by points-award, keyed by channel and
+// order id): its payment, its refunds by refund id and the points it earned. OneID is the member
+// that first resolved it; after a merge, follow that member's MergedInto.
+type Order struct {
+	OrderID string    `json:"orderId"`
+	Channel string    `json:"channel"`
+	ShopID  string    `json:"shopId,omitempty"`
+	OneID   string    `json:"oneId"`
+	PaidAt  time.Time `json:"paidAt"`
+	ledger.Order
+}
+
+// Lot is the points one order earned, spent and expired first in, first out.
+type Lot struct {
+	ID        string    `json:"id"`
+	OrderID   string    `json:"orderId"`
+	Channel   string    `json:"channel"`
+	Earned    int64     `json:"earned"`
+	Remaining int64     `json:"remaining"`
+	EarnedAt  time.Time `json:"earnedAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // TierState is the tier-evaluate function's view of a member.
@@ -159,6 +186,20 @@ func OneIDFor(source, eventID string) string {
 
 // MaxMergeHops bounds how far readers follow MergedInto pointers.
 const MaxMergeHops = 8
+
+// Activity is the profile function's record of a member's interactions (browse, live views,
+// community), per channel and kind.
+type Activity struct {
+	OneID     string                      `json:"oneId"`
+	ByChannel map[string]*ChannelActivity `json:"byChannel"`
+}
+
+// ChannelActivity counts one channel's interactions.
+type ChannelActivity struct {
+	Count  int64            `json:"count"`
+	LastAt time.Time        `json:"lastAt"`
+	Kinds  map[string]int64 `json:"kinds"`
+}
 
 // Indexes are the fields the functions query by, per collection: the embedded store keeps an
 // index for each (Firestore indexes single fields itself; composite ones live in deploy/).

@@ -18,15 +18,15 @@ import (
 
 func main() { runtime.Main(pointsaward.Name, run) }
 
-// fenPerPoint reads POINTS_FEN_PER_POINT: fen that earn one point (default 100: 1 yuan = 1 point).
-func fenPerPoint() (int64, error) {
-	v := os.Getenv("POINTS_FEN_PER_POINT")
+// positive reads a positive integer variable, or returns fallback when it is unset.
+func positive(name string, fallback int64) (int64, error) {
+	v := os.Getenv(name)
 	if v == "" {
-		return ledger.DefaultFenPerPoint, nil
+		return fallback, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
-		return 0, fmt.Errorf("POINTS_FEN_PER_POINT %q: want a positive integer", v)
+		return 0, fmt.Errorf("%s %q: want a positive integer", name, v)
 	}
 	return n, nil
 }
@@ -36,7 +36,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	rate, err := fenPerPoint()
+	rate, err := positive("POINTS_FEN_PER_POINT", ledger.DefaultFenPerPoint) // fen that earn one point
+	if err != nil {
+		return err
+	}
+	months, err := positive("POINTS_EXPIRY_MONTHS", 12) // lots expire this long after payment
 	if err != nil {
 		return err
 	}
@@ -45,6 +49,6 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	h := &pointsaward.Handler{Store: st, FenPerPoint: rate, Now: time.Now}
-	return runtime.Run(rt, slog.Group("pointsAward", "store", sc, "fenPerPoint", rate), h.Function())
+	h := &pointsaward.Handler{Store: st, FenPerPoint: rate, ExpiryMonths: int(months), Now: time.Now}
+	return runtime.Run(rt, slog.Group("pointsAward", "store", sc, "fenPerPoint", rate, "expiryMonths", months), h.Function())
 }

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/shared/member"
@@ -28,6 +29,6 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	api := &profile.API{Store: st, Ladder: ladder}
+	api := &profile.API{Store: st, Ladder: ladder, Now: time.Now}
 	return runtime.Run(rt, slog.Group("profile", "store", sc), api.Function())
 }
