@@ -29,15 +29,17 @@ func TestMain(m *testing.M) { firestoretest.Main(m) }
 var t0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	h     *Handler
-	store store.Store
-	clock time.Time
+	h       *Handler
+	store   store.Store
+	clock   time.Time
+	keySpec string
 }
 
 func newFixture(t *testing.T, s store.Store) *fixture {
-	keys, err := pii.ParseKeyring(pii.NewKey("test"))
+	spec := pii.NewKey("test")
+	keys, err := pii.ParseKeyring(spec)
 	require.NoError(t, err)
-	f := &fixture{store: s, clock: t0}
+	f := &fixture{store: s, clock: t0, keySpec: spec}
 	f.h = &Handler{Store: s, Keys: keys, Rules: identity.DefaultRules(), Ladder: tier.Default, AdminToken: "admin-secret",
 		Now: func() time.Time { return f.clock }}
 	return f

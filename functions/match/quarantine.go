@@ -15,6 +15,9 @@ import (
 	"github.com/omnimember/omnimember/shared/store"
 )
 
+// sealPurpose binds a quarantined event's ciphertext to its use.
+const sealPurpose = "quarantined-event"
+
 // releaseExtension marks an event an operator released from quarantine: it names the quarantine record.
 const releaseExtension = "omquarantine"
 
@@ -24,7 +27,11 @@ func (h *Handler) quarantine(tx store.Tx, ev cloudevents.Event, p Plan, now time
 	if err != nil {
 		return err
 	}
-	q := member.Quarantined{ID: receipt.Key(Name, ev), Event: raw, EventType: ev.Type(), EventID: ev.ID(),
+	sealed, err := h.Keys.Seal(string(raw), sealPurpose)
+	if err != nil {
+		return err
+	}
+	q := member.Quarantined{ID: receipt.Key(Name, ev), Sealed: sealed, EventType: ev.Type(), EventID: ev.ID(),
 		Reason: p.Quarantine, OneIDs: p.Survivor.MergedFrom, Status: member.QuarantinePending, At: now}
 	return tx.Set(member.Quarantine, q.ID, q)
 }
@@ -54,6 +61,8 @@ func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
 	admin("POST /v1/quarantine/{id}/release", func(w http.ResponseWriter, r *http.Request) { h.decideQuarantine(w, r, pub, true) })
 	admin("POST /v1/quarantine/{id}/reject", func(w http.ResponseWriter, r *http.Request) { h.decideQuarantine(w, r, pub, false) })
 	admin("POST /v1/members:merge-preview", h.mergePreview)
+	admin("POST /v1/admin/pii:reseal", h.reseal)
+	admin("DELETE /v1/members/{oneId}/personal-data", func(w http.ResponseWriter, r *http.Request) { h.erasePersonalData(w, r, pub) })
 }
 
 func (h *Handler) listQuarantine(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +128,7 @@ func (h *Handler) decideQuarantine(w http.ResponseWriter, r *http.Request, pub *
 		return
 	}
 	if release {
-		if err := republish(r.Context(), pub, q); err != nil {
+		if err := h.republish(r.Context(), pub, q); err != nil {
 			runtime.WriteError(w, http.StatusServiceUnavailable, "", "released, but not yet re-sent (retry the release): %v", err)
 			return
 		}
@@ -130,9 +139,13 @@ func (h *Handler) decideQuarantine(w http.ResponseWriter, r *http.Request, pub *
 var errDecided = errors.New("quarantine decided")
 
 // republish sends the held event again under a derived id, marked as released.
-func republish(ctx context.Context, pub *runtime.Publisher, q member.Quarantined) error {
+func (h *Handler) republish(ctx context.Context, pub *runtime.Publisher, q member.Quarantined) error {
+	raw, err := h.Keys.Open(q.Sealed, sealPurpose)
+	if err != nil {
+		return err
+	}
 	ev := cloudevents.NewEvent()
-	if err := ev.UnmarshalJSON(q.Event); err != nil {
+	if err := ev.UnmarshalJSON([]byte(raw)); err != nil {
 		return err
 	}
 	ev.SetID(ev.ID() + "~released")

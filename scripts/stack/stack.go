@@ -40,6 +40,8 @@ type Options struct {
 	NATSPort int
 	// SyncAlways makes JetStream fsync every message.
 	SyncAlways bool
+	// JetStreamKey encrypts JetStream's files at rest.
+	JetStreamKey string
 	// StoreNoSync skips fsync in the embedded store.
 	StoreNoSync bool
 	// Store replaces the embedded store (a Firestore store, say); the stack does not close it.
@@ -105,7 +107,8 @@ func Start(opts Options) (*Stack, error) {
 
 func (s *Stack) open(opts Options) error {
 	var err error
-	if s.Broker, err = broker.Start(broker.Options{Dir: filepath.Join(opts.DataDir, "jetstream"), Port: opts.NATSPort, SyncAlways: opts.SyncAlways}); err != nil {
+	if s.Broker, err = broker.Start(broker.Options{Dir: filepath.Join(opts.DataDir, "jetstream"), Port: opts.NATSPort,
+		SyncAlways: opts.SyncAlways, EncryptionKey: opts.JetStreamKey}); err != nil {
 		return err
 	}
 	if s.nc, err = s.Broker.Connect("omnimember-stack"); err != nil {

@@ -21,6 +21,10 @@ type Options struct {
 	// SyncAlways fsyncs every message (survives an OS crash); otherwise the server syncs on its
 	// interval and written messages survive a kill of any process in the OS page cache.
 	SyncAlways bool
+	// EncryptionKey, if set, encrypts JetStream's files at rest (AES-GCM): events before match carry
+	// plaintext phones. Changing it needs the old key as OldEncryptionKey for one start.
+	EncryptionKey    string
+	OldEncryptionKey string
 }
 
 // Server is a running embedded NATS server.
@@ -37,6 +41,7 @@ func Start(o Options) (*Server, error) {
 		ServerName: "omnimember-embedded", JetStream: true, StoreDir: o.Dir,
 		Host: o.Host, Port: o.Port, DontListen: o.Port == 0, NoSigs: true, NoLog: true,
 		SyncAlways: o.SyncAlways, MaxPayload: 8 << 20,
+		JetStreamKey: o.EncryptionKey, JetStreamOldKey: o.OldEncryptionKey, JetStreamCipher: server.AES,
 	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"

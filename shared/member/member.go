@@ -5,7 +5,6 @@ package member
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -109,18 +108,19 @@ const (
 	QuarantineRejected = "rejected"
 )
 
-// Quarantined is an event held back from merging until an operator releases or rejects it.
+// Quarantined is an event held back from merging until an operator releases or rejects it. The
+// event may carry a plaintext phone, so it is kept sealed.
 type Quarantined struct {
-	ID        string          `json:"id"`
-	Event     json.RawMessage `json:"event"`
-	EventType string          `json:"eventType"`
-	EventID   string          `json:"eventId"`
-	Reason    string          `json:"reason"`
-	OneIDs    []string        `json:"oneIds"`
-	Status    string          `json:"status"`
-	At        time.Time       `json:"at"`
-	DecidedAt *time.Time      `json:"decidedAt,omitempty"`
-	DecidedBy string          `json:"decidedBy,omitempty"`
+	ID        string     `json:"id"`
+	Sealed    string     `json:"sealed"`
+	EventType string     `json:"eventType"`
+	EventID   string     `json:"eventId"`
+	Reason    string     `json:"reason"`
+	OneIDs    []string   `json:"oneIds"`
+	Status    string     `json:"status"`
+	At        time.Time  `json:"at"`
+	DecidedAt *time.Time `json:"decidedAt,omitempty"`
+	DecidedBy string     `json:"decidedBy,omitempty"`
 }
 
 // Tombstone marks an identity key erased on request: events that happened before ErasedAt never

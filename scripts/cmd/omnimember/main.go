@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,7 +28,10 @@ type config struct {
 	HTTPAddr string // OMNIMEMBER_HTTP_ADDR
 	NATSPort int    // OMNIMEMBER_NATS_PORT: for functions started as their own processes (0: none)
 	Demo     bool   // OMNIMEMBER_DEMO=0 skips the replay
-	Runtime  runtime.Config
+	// AdminToken opens the operator endpoints (OMNIMEMBER_ADMIN_TOKEN; a development token is
+	// printed at start when unset).
+	AdminToken string
+	Runtime    runtime.Config
 }
 
 func loadConfig() (config, error) {
@@ -44,6 +49,7 @@ func loadConfig() (config, error) {
 		}
 		c.NATSPort = n
 	}
+	c.AdminToken = os.Getenv(runtime.AdminTokenEnv)
 	var err error
 	c.Runtime, err = runtime.FromEnv()
 	return c, err
@@ -56,17 +62,39 @@ func devKeys(dir string) (*pii.Keyring, string, error) {
 		k, err := pii.FromEnv()
 		return k, "from " + pii.KeysEnv, err
 	}
-	path := filepath.Join(dir, "dev-pii.key")
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		raw = []byte(pii.NewKey("dev1"))
-		err = os.WriteFile(path, raw, 0o600)
-	}
+	spec, path, err := devSecret(dir, "dev-pii.key", func() string { return pii.NewKey("dev1") })
 	if err != nil {
 		return nil, "", err
 	}
-	k, err := pii.ParseKeyring(strings.TrimSpace(string(raw)))
+	k, err := pii.ParseKeyring(spec)
 	return k, "development key in " + path, err
+}
+
+// jetStreamKey encrypts the embedded JetStream's files: OMNIMEMBER_JETSTREAM_KEY, else a
+// development key kept in the data directory.
+func jetStreamKey(dir string) (string, error) {
+	if v := os.Getenv("OMNIMEMBER_JETSTREAM_KEY"); v != "" {
+		return v, nil
+	}
+	key, _, err := devSecret(dir, "dev-jetstream.key", func() string { return strings.TrimPrefix(pii.NewKey("js"), "js:") })
+	return key, err
+}
+
+func randomHex() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// devSecret reads a secret file of the data directory, creating it on first use.
+func devSecret(dir, name string, generate func() string) (string, string, error) {
+	path := filepath.Join(dir, name)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		raw = []byte(generate())
+		err = os.WriteFile(path, raw, 0o600)
+	}
+	return strings.TrimSpace(string(raw)), path, err
 }
 
 func main() {
@@ -95,9 +123,18 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if cfg.AdminToken == "" {
+		if cfg.AdminToken, _, err = devSecret(cfg.DataDir, "dev-admin.token", randomHex); err != nil {
+			return err
+		}
+	}
+	jsKey, err := jetStreamKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	log.Info("starting omnimember (embedded)", "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
 	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort,
-		Keys: keys, Runtime: &cfg.Runtime, Logger: log})
+		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken})
 	if err != nil {
 		return err
 	}
@@ -114,7 +151,7 @@ func run() error {
 			return err
 		}
 	}
-	printTryIt(base)
+	printTryIt(base, cfg.AdminToken)
 	<-ctx.Done()
 	fmt.Println("\nstopping: draining functions")
 	return nil
@@ -145,7 +182,7 @@ func runDemo(ctx context.Context, s *stack.Stack, base string) error {
 	return demo.Summary(ctx, base, s.Store, os.Stdout)
 }
 
-func printTryIt(base string) {
+func printTryIt(base, token string) {
 	fmt.Printf(`
 Try it (Ctrl-C to stop):
   curl -s '%[1]s/v1/members:lookup?type=phone&value=%%2B86%%20138-1234-5678'
@@ -153,5 +190,8 @@ Try it (Ctrl-C to stop):
     "specversion":"1.0","type":"omnimember.order.paid","source":"jd/jd-shop-9","id":"my-order-1",
     "data":{"orderId":"JD-9001","channel":"jd","shopId":"jd-shop-9","amountFen":99900,
             "paidAt":"%[2]s","identities":[{"type":"phone","value":"13812345678"}]}}'
-`, base, time.Now().UTC().Format(time.RFC3339))
+  curl -s -X POST %[1]s/v1/members:merge-preview -H 'Authorization: Bearer %[3]s' \
+       -d '{"identities":[{"type":"phone","value":"13812345678"},{"type":"phone","value":"13987654321"}]}'
+  curl -s %[1]s/v1/quarantine -H 'Authorization: Bearer %[3]s'     # operator endpoints (OMNIMEMBER_ADMIN_TOKEN)
+`, base, time.Now().UTC().Format(time.RFC3339), token)
 }

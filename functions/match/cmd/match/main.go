@@ -9,8 +9,8 @@ import (
 
 	"github.com/omnimember/omnimember/functions/match"
 	"github.com/omnimember/omnimember/shared/identity"
-	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/member"
+	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
 	"github.com/omnimember/omnimember/shared/tier"
