@@ -95,16 +95,20 @@ type MemberMergedData struct {
 }
 
 // MemberSplitData is the data of omnimember.member.split: an operator undid a wrong merge; the
-// identities with these keys left FromOneID for ToOneID (the member they came from, or a new one).
+// identities with IdentityKeys left FromOneID for ToOneID (the member they came from, or a new one).
+// An order moves with them when it carried a leaving key and none of RemainingKeys (the strong and
+// scoped keys that stay); FormerOneIDs are the OneIDs whose orders FromOneID held.
 type MemberSplitData struct {
-	FromOneID    string    `json:"fromOneId"`
-	ToOneID      string    `json:"toOneId"`
-	IdentityKeys []string  `json:"identityKeys"`
-	Types        []string  `json:"types"`
-	Reason       string    `json:"reason"`
-	By           string    `json:"by"`
-	RequestID    string    `json:"requestId"`
-	SplitAt      time.Time `json:"splitAt"`
+	FromOneID     string    `json:"fromOneId"`
+	ToOneID       string    `json:"toOneId"`
+	FormerOneIDs  []string  `json:"formerOneIds"`
+	IdentityKeys  []string  `json:"identityKeys"`
+	RemainingKeys []string  `json:"remainingKeys"`
+	Types         []string  `json:"types"`
+	Reason        string    `json:"reason"`
+	By            string    `json:"by"`
+	RequestID     string    `json:"requestId"`
+	SplitAt       time.Time `json:"splitAt"`
 }
 
 // MemberErasedData is the data of omnimember.member.erased: a member's identities and personal

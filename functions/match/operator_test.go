@@ -164,3 +164,44 @@ func TestKeyRotationResealsEveryPhone(t *testing.T) {
 	require.Equal(t, http.StatusOK, o.do(t, http.MethodPost, "/v1/admin/pii:reseal", &r))
 	assert.Zero(t, r.Resealed, "nothing left under the old key")
 }
+
+func TestSplitRequestsThatCannotBeDone(t *testing.T) {
+	o := newOperator(t)
+	a := o.oneID(t, order(t, "e1", "pos", phone("13811110000"), id("pos_card", "c1")))
+	other := o.oneID(t, order(t, "e2", "pos", phone("13922220000")))
+	post := func(target, body string) (int, map[string]any) {
+		req, err := http.NewRequest(http.MethodPost, o.url+"/v1/members/"+target, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer admin-secret")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+	tests := []struct {
+		name, target, body string
+		want               int
+	}{
+		{"another member's identity", a + ":split", `{"identities":[{"type":"phone","value":"13922220000"}]}`, http.StatusBadRequest},
+		{"every identity", a + ":split", `{"identities":[{"type":"phone","value":"13811110000"},{"type":"pos_card","value":"c1"}]}`, http.StatusBadRequest},
+		{"malformed", a + ":split", `{"identities":"all"}`, http.StatusBadRequest},
+		{"unknown member", "om_nobodynobodynobody0:split", `{"identities":[{"type":"pos_card","value":"c1"}]}`, http.StatusNotFound},
+		{"not an action", a + ":explode", `{}`, http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out := post(tt.target, tt.body)
+			assert.Equal(t, tt.want, status, "answer %v", out)
+		})
+	}
+	status, out := post(a+":split", `{"identities":[{"type":"pos_card","value":"c1"}],"reason":"card lent to a friend"}`)
+	require.Equal(t, http.StatusOK, status, "answer %v", out)
+	to := out["toOneId"].(string)
+	assert.NotEqual(t, a, to)
+	assert.NotEqual(t, other, to, "identities that never belonged to an absorbed member go to a new one")
+	assert.Equal(t, to, o.oneID(t, order(t, "e3", "pos", id("pos_card", "c1"))))
+	splits := brokertest.Events(t, o.js, stream.Events, events.MemberSplit)
+	require.Len(t, splits, 1)
+}

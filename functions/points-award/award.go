@@ -4,8 +4,6 @@ package pointsaward
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +11,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -23,12 +22,12 @@ import (
 const Name = "points-award"
 
 // Consumes lists the events that move points.
-var Consumes = []string{events.IdentityResolved, events.MemberMerged}
+var Consumes = []string{events.IdentityResolved, events.MemberMerged, events.MemberSplit}
 
 // Handler awards points. FenPerPoint is the earning rate (100: 1 yuan = 1 point); points expire
 // ExpiryMonths after the order was paid.
 type Handler struct {
-	Store        receipt.Transactor
+	Store        Store
 	FenPerPoint  int64
 	ExpiryMonths int
 	Now          func() time.Time
@@ -37,6 +36,12 @@ type Handler struct {
 // Function is points-award as the runtime runs it.
 func (h *Handler) Function() runtime.Function {
 	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle}
+}
+
+// Store is the part of the store points-award uses: transactions, and queries to find what a split moves.
+type Store interface {
+	receipt.Transactor
+	member.Querier
 }
 
 // Orders are keyed by channel and order id (member.Order), so the same order arriving under another
@@ -66,11 +71,12 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 			return nil, runtime.Permanent(err)
 		}
 		runtime.SetOneID(ctx, d.OneID)
+		keys := identityKeys(d.Identities)
 		switch {
 		case d.Order != nil:
-			apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.pay(tx, ev, d.OneID, *d.Order) }
+			apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.pay(tx, ev, d.OneID, keys, *d.Order) }
 		case d.Refund != nil:
-			apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.refund(tx, ev, d.OneID, *d.Refund) }
+			apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.refund(tx, ev, d.OneID, keys, *d.Refund) }
 		default:
 			return nil, nil // registrations and interactions move no points
 		}
@@ -81,6 +87,18 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		}
 		runtime.SetOneID(ctx, d.SurvivorOneID)
 		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return nil, h.merge(tx, ev, d) }
+	case events.MemberSplit:
+		d, err := events.Decode[events.MemberSplitData](ev)
+		if err != nil {
+			return nil, runtime.Permanent(err)
+		}
+		runtime.SetOneID(ctx, d.FromOneID)
+		// The query runs before the transaction; the transaction re-reads what it found.
+		moving, err := member.SplitOrders(ctx, h.Store, d)
+		if err != nil {
+			return nil, err
+		}
+		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return nil, h.split(tx, ev, d, moving) }
 	default:
 		return nil, runtime.Permanent(fmt.Errorf("points-award does not handle %s", ev.Type()))
 	}
@@ -91,9 +109,26 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 	return outs, nil
 }
 
-func orderKey(channel, orderID string) string {
-	sum := sha256.Sum256([]byte(channel + "\x00" + orderID))
-	return hex.EncodeToString(sum[:20])
+func orderKey(channel, orderID string) string { return member.OrderKey(channel, orderID) }
+
+// identityKeys are the keys of an event's identities, kept on its order for splits.
+func identityKeys(ids []events.Identity) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if k := identity.Key(id); !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func addKeys(have, more []string) []string {
+	for _, k := range more {
+		if !slices.Contains(have, k) {
+			have = append(have, k)
+		}
+	}
+	return have
 }
 
 // loadOrder reads the order and the live account it belongs to (following merges).
@@ -122,11 +157,12 @@ func liveAccount(tx store.Tx, oneID string) (member.Account, error) {
 	return member.Account{}, fmt.Errorf("account %s: merge chain longer than %d", oneID, member.MaxMergeHops)
 }
 
-func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, o events.OrderPaidData) ([]cloudevents.Event, error) {
+func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, o events.OrderPaidData) ([]cloudevents.Event, error) {
 	od, acct, err := loadOrder(tx, o.Channel, o.OrderID, oneID)
 	if err != nil {
 		return nil, err
 	}
+	od.IdentityKeys = addKeys(od.IdentityKeys, keys)
 	before := od.NetFen()
 	delta, changed, err := od.Pay(o.AmountFen, h.FenPerPoint)
 	if err != nil {
@@ -140,11 +176,12 @@ func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, o events.
 	return h.commit(tx, ev, od, acct, delta, before, "")
 }
 
-func (h *Handler) refund(tx store.Tx, ev cloudevents.Event, oneID string, r events.OrderRefundedData) ([]cloudevents.Event, error) {
+func (h *Handler) refund(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, r events.OrderRefundedData) ([]cloudevents.Event, error) {
 	od, acct, err := loadOrder(tx, r.Channel, r.OrderID, oneID)
 	if err != nil {
 		return nil, err
 	}
+	od.IdentityKeys = addKeys(od.IdentityKeys, keys)
 	before := od.NetFen()
 	delta, changed, err := od.Refund(r.RefundID, r.AmountFen, h.FenPerPoint)
 	if err != nil {

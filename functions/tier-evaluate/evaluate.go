@@ -21,13 +21,19 @@ import (
 const Name = "tier-evaluate"
 
 // Consumes lists the events that move spend.
-var Consumes = []string{events.PointsAwarded, events.PointsReversed, events.MemberMerged}
+var Consumes = []string{events.PointsAwarded, events.PointsReversed, events.MemberMerged, events.MemberSplit}
 
 // Handler evaluates tiers on Ladder.
 type Handler struct {
-	Store  receipt.Transactor
+	Store  Store
 	Ladder tier.Ladder
 	Now    func() time.Time
+}
+
+// Store is the part of the store tier-evaluate uses: transactions, and queries to find what a split moves.
+type Store interface {
+	receipt.Transactor
+	member.Querier
 }
 
 // Function is tier-evaluate as the runtime runs it.
@@ -68,6 +74,17 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		}
 		runtime.SetOneID(ctx, d.SurvivorOneID)
 		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.merge(tx, ev, d) }
+	case events.MemberSplit:
+		d, err := events.Decode[events.MemberSplitData](ev)
+		if err != nil {
+			return nil, runtime.Permanent(err)
+		}
+		runtime.SetOneID(ctx, d.FromOneID)
+		moving, err := member.SplitOrders(ctx, h.Store, d)
+		if err != nil {
+			return nil, err
+		}
+		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.split(tx, ev, d, moving) }
 	default:
 		return nil, runtime.Permanent(fmt.Errorf("tier-evaluate does not handle %s", ev.Type()))
 	}
@@ -140,6 +157,12 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 // evaluate drops purchases outside the window, upgrades if the spend reaches a higher level, and
 // writes the state; a change becomes tier.changed.
 func (h *Handler) evaluate(tx store.Tx, ev cloudevents.Event, s member.TierState) ([]cloudevents.Event, error) {
+	return h.decide(tx, ev, s, 0, h.Ladder.Upgrade)
+}
+
+// decide applies a level rule to a member's rolling spend, writes the state, and reports a change
+// as the index-th event the input causes.
+func (h *Handler) decide(tx store.Tx, ev cloudevents.Event, s member.TierState, index int, rule func(current string, spend int64) (string, bool)) ([]cloudevents.Event, error) {
 	now := h.Now()
 	for k, p := range s.Purchases {
 		if !p.PaidAt.After(now.Add(-tier.Window)) {
@@ -148,7 +171,7 @@ func (h *Handler) evaluate(tx store.Tx, ev cloudevents.Event, s member.TierState
 	}
 	from := s.Level
 	s.NetSpendFen = tier.RollingSpend(s.Purchases, now)
-	level, changed := h.Ladder.Upgrade(s.Level, s.NetSpendFen)
+	level, changed := rule(s.Level, s.NetSpendFen)
 	s.Level, s.EvaluatedAt = level, now
 	if err := tx.Set(member.Tiers, s.OneID, s); err != nil {
 		return nil, err
@@ -156,7 +179,45 @@ func (h *Handler) evaluate(tx store.Tx, ev cloudevents.Event, s member.TierState
 	if !changed {
 		return nil, nil
 	}
-	out, err := events.New(events.TierChanged, events.DerivedID(Name, ev.ID(), 0), events.Source(Name), now, events.TierChangedData{
-		OneID: s.OneID, From: from, To: level, Direction: "upgrade", NetSpendFen: s.NetSpendFen, EvaluatedAt: now, SourceID: ev.ID()})
+	direction := "upgrade"
+	if h.Ladder.Rank(level) < h.Ladder.Rank(from) {
+		direction = "downgrade"
+	}
+	out, err := events.New(events.TierChanged, events.DerivedID(Name, ev.ID(), index), events.Source(Name), now, events.TierChangedData{
+		OneID: s.OneID, From: from, To: level, Direction: direction, NetSpendFen: s.NetSpendFen, EvaluatedAt: now, SourceID: ev.ID()})
 	return []cloudevents.Event{out}, err
+}
+
+// split moves the purchases of the orders that left with a split's identities, then places both
+// members afresh: a wrong merge's tier is a mistake to correct, so here a level may go down.
+func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitData, moving map[string]member.Order) ([]cloudevents.Event, error) {
+	from, err := h.liveState(tx, d.FromOneID)
+	if err != nil {
+		return nil, err
+	}
+	to := member.TierState{OneID: d.ToOneID, Level: h.Ladder[0].Name}
+	if err := tx.Get(member.Tiers, d.ToOneID, &to); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if to.Purchases == nil {
+		to.Purchases = map[string]tier.Purchase{}
+	}
+	to.MergedInto = ""
+	for _, o := range moving {
+		k := o.Channel + ":" + o.OrderID
+		if p, ok := from.Purchases[k]; ok {
+			to.Purchases[k] = p
+			delete(from.Purchases, k)
+		}
+	}
+	correct := func(current string, spend int64) (string, bool) {
+		level := h.Ladder.For(spend).Name
+		return level, level != current
+	}
+	outs, err := h.decide(tx, ev, from, 0, correct)
+	if err != nil {
+		return nil, err
+	}
+	more, err := h.decide(tx, ev, to, 1, correct)
+	return append(outs, more...), err
 }

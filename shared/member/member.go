@@ -3,12 +3,18 @@
 package member
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/tier"
 )
 
@@ -152,7 +158,23 @@ type Order struct {
 	ShopID  string    `json:"shopId,omitempty"`
 	OneID   string    `json:"oneId"`
 	PaidAt  time.Time `json:"paidAt"`
+	// IdentityKeys are the keys of the identities the order's events carried: a split moves the
+	// order with them.
+	IdentityKeys []string `json:"identityKeys,omitempty"`
 	ledger.Order
+}
+
+// MovesOnSplit says whether an order leaves with a split's identities: it carried one of the
+// leaving keys and none of the strong or scoped keys that remain.
+func (o Order) MovesOnSplit(leaving, remaining []string) bool {
+	moves := false
+	for _, k := range o.IdentityKeys {
+		if slices.Contains(remaining, k) {
+			return false
+		}
+		moves = moves || slices.Contains(leaving, k)
+	}
+	return moves
 }
 
 // Lot is the points one order earned, spent and expired first in, first out.
@@ -208,4 +230,38 @@ var Indexes = map[string][]string{
 	Outbox:     {"oneId"},
 	Quarantine: {"status"},
 	Conflicts:  {"oneId"},
+}
+
+// Querier runs store queries.
+type Querier interface {
+	Query(ctx context.Context, q store.Query) ([]store.Document, error)
+}
+
+// OrderKey is the document id of an order: channel and order id, hashed.
+func OrderKey(channel, orderID string) string {
+	sum := sha256.Sum256([]byte(channel + "\x00" + orderID))
+	return hex.EncodeToString(sum[:20])
+}
+
+// SplitOrders finds the orders a split moves: among the orders of the split member's OneIDs (and
+// of the target, for a split announced twice), those MovesOnSplit selects. Both points-award and
+// tier-evaluate use it, so they move the same orders.
+func SplitOrders(ctx context.Context, q Querier, d events.MemberSplitData) (map[string]Order, error) {
+	out := map[string]Order{}
+	for _, oneID := range append([]string{d.FromOneID, d.ToOneID}, d.FormerOneIDs...) {
+		docs, err := q.Query(ctx, store.Query{Collection: Orders, Filters: []store.Filter{{Field: "oneId", Op: store.OpEq, Value: oneID}}})
+		if err != nil {
+			return nil, fmt.Errorf("orders of %s: %w", oneID, err)
+		}
+		for _, doc := range docs {
+			var o Order
+			if err := doc.DataTo(&o); err != nil {
+				return nil, err
+			}
+			if o.MovesOnSplit(d.IdentityKeys, d.RemainingKeys) {
+				out[doc.ID] = o
+			}
+		}
+	}
+	return out, nil
 }
