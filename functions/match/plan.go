@@ -168,9 +168,11 @@ func loadOwners(tx reader, ids []seen) (map[string]member.Member, error) {
 	return owners, nil
 }
 
-// candidates are the members the event's strong identities point at, oldest first; failing any,
-// the member its highest-priority scoped identity points at. causes maps each candidate to the
-// link keys that point at it.
+// candidates are the members the event's strong identities point at, and those its scoped
+// identities point at when the event also carries their platform-level id (a shop's open id next to
+// the platform's union id is the same person), oldest first; failing any, the member its
+// highest-priority scoped identity points at. causes maps each candidate to the link keys that
+// point at it.
 func (h *Handler) candidates(ids []seen, owners map[string]member.Member) ([]member.Member, map[string][]string) {
 	causes := map[string][]string{}
 	var out []member.Member
@@ -180,8 +182,13 @@ func (h *Handler) candidates(ids []seen, owners map[string]member.Member) ([]mem
 		}
 		causes[s.link.OneID] = append(causes[s.link.OneID], s.key)
 	}
+	carries := func(idType string) bool { return slices.ContainsFunc(ids, func(s seen) bool { return s.id.Type == idType }) }
 	for _, s := range ids {
-		if s.link != nil && s.rule.Strength == identity.Strong {
+		switch {
+		case s.link == nil:
+		case s.rule.Strength == identity.Strong:
+			add(s)
+		case s.rule.Strength == identity.Scoped && carries(s.rule.LinksVia):
 			add(s)
 		}
 	}
@@ -265,7 +272,8 @@ func (h *Handler) choose(p *Plan, candidates []member.Member, causes map[string]
 		p.Survivor.MergedFrom = append(append(p.Survivor.MergedFrom, a.OneID), a.MergedFrom...)
 	}
 	for _, s := range ids {
-		if s.link != nil && s.rule.Strength == identity.Strong && s.link.OneID != p.Survivor.OneID && !slices.Contains(p.LinkedBy, s.id.Type) {
+		if s.link != nil && s.rule.Strength != identity.Weak && s.link.OneID != p.Survivor.OneID && !slices.Contains(p.LinkedBy, s.id.Type) &&
+			slices.ContainsFunc(p.Absorbed, func(m member.Member) bool { return m.OneID == s.link.OneID }) {
 			p.LinkedBy = append(p.LinkedBy, s.id.Type)
 		}
 	}

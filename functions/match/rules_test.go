@@ -243,3 +243,17 @@ func TestRulesAreAppliedFromTheIdentityPackage(t *testing.T) {
 	f.h.Rules = rules
 	assert.Empty(t, f.handle(t, order(t, "e1", "jd", id("jd_pin", "p1"))), "jd_pin made weak by the file: unresolved alone")
 }
+
+func TestScopedIdsMergeThroughTheirPlatformId(t *testing.T) {
+	f := newFixture(t, embeddedStore(t))
+	// A refund that knows only the shop's open id arrives first and makes a ciphertext member.
+	shopOnly := f.oneID(t, order(t, "refund-first", "douyin", scoped("douyin_openid", "op-1", "shop-9")))
+	li := f.oneID(t, order(t, "e2", "douyin", id("douyin_unionid", "du-1"), phone("13987654321")))
+	out := f.handle(t, order(t, "e3", "douyin", scoped("douyin_openid", "op-1", "shop-9"), id("douyin_unionid", "du-1")))
+	require.Contains(t, out, events.MemberMerged, "the open id next to its union id is the same person")
+	d, err := events.Decode[events.MemberMergedData](out[events.MemberMerged])
+	require.NoError(t, err)
+	assert.Equal(t, shopOnly, d.SurvivorOneID, "the older member survives")
+	assert.Equal(t, []string{li}, d.AbsorbedOneIDs)
+	assert.Contains(t, d.LinkedBy, "douyin_unionid")
+}
