@@ -182,7 +182,9 @@ func (h *Handler) candidates(ids []seen, owners map[string]member.Member) ([]mem
 		}
 		causes[s.link.OneID] = append(causes[s.link.OneID], s.key)
 	}
-	carries := func(idType string) bool { return slices.ContainsFunc(ids, func(s seen) bool { return s.id.Type == idType }) }
+	carries := func(idType string) bool {
+		return slices.ContainsFunc(ids, func(s seen) bool { return s.id.Type == idType })
+	}
 	for _, s := range ids {
 		switch {
 		case s.link == nil:
