@@ -13,6 +13,9 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/scripts/demo"
+	"github.com/omnimember/omnimember/shared/store/firestore"
+	"github.com/omnimember/omnimember/shared/store/firestore/firestoretest"
+	"github.com/omnimember/omnimember/shared/stream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -46,7 +49,27 @@ func lookup(t *testing.T, s *Stack, typ, value string) profile.Profile {
 // TestSplitUndoesAWrongMerge merges two people through a shared account, then splits them: the
 // restored member gets back its identities, orders, points and tier; the survivor's tier is corrected.
 func TestSplitUndoesAWrongMerge(t *testing.T) {
-	opts := testOptions(t, t.TempDir())
+	onEachStore(t, testSplit)
+}
+
+// onEachStore runs a chain test on the embedded store and on Firestore (the emulator).
+func onEachStore(t *testing.T, test func(t *testing.T, opts Options)) {
+	t.Run("embedded", func(t *testing.T) { test(t, testOptions(t, t.TempDir())) })
+	t.Run("firestore", func(t *testing.T) {
+		firestoretest.Host(t)
+		fs, err := firestore.Open(context.Background(), firestore.Config{ProjectID: firestoretest.ProjectID(t)})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = fs.Close() })
+		opts := testOptions(t, t.TempDir())
+		opts.Store = fs
+		// The emulator resolves contention with lock timeouts of seconds: give handlers that long,
+		// as production's 30s ack wait does.
+		opts.Runtime.AckWait, opts.Runtime.MaxDeliver = 30*time.Second, 20
+		test(t, opts)
+	})
+}
+
+func testSplit(t *testing.T, opts Options) {
 	opts.AdminToken = "ops-token"
 	s := start(t, opts)
 	id := func(typ, v string) events.Identity { return events.Identity{Type: typ, Value: v} }
@@ -93,7 +116,10 @@ func TestSplitUndoesAWrongMerge(t *testing.T) {
 // TestRacingEventsThatLinkTheSameIdentitiesConverge posts, all at once, events that each link a
 // phone or a card to a neighbour: whatever order match sees them in, they end as one member.
 func TestRacingEventsThatLinkTheSameIdentitiesConverge(t *testing.T) {
-	s := start(t, testOptions(t, t.TempDir()))
+	onEachStore(t, func(t *testing.T, opts Options) { testRacing(t, start(t, opts)) })
+}
+
+func testRacing(t *testing.T, s *Stack) {
 	id := func(typ, v string) events.Identity { return events.Identity{Type: typ, Value: v} }
 	chain := []events.Identity{id("phone", "13700000001"), id("pos_card", "c1"), id("jd_pin", "p1"), id("wechat_unionid", "w1"),
 		id("pos_card", "c2"), id("tmall_omid", "t1"), id("douyin_unionid", "d1"), id("app_user_id", "u1")}
@@ -114,6 +140,9 @@ func TestRacingEventsThatLinkTheSameIdentitiesConverge(t *testing.T) {
 	}
 	wg.Wait()
 	waitQuiet(t, s)
+	dead, err := stream.ListDeadLetters(context.Background(), s.Runtime.JetStream(), "")
+	require.NoError(t, err)
+	require.Empty(t, dead, "contention is retried, never given up on")
 	want := lookup(t, s, "phone", "13700000001")
 	for _, c := range chain[1:] {
 		assert.Equal(t, want.OneID, lookup(t, s, c.Type, c.Value).OneID, "%s resolves to the same member", c.Type)

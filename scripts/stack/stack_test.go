@@ -17,7 +17,6 @@ import (
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
-	"github.com/omnimember/omnimember/shared/store/firestore"
 	"github.com/omnimember/omnimember/shared/store/firestore/firestoretest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,21 +90,11 @@ func replayDemo(t *testing.T, s *Stack) {
 }
 
 func TestDemoTravelsTheWholeChain(t *testing.T) {
-	s := start(t, testOptions(t, t.TempDir()))
-	replayDemo(t, s)
-	checkDemo(t, s)
-}
-
-func TestDemoOnFirestore(t *testing.T) {
-	firestoretest.Host(t)
-	fs, err := firestore.Open(context.Background(), firestore.Config{ProjectID: firestoretest.ProjectID(t)})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = fs.Close() })
-	opts := testOptions(t, t.TempDir())
-	opts.Store = fs
-	s := start(t, opts)
-	replayDemo(t, s)
-	checkDemo(t, s)
+	onEachStore(t, func(t *testing.T, opts Options) {
+		s := start(t, opts)
+		replayDemo(t, s)
+		checkDemo(t, s)
+	})
 }
 
 // TestDuplicatesAndReorderingConverge posts the demo's events all at once, shuffled by
