@@ -42,6 +42,7 @@ type settings struct {
 	cpuProfile  string
 	storeNoSync bool
 	logTo       io.Writer
+	members     int
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.IntVar(&s.concurrency, "concurrency", 64, "events each function handles at once")
 	flag.BoolVar(&s.storeNoSync, "store-nosync", false, "skip fsync in the embedded store (survives a process kill, not an OS crash)")
 	logFile := flag.String("log", "", "append the functions' warnings (retries, dead letters) to this file")
+	flag.IntVar(&s.members, "members", 1_000_000, "members (5 identities each) for the identity benchmark; 0 skips it")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	s.logTo = io.Discard
@@ -103,6 +105,11 @@ func run(s settings) error {
 	}
 	fmt.Printf("  %-58s p50 %6.1f ms  p99 %6.1f ms  (offered %.0f/s, achieved %.0f/s; bar p99 < 50 ms)\n",
 		"latency 202 → tier evaluated, at half the measured rate", ms(percentile(lat, 50)), ms(percentile(lat, 99)), rate, achieved)
+	if s.members > 0 {
+		if err := identityBench(s.members); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+	}
 	return nil
 }
 
