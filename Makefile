@@ -50,6 +50,10 @@ deadletters: ## list dead letters (NATS_URL, FUNC= to filter)
 replay: ## replay dead letters to their subjects after a fix (NATS_URL, FUNC= to filter)
 	go run ./scripts/cmd/deadletter -function "$(FUNC)" replay
 
+.PHONY: oneid
+oneid: ## operator commands on identities: make oneid ARGS='split -member om_... -id jd_pin=x -reason "..."'
+	go run ./scripts/cmd/oneid $(ARGS)
+
 .PHONY: clean
 clean: ## remove build output and the local data of `make run`
 	rm -rf bin .data
