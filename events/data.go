@@ -179,6 +179,26 @@ type PointsExpiredData struct {
 	ExpiredAt time.Time `json:"expiredAt"`
 }
 
+// PointsExpiringData is the data of omnimember.points.expiring: a reminder that Points expire at ExpiresAt.
+type PointsExpiringData struct {
+	OneID     string    `json:"oneId"`
+	Points    int64     `json:"points"`
+	Balance   int64     `json:"balance"`
+	LotIDs    []string  `json:"lotIds"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// RedemptionReversedData is the data of omnimember.redemption.reversed: a redemption was undone and
+// its points went back to the lots they came from.
+type RedemptionReversedData struct {
+	OneID        string    `json:"oneId"`
+	RedemptionID string    `json:"redemptionId"`
+	Points       int64     `json:"points"`
+	Balance      int64     `json:"balance"`
+	Reason       string    `json:"reason,omitempty"`
+	ReversedAt   time.Time `json:"reversedAt"`
+}
+
 // TierChangedData is the data of omnimember.tier.changed.
 type TierChangedData struct {
 	OneID       string    `json:"oneId"`

@@ -29,6 +29,8 @@ var goTypes = map[string]any{
 	PointsReversed:         PointsReversedData{},
 	PointsRedeemed:         PointsRedeemedData{},
 	PointsExpired:          PointsExpiredData{},
+	PointsExpiring:         PointsExpiringData{},
+	RedemptionReversed:     RedemptionReversedData{},
 	TierChanged:            TierChangedData{},
 	CampaignTriggered:      CampaignTriggeredData{},
 	NotificationRequested:  NotificationRequestedData{},

@@ -21,6 +21,8 @@ const (
 	PointsReversed          = "omnimember.points.reversed"
 	PointsRedeemed          = "omnimember.points.redeemed"
 	PointsExpired           = "omnimember.points.expired"
+	PointsExpiring          = "omnimember.points.expiring"
+	RedemptionReversed      = "omnimember.redemption.reversed"
 	TierChanged             = "omnimember.tier.changed"
 	CampaignTriggered       = "omnimember.campaign.triggered"
 	NotificationRequested   = "omnimember.notification.requested"
@@ -36,7 +38,7 @@ const (
 var All = []string{
 	MemberRegistered, OrderPaid, OrderRefunded, InteractionRecorded,
 	IdentityResolved, MemberMerged, MemberSplit, MemberErased, PoolChanged,
-	PointsAwarded, PointsReversed, PointsRedeemed, PointsExpired,
+	PointsAwarded, PointsReversed, PointsRedeemed, PointsExpired, PointsExpiring, RedemptionReversed,
 	TierChanged, CampaignTriggered,
 	NotificationRequested, NotificationSent, NotificationSuppressed, NotificationFailed,
 }

@@ -12,6 +12,7 @@ require (
 	go.etcd.io/bbolt v1.5.0
 	google.golang.org/api v0.304.0
 	google.golang.org/grpc v1.84.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

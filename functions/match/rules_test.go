@@ -13,6 +13,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/store"
@@ -211,8 +212,8 @@ func TestMergePreviewChangesNothing(t *testing.T) {
 		ctx := context.Background()
 		a := f.oneID(t, order(t, "e1", "tmall", id("tmall_omid", "om-1")))
 		b := f.oneID(t, order(t, "e2", "jd", id("jd_pin", "pin-1"), phone("13811110000")))
-		require.NoError(t, f.store.Set(ctx, member.Accounts, a, member.Account{OneID: a, Balance: 300, OrderCount: 1, NetAmountFen: 30000}))
-		require.NoError(t, f.store.Set(ctx, member.Accounts, b, member.Account{OneID: b, Balance: 900, OrderCount: 2, NetAmountFen: 90000}))
+		require.NoError(t, f.store.Set(ctx, member.Accounts, a, member.Account{OneID: a, Account: ledger.Account{Balance: 300}, OrderCount: 1, NetAmountFen: 30000}))
+		require.NoError(t, f.store.Set(ctx, member.Accounts, b, member.Account{OneID: b, Account: ledger.Account{Balance: 900}, OrderCount: 2, NetAmountFen: 90000}))
 		require.NoError(t, f.store.Set(ctx, member.Tiers, a, member.TierState{OneID: a, Level: "member", NetSpendFen: 30000}))
 		require.NoError(t, f.store.Set(ctx, member.Tiers, b, member.TierState{OneID: b, Level: "member", NetSpendFen: 90000}))
 		mux := http.NewServeMux()

@@ -1,17 +1,21 @@
-// Package pointsaward keeps the points ledger: it awards an order's points, reverses them on refunds
-// and consolidates accounts when members merge, each change in one store transaction.
+// Package pointsaward keeps the points ledger under the brand's loyalty rules: it awards an order's
+// points, reverses them on refunds, consolidates and splits accounts, serves redemptions on any
+// channel and expires lots, each change in one store transaction with a ledger entry that says why.
 package pointsaward
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -24,36 +28,44 @@ const Name = "points-award"
 // Consumes lists the events that move points.
 var Consumes = []string{events.IdentityResolved, events.MemberMerged, events.MemberSplit}
 
-// Handler awards points. FenPerPoint is the earning rate (100: 1 yuan = 1 point); points expire
-// ExpiryMonths after the order was paid.
+// Store is the part of the store points-award uses: transactions, and queries (what a split moves,
+// which accounts have lots to expire).
+type Store interface {
+	receipt.Transactor
+	member.Querier
+}
+
+// Handler keeps the ledger under Rules. APIToken guards redemptions (channel systems call them);
+// AdminToken guards the expiry job.
 type Handler struct {
-	Store        Store
-	FenPerPoint  int64
-	ExpiryMonths int
-	Now          func() time.Time
+	Store      Store
+	Rules      *loyalty.Rules
+	Now        func() time.Time
+	APIToken   string
+	AdminToken string
 }
 
 // Function is points-award as the runtime runs it.
 func (h *Handler) Function() runtime.Function {
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle}
-}
-
-// Store is the part of the store points-award uses: transactions, and queries to find what a split moves.
-type Store interface {
-	receipt.Transactor
-	member.Querier
+	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle, Routes: h.Routes}
 }
 
 // Orders are keyed by channel and order id (member.Order), so the same order arriving under another
 // event id (a platform retry, a backfill) finds its earlier self.
 type orderDoc = member.Order
 
-// entry is one ledger line: what moved, why, and which event caused it.
+// entry is one ledger line: what moved the balance, why, under which rule, and which event caused it.
+// The balance is always the sum of the Delta of a member's entries.
 type entry struct {
 	OneID        string    `json:"oneId"`
 	Delta        int64     `json:"delta"`
 	BalanceAfter int64     `json:"balanceAfter"`
+	Points       int64     `json:"points,omitempty"`
+	Repaid       int64     `json:"repaid,omitempty"`
+	Owed         int64     `json:"owed,omitempty"`
 	Cause        string    `json:"cause"`
+	Rule         string    `json:"rule,omitempty"`
+	RulesVersion string    `json:"rulesVersion,omitempty"`
 	OrderID      string    `json:"orderId,omitempty"`
 	RefundID     string    `json:"refundId,omitempty"`
 	Channel      string    `json:"channel,omitempty"`
@@ -63,7 +75,19 @@ type entry struct {
 
 // Handle moves points for one event; the effect and a receipt commit together.
 func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudevents.Event, error) {
-	var apply func(tx store.Tx) ([]cloudevents.Event, error)
+	apply, err := h.plan(ctx, ev)
+	if err != nil || apply == nil {
+		return nil, err
+	}
+	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, apply)
+	if err != nil {
+		return nil, fmt.Errorf("points for %s %s: %w", ev.Type(), ev.ID(), err)
+	}
+	return outs, nil
+}
+
+// plan decodes an event into the transaction that applies it (nil: nothing to do).
+func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx) ([]cloudevents.Event, error), error) {
 	switch ev.Type() {
 	case events.IdentityResolved:
 		d, err := events.Decode[events.IdentityResolvedData](ev)
@@ -74,19 +98,18 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		keys := identityKeys(d.Identities)
 		switch {
 		case d.Order != nil:
-			apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.pay(tx, ev, d.OneID, keys, *d.Order) }
+			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.pay(tx, ev, d.OneID, keys, *d.Order) }, nil
 		case d.Refund != nil:
-			apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.refund(tx, ev, d.OneID, keys, *d.Refund) }
-		default:
-			return nil, nil // registrations and interactions move no points
+			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.refund(tx, ev, d.OneID, keys, *d.Refund) }, nil
 		}
+		return nil, nil // registrations and interactions move no points
 	case events.MemberMerged:
 		d, err := events.Decode[events.MemberMergedData](ev)
 		if err != nil {
 			return nil, runtime.Permanent(err)
 		}
 		runtime.SetOneID(ctx, d.SurvivorOneID)
-		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return nil, h.merge(tx, ev, d) }
+		return func(tx store.Tx) ([]cloudevents.Event, error) { return nil, h.merge(tx, ev, d) }, nil
 	case events.MemberSplit:
 		d, err := events.Decode[events.MemberSplitData](ev)
 		if err != nil {
@@ -98,15 +121,9 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		if err != nil {
 			return nil, err
 		}
-		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return nil, h.split(tx, ev, d, moving) }
-	default:
-		return nil, runtime.Permanent(fmt.Errorf("points-award does not handle %s", ev.Type()))
+		return func(tx store.Tx) ([]cloudevents.Event, error) { return nil, h.split(tx, ev, d, moving) }, nil
 	}
-	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, apply)
-	if err != nil {
-		return nil, fmt.Errorf("points for %s %s: %w", ev.Type(), ev.ID(), err)
-	}
-	return outs, nil
+	return nil, runtime.Permanent(fmt.Errorf("points-award does not handle %s", ev.Type()))
 }
 
 func orderKey(channel, orderID string) string { return member.OrderKey(channel, orderID) }
@@ -132,22 +149,23 @@ func addKeys(have, more []string) []string {
 }
 
 // loadOrder reads the order and the live account it belongs to (following merges).
-func loadOrder(tx store.Tx, channel, orderID, oneID string) (orderDoc, member.Account, error) {
+func (h *Handler) loadOrder(tx store.Tx, channel, orderID, oneID string) (orderDoc, member.Account, error) {
 	od := orderDoc{OrderID: orderID, Channel: channel, OneID: oneID}
 	if err := tx.Get(member.Orders, orderKey(channel, orderID), &od); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return od, member.Account{}, err
 	}
-	acct, err := liveAccount(tx, od.OneID)
+	acct, err := h.liveAccount(tx, od.OneID)
 	return od, acct, err
 }
 
 // liveAccount follows MergedInto to the account that now holds a member's points.
-func liveAccount(tx store.Tx, oneID string) (member.Account, error) {
+func (h *Handler) liveAccount(tx store.Tx, oneID string) (member.Account, error) {
 	for range member.MaxMergeHops {
-		var a member.Account
+		a := member.Account{OneID: oneID}
 		err := tx.Get(member.Accounts, oneID, &a)
 		if errors.Is(err, store.ErrNotFound) {
-			return member.Account{OneID: oneID}, nil
+			a.Policy = h.Rules.Refunds.AfterRedemption
+			return a, nil
 		}
 		if err != nil || a.MergedInto == "" {
 			return a, err
@@ -157,39 +175,78 @@ func liveAccount(tx store.Tx, oneID string) (member.Account, error) {
 	return member.Account{}, fmt.Errorf("account %s: merge chain longer than %d", oneID, member.MaxMergeHops)
 }
 
+// memberContext reads what the earning rules need of a member: its level and its pool.
+func (h *Handler) memberContext(tx store.Tx, oneID string) (level, pool string, err error) {
+	var t member.TierState
+	if err := tx.Get(member.Tiers, oneID, &t); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", "", err
+	}
+	var m member.Member
+	if err := tx.Get(member.Members, oneID, &m); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", "", err
+	}
+	return t.Level, m.Pool, nil
+}
+
 func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, o events.OrderPaidData) ([]cloudevents.Event, error) {
-	od, acct, err := loadOrder(tx, o.Channel, o.OrderID, oneID)
+	od, acct, err := h.loadOrder(tx, o.Channel, o.OrderID, oneID)
+	if err != nil || od.Paid {
+		return nil, err // the same order again, under another event id
+	}
+	level, pool, err := h.memberContext(tx, acct.OneID)
 	if err != nil {
 		return nil, err
 	}
-	od.IdentityKeys = addKeys(od.IdentityKeys, keys)
+	rate := h.Rules.RateFor(loyalty.OrderContext{Channel: o.Channel, Items: o.Items, PaidAt: o.PaidAt, Tier: level, Pool: pool})
+	day := h.Rules.Day(o.PaidAt)
 	before := od.NetFen()
-	delta, changed, err := od.Pay(o.AmountFen, h.FenPerPoint)
+	delta, _, err := od.Pay(o.AmountFen, rate.Points, h.Rules.DailyAllowance(acct.DailyEarned[day]))
 	if err != nil {
 		return nil, runtime.Permanent(err)
 	}
-	if !changed {
-		return nil, nil // the same order again, under another event id
-	}
-	od.ShopID, od.PaidAt = o.ShopID, o.PaidAt
+	od.IdentityKeys = addKeys(od.IdentityKeys, keys)
+	od.ShopID, od.PaidAt, od.Rate = o.ShopID, o.PaidAt, &rate
 	acct.OrderCount++
+	if delta > 0 {
+		acct.DailyEarned = earnedOn(acct.DailyEarned, day, delta, o.PaidAt)
+	}
 	return h.commit(tx, ev, od, acct, delta, before, "")
 }
 
+// earnedOn adds a day's points and forgets days older than a week (the cap only looks at one day).
+func earnedOn(days map[string]int64, day string, points int64, at time.Time) map[string]int64 {
+	out := maps.Clone(days)
+	if out == nil {
+		out = map[string]int64{}
+	}
+	out[day] += points
+	oldest := at.AddDate(0, 0, -7).Format(time.DateOnly)
+	for d := range out {
+		if d < oldest {
+			delete(out, d)
+		}
+	}
+	return out
+}
+
 func (h *Handler) refund(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, r events.OrderRefundedData) ([]cloudevents.Event, error) {
-	od, acct, err := loadOrder(tx, r.Channel, r.OrderID, oneID)
+	od, acct, err := h.loadOrder(tx, r.Channel, r.OrderID, oneID)
 	if err != nil {
 		return nil, err
 	}
-	od.IdentityKeys = addKeys(od.IdentityKeys, keys)
+	earn := ledger.PerFen(h.Rules.Earning.FenPerPoint)
+	if od.Rate != nil {
+		earn = od.Rate.Points
+	}
 	before := od.NetFen()
-	delta, changed, err := od.Refund(r.RefundID, r.AmountFen, h.FenPerPoint)
+	delta, changed, err := od.Refund(r.RefundID, r.AmountFen, earn)
 	if err != nil {
 		return nil, runtime.Permanent(err)
 	}
 	if !changed {
 		return nil, nil
 	}
+	od.IdentityKeys = addKeys(od.IdentityKeys, keys)
 	if !od.Paid {
 		// A refund before its order: remembered, settled when the payment arrives.
 		return nil, tx.Set(member.Orders, orderKey(od.Channel, od.OrderID), od)
@@ -197,28 +254,54 @@ func (h *Handler) refund(tx store.Tx, ev cloudevents.Event, oneID string, keys [
 	return h.commit(tx, ev, od, acct, delta, before, r.RefundID)
 }
 
-// commit writes the order, the account and the ledger line, and builds the event that reports them.
+// commit moves the points through the account's lots, writes the order, the account and the ledger
+// entry, and builds the event that reports them.
 func (h *Handler) commit(tx store.Tx, ev cloudevents.Event, od orderDoc, acct member.Account, delta, netBefore int64, refundID string) ([]cloudevents.Event, error) {
 	now := h.Now()
-	acct.Lots = h.moveLot(acct.Lots, od, delta)
-	acct.Balance += delta
+	line := entry{OneID: acct.OneID, Points: delta, Cause: "order", OrderID: od.OrderID, RefundID: refundID,
+		Channel: od.Channel, SourceID: ev.ID(), At: now}
+	if od.Rate != nil {
+		line.Rule, line.RulesVersion = od.Rate.Rule(), od.Rate.Version
+	}
+	balanceBefore := acct.Balance
+	switch {
+	case delta > 0:
+		line.Repaid = acct.Earn(ledger.Lot{ID: orderKey(od.Channel, od.OrderID), OrderID: od.OrderID, Channel: od.Channel,
+			EarnedAt: od.PaidAt, ExpiresAt: h.Rules.ExpiresAt(od.PaidAt)}, delta)
+	case delta < 0:
+		line.Cause = "refund"
+		_, line.Owed = acct.Reverse(orderKey(od.Channel, od.OrderID), -delta)
+	}
+	line.Delta, line.BalanceAfter = acct.Balance-balanceBefore, acct.Balance
 	acct.NetAmountFen += od.NetFen() - netBefore
-	acct.UpdatedAt = now
-	cause := "order"
-	if refundID != "" {
-		cause = "refund"
-	}
-	line := entry{OneID: acct.OneID, Delta: delta, BalanceAfter: acct.Balance, Cause: cause, OrderID: od.OrderID,
-		RefundID: refundID, Channel: od.Channel, SourceID: ev.ID(), At: now}
 	id := events.DerivedID(Name, ev.ID(), 0)
-	for _, w := range []struct {
-		collection, id string
-		doc            any
-	}{{member.Orders, orderKey(od.Channel, od.OrderID), od}, {member.Accounts, acct.OneID, acct}, {member.LedgerEntries, id, line}} {
-		if err := tx.Set(w.collection, w.id, w.doc); err != nil {
-			return nil, err
-		}
+	if err := h.writeAccount(tx, acct, now); err != nil {
+		return nil, err
 	}
+	if err := tx.Set(member.Orders, orderKey(od.Channel, od.OrderID), od); err != nil {
+		return nil, err
+	}
+	if err := tx.Set(member.LedgerEntries, id, line); err != nil {
+		return nil, err
+	}
+	return h.orderEvent(ev, id, od, acct, delta, refundID, now)
+}
+
+// writeAccount stores an account with its next expiry for the expiry job's index: in UTC to the
+// second, so the stored text sorts like the time (in both stores).
+func (h *Handler) writeAccount(tx store.Tx, a member.Account, now time.Time) error {
+	a.UpdatedAt, a.NextExpiryAt = now, nil
+	if at, ok := a.NextExpiry(); ok {
+		at = indexTime(at)
+		a.NextExpiryAt = &at
+	}
+	return tx.Set(member.Accounts, a.OneID, a)
+}
+
+// indexTime is a time as indexed fields hold it: UTC, whole seconds (rounded down).
+func indexTime(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+func (h *Handler) orderEvent(ev cloudevents.Event, id string, od orderDoc, acct member.Account, delta int64, refundID string, now time.Time) ([]cloudevents.Event, error) {
 	var out cloudevents.Event
 	var err error
 	if refundID == "" {
@@ -233,35 +316,10 @@ func (h *Handler) commit(tx store.Tx, ev cloudevents.Event, od orderDoc, acct me
 	return []cloudevents.Event{out}, err
 }
 
-// moveLot grows the order's lot by an award, or shrinks exactly that lot on a refund.
-func (h *Handler) moveLot(lots []member.Lot, od orderDoc, delta int64) []member.Lot {
-	id := orderKey(od.Channel, od.OrderID)
-	i := slices.IndexFunc(lots, func(l member.Lot) bool { return l.ID == id })
-	if i < 0 {
-		if delta <= 0 {
-			return lots
-		}
-		lots = append(lots, member.Lot{ID: id, OrderID: od.OrderID, Channel: od.Channel, EarnedAt: od.PaidAt,
-			ExpiresAt: od.PaidAt.AddDate(0, h.ExpiryMonths, 0)})
-		i = len(lots) - 1
-	}
-	if delta > 0 {
-		lots[i].Earned += delta
-	}
-	lots[i].Remaining = max(0, lots[i].Remaining+delta)
-	return sortLots(slices.DeleteFunc(lots, func(l member.Lot) bool { return l.Remaining == 0 }))
-}
-
-// sortLots keeps lots in the order they are spent and expire: oldest expiry first.
-func sortLots(lots []member.Lot) []member.Lot {
-	slices.SortStableFunc(lots, func(a, b member.Lot) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
-	return lots
-}
-
-// merge moves each absorbed account's balance and totals into the survivor's. An account already
+// merge moves each absorbed account's lots, debt and totals into the survivor's. An account already
 // marked as merged is skipped, so the same merge twice moves nothing twice.
 func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMergedData) error {
-	survivor, err := liveAccount(tx, d.SurvivorOneID)
+	survivor, err := h.liveAccount(tx, d.SurvivorOneID)
 	if err != nil {
 		return err
 	}
@@ -270,7 +328,7 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 		return err
 	}
 	now := h.Now()
-	var writes []member.Account
+	var emptied []member.Account
 	var lines []entry
 	for i, doc := range docs {
 		a := member.Account{OneID: d.AbsorbedOneIDs[i]}
@@ -282,20 +340,26 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 		if a.MergedInto != "" || a.OneID == survivor.OneID {
 			continue
 		}
-		survivor.Balance += a.Balance
-		survivor.Lots = sortLots(append(survivor.Lots, a.Lots...))
+		before := survivor.Balance
+		survivor.Absorb(a.Account)
 		survivor.OrderCount += a.OrderCount
 		survivor.NetAmountFen += a.NetAmountFen
-		lines = append(lines, entry{OneID: survivor.OneID, Delta: a.Balance, BalanceAfter: survivor.Balance, Cause: "merge", SourceID: ev.ID(), At: now},
+		for day, p := range a.DailyEarned {
+			survivor.DailyEarned = earnedOn(survivor.DailyEarned, day, p, now)
+		}
+		lines = append(lines, entry{OneID: survivor.OneID, Delta: survivor.Balance - before, BalanceAfter: survivor.Balance, Cause: "merge", SourceID: ev.ID(), At: now},
 			entry{OneID: a.OneID, Delta: -a.Balance, Cause: "merge", SourceID: ev.ID(), At: now})
-		writes = append(writes, member.Account{OneID: a.OneID, MergedInto: survivor.OneID, UpdatedAt: now})
+		emptied = append(emptied, member.Account{OneID: a.OneID, MergedInto: survivor.OneID})
 	}
-	survivor.UpdatedAt = now
-	for _, a := range append(writes, survivor) {
-		if err := tx.Set(member.Accounts, a.OneID, a); err != nil {
+	for _, a := range append(emptied, survivor) {
+		if err := h.writeAccount(tx, a, now); err != nil {
 			return err
 		}
 	}
+	return writeLines(tx, ev, lines)
+}
+
+func writeLines(tx store.Tx, ev cloudevents.Event, lines []entry) error {
 	for i, line := range lines {
 		if err := tx.Set(member.LedgerEntries, events.DerivedID(Name, ev.ID(), i), line); err != nil {
 			return err

@@ -44,7 +44,7 @@ func server(t *testing.T) *httptest.Server {
 	lots := []member.Lot{{ID: "l1", OrderID: "o1", Channel: "tmall", Earned: 1000, Remaining: 970, EarnedAt: t0, ExpiresAt: t0.AddDate(1, 0, 0)},
 		{ID: "l2", OrderID: "o2", Channel: "jd", Earned: 1000, Remaining: 1000, EarnedAt: t0.AddDate(0, 0, 10), ExpiresAt: t0.AddDate(1, 0, 10)},
 		{ID: "l3", OrderID: "o3", Channel: "jd", Earned: 500, Remaining: 500, EarnedAt: t0.AddDate(0, 0, 40), ExpiresAt: t0.AddDate(1, 0, 40)}}
-	require.NoError(t, s.Set(ctx, member.Accounts, alice, member.Account{OneID: alice, Balance: 2470, Lots: lots, OrderCount: 3, NetAmountFen: 247000}))
+	require.NoError(t, s.Set(ctx, member.Accounts, alice, member.Account{OneID: alice, Account: ledger.Account{Balance: 2470, Lots: lots}, OrderCount: 3, NetAmountFen: 247000}))
 	// Two orders resolved to alice, one to the member she absorbed, and a refund still waiting for its order.
 	for _, o := range []member.Order{
 		{OrderID: "o1", Channel: "tmall", OneID: alice, PaidAt: t0, Order: ledger.Order{Paid: true, PaidFen: 100000, Refunds: map[string]int64{"r": 3000}, AwardedPoints: 970}},

@@ -20,7 +20,7 @@ import (
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/identity"
-	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -56,8 +56,11 @@ type Options struct {
 	Wrap func(function string, h runtime.Handler) runtime.Handler
 	// Now is the clock of every function.
 	Now func() time.Time
-	// AdminToken opens the operator endpoints (quarantine, merge preview, split, erasure).
-	AdminToken string
+	// AdminToken opens the operator endpoints (quarantine, merge preview, split, erasure, jobs);
+	// APIToken the channel-facing write APIs (redemptions).
+	AdminToken, APIToken string
+	// Loyalty are the points and tier rules (default: the shipped example).
+	Loyalty *loyalty.Rules
 }
 
 // Stack is a running chain.
@@ -83,6 +86,9 @@ func Start(opts Options) (*Stack, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Loyalty == nil {
+		opts.Loyalty = loyalty.Example()
 	}
 	s := &Stack{done: make(chan error, 1)}
 	if err := s.open(opts); err != nil {
@@ -146,7 +152,7 @@ func functions(st store.Store, opts Options) []runtime.Function {
 		ingest.Function(),
 		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: tier.Default, Now: opts.Now,
 			AdminToken: opts.AdminToken}).Function()),
-		wrap((&pointsaward.Handler{Store: st, FenPerPoint: ledger.DefaultFenPerPoint, ExpiryMonths: 12, Now: opts.Now}).Function()),
+		wrap((&pointsaward.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, APIToken: opts.APIToken, AdminToken: opts.AdminToken}).Function()),
 		wrap((&tierevaluate.Handler{Store: st, Ladder: tier.Default, Now: opts.Now}).Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
 			Templates: notify.DefaultTemplates(), MaxAttempts: cfg.MaxDeliver, Now: opts.Now}).Function()),

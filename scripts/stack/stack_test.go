@@ -14,6 +14,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/scripts/demo"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
@@ -29,7 +30,7 @@ func testOptions(t *testing.T, dir string) Options {
 	require.NoError(t, err)
 	cfg := runtime.Defaults()
 	cfg.AckWait, cfg.Backoff, cfg.Concurrency = time.Second, []time.Duration{20 * time.Millisecond}, 8
-	return Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg,
+	return Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, Loyalty: loyalty.Defaults(),
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 }
 

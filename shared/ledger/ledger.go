@@ -15,13 +15,23 @@ func NetPoints(paidFen, refundedFen, fenPerPoint int64) int64 {
 	return net / fenPerPoint
 }
 
+// Entitlement says how many points a net amount (fen) earns under the rules that applied to an order.
+type Entitlement func(netFen int64) int64
+
+// PerFen is the plain rule: one point per fenPerPoint fen, floored.
+func PerFen(fenPerPoint int64) Entitlement {
+	return func(net int64) int64 { return NetPoints(net, 0, fenPerPoint) }
+}
+
 // Order is what the ledger knows of one order: its payment, its refunds by refund id and the
-// points it has earned so far. Refunds may arrive before the payment; they wait for it.
+// points it has earned so far. Refunds may arrive before the payment; they wait for it. Ceiling is
+// what the order earned at payment after the member's daily cap: refunds only ever lower it.
 type Order struct {
 	Paid          bool             `json:"paid"`
 	PaidFen       int64            `json:"paidFen"`
 	Refunds       map[string]int64 `json:"refunds,omitempty"`
 	AwardedPoints int64            `json:"awardedPoints"`
+	Ceiling       int64            `json:"ceiling,omitempty"`
 }
 
 // RefundedFen sums the refunds recorded so far.
@@ -41,9 +51,10 @@ func (o Order) NetFen() int64 {
 	return max(0, o.PaidFen-o.RefundedFen())
 }
 
-// Pay records the payment and returns the points it moves. A second payment of the same order
-// changes nothing (delta 0, changed false), whatever event id it arrives under.
-func (o *Order) Pay(amountFen, fenPerPoint int64) (delta int64, changed bool, err error) {
+// Pay records the payment and returns the points it moves. allowance is what the member may still
+// earn (the daily cap), negative for no limit. A second payment of the same order changes nothing
+// (delta 0, changed false), whatever event id it arrives under.
+func (o *Order) Pay(amountFen int64, earn Entitlement, allowance int64) (delta int64, changed bool, err error) {
 	if amountFen < 0 {
 		return 0, false, fmt.Errorf("paid amount %d fen is negative", amountFen)
 	}
@@ -51,12 +62,16 @@ func (o *Order) Pay(amountFen, fenPerPoint int64) (delta int64, changed bool, er
 		return 0, false, nil
 	}
 	o.Paid, o.PaidFen = true, amountFen
-	return o.settle(fenPerPoint), true, nil
+	o.Ceiling = earn(amountFen)
+	if allowance >= 0 {
+		o.Ceiling = min(o.Ceiling, allowance)
+	}
+	return o.settle(earn), true, nil
 }
 
 // Refund records one refund by its id and returns the points it moves (zero or negative).
 // The same refund id twice changes nothing.
-func (o *Order) Refund(refundID string, amountFen, fenPerPoint int64) (delta int64, changed bool, err error) {
+func (o *Order) Refund(refundID string, amountFen int64, earn Entitlement) (delta int64, changed bool, err error) {
 	if amountFen < 0 {
 		return 0, false, fmt.Errorf("refund %s amount %d fen is negative", refundID, amountFen)
 	}
@@ -67,14 +82,15 @@ func (o *Order) Refund(refundID string, amountFen, fenPerPoint int64) (delta int
 		o.Refunds = map[string]int64{}
 	}
 	o.Refunds[refundID] = amountFen
-	return o.settle(fenPerPoint), true, nil
+	return o.settle(earn), true, nil
 }
 
-// settle moves AwardedPoints to what the order's net amount earns and returns the difference.
-func (o *Order) settle(fenPerPoint int64) int64 {
+// settle moves AwardedPoints to what the order's net amount earns, within its ceiling, and returns
+// the difference.
+func (o *Order) settle(earn Entitlement) int64 {
 	target := int64(0)
 	if o.Paid {
-		target = NetPoints(o.PaidFen, o.RefundedFen(), fenPerPoint)
+		target = min(o.Ceiling, earn(o.NetFen()))
 	}
 	delta := target - o.AwardedPoints
 	o.AwardedPoints = target

@@ -48,9 +48,9 @@ func TestOrderPayRefundSequences(t *testing.T) {
 				var delta int64
 				var err error
 				if s.refundID == "" {
-					delta, _, err = o.Pay(s.fen, DefaultFenPerPoint)
+					delta, _, err = o.Pay(s.fen, PerFen(DefaultFenPerPoint), -1)
 				} else {
-					delta, _, err = o.Refund(s.refundID, s.fen, DefaultFenPerPoint)
+					delta, _, err = o.Refund(s.refundID, s.fen, PerFen(DefaultFenPerPoint))
 				}
 				require.NoError(t, err)
 				assert.Equal(t, s.wantDelta, delta, "step %d: got delta, want", i)
@@ -88,9 +88,9 @@ func TestOrderConvergesInAnyOrder(t *testing.T) {
 			var delta int64
 			var err error
 			if d.id == "" {
-				delta, _, err = o.Pay(d.fen, DefaultFenPerPoint)
+				delta, _, err = o.Pay(d.fen, PerFen(DefaultFenPerPoint), -1)
 			} else {
-				delta, _, err = o.Refund(d.id, d.fen, DefaultFenPerPoint)
+				delta, _, err = o.Refund(d.id, d.fen, PerFen(DefaultFenPerPoint))
 			}
 			require.NoError(t, err)
 			total += delta
@@ -102,8 +102,8 @@ func TestOrderConvergesInAnyOrder(t *testing.T) {
 
 func TestNegativeAmountsAreRejected(t *testing.T) {
 	var o Order
-	_, _, err := o.Pay(-1, DefaultFenPerPoint)
+	_, _, err := o.Pay(-1, PerFen(DefaultFenPerPoint), -1)
 	require.Error(t, err)
-	_, _, err = o.Refund("r", -1, DefaultFenPerPoint)
+	_, _, err = o.Refund("r", -1, PerFen(DefaultFenPerPoint))
 	require.Error(t, err)
 }

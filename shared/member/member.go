@@ -14,6 +14,7 @@ import (
 
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/tier"
 )
@@ -137,21 +138,26 @@ type Tombstone struct {
 	OneID    string    `json:"oneId"`
 }
 
-// Account is the points-award function's view of a member: balance, the lots it is made of, and
-// order totals.
+// Account is the points-award function's view of a member: the points ledger (balance, lots,
+// debt), order totals, what was earned per day (for the daily cap) and the next expiry (indexed,
+// so the expiry job finds the accounts it must look at).
 type Account struct {
-	OneID        string    `json:"oneId"`
-	Balance      int64     `json:"balance"`
-	Lots         []Lot     `json:"lots,omitempty"`
-	OrderCount   int64     `json:"orderCount"`
-	NetAmountFen int64     `json:"netAmountFen"`
-	MergedInto   string    `json:"mergedInto,omitempty"`
-	UpdatedAt    time.Time `json:"updatedAt"`
+	OneID string `json:"oneId"`
+	ledger.Account
+	OrderCount   int64            `json:"orderCount"`
+	NetAmountFen int64            `json:"netAmountFen"`
+	DailyEarned  map[string]int64 `json:"dailyEarned,omitempty"`
+	NextExpiryAt *time.Time       `json:"nextExpiryAt,omitempty"`
+	MergedInto   string           `json:"mergedInto,omitempty"`
+	UpdatedAt    time.Time        `json:"updatedAt"`
 }
 
+// Lot is a points lot (see ledger.Lot).
+type Lot = ledger.Lot
+
 // Order is one order as the points ledger knows it (written by points-award, keyed by channel and
-// order id): its payment, its refunds by refund id and the points it earned. OneID is the member
-// that first resolved it; after a merge, follow that member's MergedInto.
+// order id): its payment, its refunds by refund id, the points it earned and the rate they were
+// earned at. OneID is the member that first resolved it; after a merge, follow MergedInto.
 type Order struct {
 	OrderID string    `json:"orderId"`
 	Channel string    `json:"channel"`
@@ -162,6 +168,8 @@ type Order struct {
 	// order with them.
 	IdentityKeys []string `json:"identityKeys,omitempty"`
 	ledger.Order
+	// Rate is what the order earns, fixed at payment (nil: before payment).
+	Rate *loyalty.Rate `json:"rate,omitempty"`
 }
 
 // MovesOnSplit says whether an order leaves with a split's identities: it carried one of the
@@ -175,17 +183,6 @@ func (o Order) MovesOnSplit(leaving, remaining []string) bool {
 		moves = moves || slices.Contains(leaving, k)
 	}
 	return moves
-}
-
-// Lot is the points one order earned, spent and expired first in, first out.
-type Lot struct {
-	ID        string    `json:"id"`
-	OrderID   string    `json:"orderId"`
-	Channel   string    `json:"channel"`
-	Earned    int64     `json:"earned"`
-	Remaining int64     `json:"remaining"`
-	EarnedAt  time.Time `json:"earnedAt"`
-	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // TierState is the tier-evaluate function's view of a member.
@@ -227,6 +224,7 @@ type ChannelActivity struct {
 // index for each (Firestore indexes single fields itself; composite ones live in deploy/).
 var Indexes = map[string][]string{
 	Orders:     {"oneId"},
+	Accounts:   {"nextExpiryAt"},
 	Outbox:     {"oneId"},
 	Quarantine: {"status"},
 	Conflicts:  {"oneId"},

@@ -132,12 +132,16 @@ func (r *Runtime) writeHandlerError(w http.ResponseWriter, err error, batch bool
 // AdminTokenEnv names the variable holding the operator endpoints' bearer token (a secret).
 const AdminTokenEnv = "OMNIMEMBER_ADMIN_TOKEN"
 
+// APITokenEnv names the variable holding the bearer token channel systems (stores, the app) use
+// for write APIs such as redemptions (a secret).
+const APITokenEnv = "OMNIMEMBER_API_TOKEN"
+
 // RequireBearer lets a request through only with `Authorization: Bearer <token>`; an empty token
 // disables the route (operator endpoints stay closed until a token is configured).
 func RequireBearer(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if token == "" {
-			WriteError(w, http.StatusForbidden, "", "operator endpoints are disabled: set OMNIMEMBER_ADMIN_TOKEN")
+			WriteError(w, http.StatusForbidden, "", "this endpoint is disabled: its bearer token is not configured")
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -1,0 +1,153 @@
+package pointsaward
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/member"
+	"github.com/omnimember/omnimember/shared/receipt"
+	"github.com/omnimember/omnimember/shared/runtime"
+	"github.com/omnimember/omnimember/shared/store"
+)
+
+// ExpiryReport says what one run of the expiry job did.
+type ExpiryReport struct {
+	AsOf     time.Time `json:"asOf"`
+	Accounts int       `json:"accounts"`
+	Expired  int64     `json:"expiredPoints"`
+	Reminded int64     `json:"remindedPoints"`
+	Events   int       `json:"events"`
+}
+
+// expireJob serves POST /v1/admin/points:expire[?asOf=RFC3339], what a scheduler calls daily.
+func (h *Handler) expireJob(w http.ResponseWriter, r *http.Request, pub *runtime.Publisher) {
+	asOf := h.Now()
+	if v := r.URL.Query().Get("asOf"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			runtime.WriteError(w, http.StatusBadRequest, "asOf", "want RFC 3339: %v", err)
+			return
+		}
+		asOf = t
+	}
+	rep, err := h.Expire(r.Context(), asOf, pub)
+	if err != nil {
+		runtime.WriteError(w, http.StatusServiceUnavailable, "", "expire: %v (safe to run again)", err)
+		return
+	}
+	runtime.WriteJSON(w, http.StatusOK, rep)
+}
+
+// Expire removes the points of lots expired at asOf and reminds members of lots expiring within
+// the reminder window, one account per transaction. Only accounts whose next expiry falls in that
+// window are read (an indexed query). Each account's outcome for the day is kept in a receipt, so
+// running the job again the same day re-sends the same events and changes nothing.
+func (h *Handler) Expire(ctx context.Context, asOf time.Time, pub *runtime.Publisher) (ExpiryReport, error) {
+	rep := ExpiryReport{AsOf: asOf}
+	horizon := indexTime(asOf.AddDate(0, 0, h.Rules.Expiry.ReminderDays))
+	docs, err := h.Store.Query(ctx, store.Query{Collection: member.Accounts,
+		Filters: []store.Filter{{Field: "nextExpiryAt", Op: store.OpLte, Value: horizon}}})
+	if err != nil {
+		return rep, fmt.Errorf("find accounts with lots to expire: %w", err)
+	}
+	day := h.Rules.Day(asOf)
+	for _, d := range docs {
+		rep.Accounts++
+		job := cloudevents.NewEvent()
+		job.SetSource(events.Source(Name) + "/expiry")
+		job.SetID(d.ID + ":" + day)
+		outs, err := receipt.Once(ctx, h.Store, Name, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
+			return h.expireAccount(tx, d.ID, asOf, job.ID())
+		})
+		if err != nil {
+			return rep, fmt.Errorf("expire account %s: %w", d.ID, err)
+		}
+		if err := pub.Publish(ctx, nil, outs); err != nil {
+			return rep, err
+		}
+		rep.Events += len(outs)
+		for _, o := range outs {
+			switch o.Type() {
+			case events.PointsExpired:
+				x, _ := events.Decode[events.PointsExpiredData](o)
+				rep.Expired += x.Points
+			case events.PointsExpiring:
+				x, _ := events.Decode[events.PointsExpiringData](o)
+				rep.Reminded += x.Points
+			}
+		}
+	}
+	return rep, nil
+}
+
+// expireAccount expires and reminds one account.
+func (h *Handler) expireAccount(tx store.Tx, oneID string, asOf time.Time, jobID string) ([]cloudevents.Event, error) {
+	var acct member.Account
+	if err := tx.Get(member.Accounts, oneID, &acct); err != nil || acct.MergedInto != "" {
+		return nil, err
+	}
+	acct.Policy = h.Rules.Refunds.AfterRedemption
+	now := h.Now()
+	before := acct.Balance
+	gone := acct.Expire(asOf)
+	var outs []cloudevents.Event
+	if len(gone) > 0 {
+		var points int64
+		var ids []string
+		for _, l := range gone {
+			points += l.Remaining
+			ids = append(ids, l.ID)
+		}
+		line := entry{OneID: oneID, Delta: acct.Balance - before, BalanceAfter: acct.Balance, Points: -points, Cause: "expiry", SourceID: jobID, At: now}
+		if err := tx.Set(member.LedgerEntries, events.DerivedID(Name, jobID, 0), line); err != nil {
+			return nil, err
+		}
+		ev, err := events.New(events.PointsExpired, events.DerivedID(Name, jobID, 0), events.Source(Name), now,
+			events.PointsExpiredData{OneID: oneID, Points: points, Balance: acct.Balance, LotIDs: ids, ExpiredAt: asOf})
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, ev)
+	}
+	reminder, ok, err := h.remind(&acct, asOf, jobID, now)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		outs = append(outs, reminder)
+	}
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	return outs, h.writeAccount(tx, acct, now)
+}
+
+// remind marks the lots expiring within the reminder window that nobody was told about yet.
+func (h *Handler) remind(acct *member.Account, asOf time.Time, jobID string, now time.Time) (cloudevents.Event, bool, error) {
+	horizon := asOf.AddDate(0, 0, h.Rules.Expiry.ReminderDays)
+	var points int64
+	var ids []string
+	var first time.Time
+	for i := range acct.Lots {
+		l := &acct.Lots[i]
+		if l.Reminded || l.ExpiresAt.After(horizon) {
+			continue
+		}
+		l.Reminded = true
+		points += l.Remaining
+		ids = append(ids, l.ID)
+		if first.IsZero() || l.ExpiresAt.Before(first) {
+			first = l.ExpiresAt
+		}
+	}
+	if points == 0 {
+		return cloudevents.Event{}, false, nil
+	}
+	ev, err := events.New(events.PointsExpiring, events.DerivedID(Name, jobID, 1), events.Source(Name), now,
+		events.PointsExpiringData{OneID: acct.OneID, Points: points, Balance: acct.Balance, LotIDs: ids, ExpiresAt: first})
+	return ev, true, err
+}
