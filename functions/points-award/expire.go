@@ -21,6 +21,9 @@ type ExpiryReport struct {
 	Expired  int64     `json:"expiredPoints"`
 	Reminded int64     `json:"remindedPoints"`
 	Events   int       `json:"events"`
+	// Resent counts events a run earlier the same day already produced, sent again in case they
+	// were lost.
+	Resent int `json:"resent"`
 }
 
 // expireJob serves POST /v1/admin/points:expire[?asOf=RFC3339], what a scheduler calls daily.
@@ -34,7 +37,9 @@ func (h *Handler) expireJob(w http.ResponseWriter, r *http.Request, pub *runtime
 		}
 		asOf = t
 	}
-	rep, err := h.Expire(r.Context(), asOf, pub)
+	rep, err := h.Expire(r.Context(), asOf, func(ctx context.Context, evs []cloudevents.Event) error {
+		return pub.Publish(ctx, nil, evs)
+	})
 	if err != nil {
 		runtime.WriteError(w, http.StatusServiceUnavailable, "", "expire: %v (safe to run again)", err)
 		return
@@ -46,7 +51,7 @@ func (h *Handler) expireJob(w http.ResponseWriter, r *http.Request, pub *runtime
 // the reminder window, one account per transaction. Only accounts whose next expiry falls in that
 // window are read (an indexed query). Each account's outcome for the day is kept in a receipt, so
 // running the job again the same day re-sends the same events and changes nothing.
-func (h *Handler) Expire(ctx context.Context, asOf time.Time, pub *runtime.Publisher) (ExpiryReport, error) {
+func (h *Handler) Expire(ctx context.Context, asOf time.Time, publish func(context.Context, []cloudevents.Event) error) (ExpiryReport, error) {
 	rep := ExpiryReport{AsOf: asOf}
 	horizon := indexTime(asOf.AddDate(0, 0, h.Rules.Expiry.ReminderDays))
 	docs, err := h.Store.Query(ctx, store.Query{Collection: member.Accounts,
@@ -60,14 +65,18 @@ func (h *Handler) Expire(ctx context.Context, asOf time.Time, pub *runtime.Publi
 		job := cloudevents.NewEvent()
 		job.SetSource(events.Source(Name) + "/expiry")
 		job.SetID(d.ID + ":" + day)
-		outs, err := receipt.Once(ctx, h.Store, Name, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
+		outs, fresh, err := receipt.Do(ctx, h.Store, Name, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
 			return h.expireAccount(tx, d.ID, asOf, job.ID())
 		})
 		if err != nil {
 			return rep, fmt.Errorf("expire account %s: %w", d.ID, err)
 		}
-		if err := pub.Publish(ctx, nil, outs); err != nil {
+		if err := publish(ctx, outs); err != nil {
 			return rep, err
+		}
+		if !fresh {
+			rep.Resent += len(outs)
+			continue
 		}
 		rep.Events += len(outs)
 		for _, o := range outs {

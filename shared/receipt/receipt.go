@@ -79,17 +79,24 @@ type Transactor interface {
 // redelivery it returns the recorded events without calling apply.
 func Once(ctx context.Context, st Transactor, function string, ev cloudevents.Event, now func() time.Time,
 	apply func(tx store.Tx) ([]cloudevents.Event, error)) ([]cloudevents.Event, error) {
-	var outs []cloudevents.Event
-	err := st.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
+	outs, _, err := Do(ctx, st, function, ev, now, apply)
+	return outs, err
+}
+
+// Do is Once that also says whether apply ran (fresh) or the receipt answered (a repeat).
+func Do(ctx context.Context, st Transactor, function string, ev cloudevents.Event, now func() time.Time,
+	apply func(tx store.Tx) ([]cloudevents.Event, error)) (outs []cloudevents.Event, fresh bool, err error) {
+	err = st.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
 		prev, done, err := Load(tx, function, ev)
 		if err != nil || done {
-			outs = prev
+			outs, fresh = prev, false
 			return err
 		}
 		if outs, err = apply(tx); err != nil {
 			return err
 		}
+		fresh = true
 		return Save(tx, function, ev, outs, now())
 	})
-	return outs, err
+	return outs, fresh, err
 }
