@@ -241,7 +241,10 @@ func TestExpiryJobExpiresRemindsAndCanRunTwice(t *testing.T) {
 		a.handle(t, resolved(t, "b", bob, events.IdentityResolvedData{Order: &events.OrderPaidData{
 			OrderID: "b", Channel: "tmall", ShopID: "s", AmountFen: 10000, PaidAt: fresh}}))
 		var published []cloudevents.Event
-		collect := func(_ context.Context, evs []cloudevents.Event) error { published = append(published, evs...); return nil }
+		collect := func(_ context.Context, evs []cloudevents.Event) error {
+			published = append(published, evs...)
+			return nil
+		}
 		rep, err := a.h.Expire(context.Background(), t0, collect)
 		require.NoError(t, err)
 		assert.Equal(t, ExpiryReport{AsOf: t0, Accounts: 1, Expired: 100, Reminded: 100, Events: 2}, rep, "bob's account is not even read")
