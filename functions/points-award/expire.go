@@ -14,6 +14,9 @@ import (
 	"github.com/omnimember/omnimember/shared/store"
 )
 
+// expiryJob keys the expiry job's receipts and pending events.
+const expiryJob = Name + "/expiry"
+
 // ExpiryReport says what one run of the expiry job did.
 type ExpiryReport struct {
 	AsOf     time.Time `json:"asOf"`
@@ -21,8 +24,7 @@ type ExpiryReport struct {
 	Expired  int64     `json:"expiredPoints"`
 	Reminded int64     `json:"remindedPoints"`
 	Events   int       `json:"events"`
-	// Resent counts events a run earlier the same day already produced, sent again in case they
-	// were lost.
+	// Resent counts events an interrupted earlier run left pending, sent now.
 	Resent int `json:"resent"`
 }
 
@@ -53,6 +55,11 @@ func (h *Handler) expireJob(w http.ResponseWriter, r *http.Request, pub *runtime
 // running the job again the same day re-sends the same events and changes nothing.
 func (h *Handler) Expire(ctx context.Context, asOf time.Time, publish func(context.Context, []cloudevents.Event) error) (ExpiryReport, error) {
 	rep := ExpiryReport{AsOf: asOf}
+	resent, err := receipt.Flush(ctx, h.Store, expiryJob, publish)
+	rep.Resent = resent
+	if err != nil {
+		return rep, err
+	}
 	horizon := indexTime(asOf.AddDate(0, 0, h.Rules.Expiry.ReminderDays))
 	docs, err := h.Store.Query(ctx, store.Query{Collection: member.Accounts,
 		Filters: []store.Filter{{Field: "nextExpiryAt", Op: store.OpLte, Value: horizon}}})
@@ -65,18 +72,24 @@ func (h *Handler) Expire(ctx context.Context, asOf time.Time, publish func(conte
 		job := cloudevents.NewEvent()
 		job.SetSource(events.Source(Name) + "/expiry")
 		job.SetID(d.ID + ":" + day)
-		outs, fresh, err := receipt.Do(ctx, h.Store, Name, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
-			return h.expireAccount(tx, d.ID, asOf, job.ID())
+		outs, fresh, err := receipt.Do(ctx, h.Store, expiryJob, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
+			outs, err := h.expireAccount(tx, d.ID, asOf, job.ID())
+			if err != nil {
+				return nil, err
+			}
+			return outs, receipt.SavePending(tx, expiryJob, receipt.Key(expiryJob, job), outs, h.Now())
 		})
 		if err != nil {
 			return rep, fmt.Errorf("expire account %s: %w", d.ID, err)
 		}
+		if !fresh || len(outs) == 0 {
+			continue // a run earlier today decided; its events were published or are pending
+		}
 		if err := publish(ctx, outs); err != nil {
 			return rep, err
 		}
-		if !fresh {
-			rep.Resent += len(outs)
-			continue
+		if err := receipt.Published(ctx, h.Store, receipt.Key(expiryJob, job)); err != nil {
+			return rep, err
 		}
 		rep.Events += len(outs)
 		for _, o := range outs {

@@ -3,6 +3,7 @@ package pointsaward
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -256,10 +257,20 @@ func TestExpiryJobExpiresRemindsAndCanRunTwice(t *testing.T) {
 
 		again, err := a.h.Expire(context.Background(), t0, collect)
 		require.NoError(t, err)
-		assert.Zero(t, again.Expired, "nothing expires twice")
-		assert.Equal(t, 2, again.Resent)
-		assert.Equal(t, published[0].ID(), published[2].ID(), "the same day's run re-sends the same events")
+		assert.Equal(t, ExpiryReport{AsOf: t0, Accounts: 1}, again, "nothing expires or is reminded twice")
+		assert.Len(t, published, 2)
 		assert.Equal(t, int64(200), accountOf(t, s, alice).Balance)
+
+		// A run that dies between its commit and the broker: the next run sends what it left.
+		now = now.AddDate(0, 0, 2)
+		a.handle(t, resolved(t, "late", bob, events.IdentityResolvedData{Order: &events.OrderPaidData{
+			OrderID: "late", Channel: "tmall", ShopID: "s", AmountFen: 10000, PaidAt: time.Date(2025, 12, 1, 10, 0, 0, 0, time.UTC)}}))
+		_, err = a.h.Expire(context.Background(), now, func(context.Context, []cloudevents.Event) error { return errors.New("broker down") })
+		require.Error(t, err)
+		rep, err = a.h.Expire(context.Background(), now, collect)
+		require.NoError(t, err)
+		assert.Equal(t, 1, rep.Resent, "the reminder the crashed run committed goes out now")
+		assert.Equal(t, events.PointsExpiring, published[len(published)-1].Type())
 		assertBalanceIsSumOfEntries(t, s, alice)
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -104,12 +105,24 @@ type Expiry struct {
 	Points int64     `json:"points"`
 }
 
-// TierView is the member's level, what it gives and what the next one needs.
+// TierView is the member's level, what it gives, what the next one needs, and the last decision
+// in words ("spend ¥420.00 more by 2027-03-01 to keep gold").
 type TierView struct {
-	Level       string     `json:"level"`
-	NetSpendFen int64      `json:"netSpendFen"`
-	Benefits    []string   `json:"benefits"`
-	Next        *NextLevel `json:"next,omitempty"`
+	Level       string            `json:"level"`
+	Since       *time.Time        `json:"since,omitempty"`
+	NetSpendFen int64             `json:"netSpendFen"`
+	Score       int64             `json:"score"`
+	Benefits    []string          `json:"benefits"`
+	Next        *NextLevel        `json:"next,omitempty"`
+	Keep        *Keep             `json:"keep,omitempty"`
+	Decision    *loyalty.Decision `json:"decision,omitempty"`
+	Explain     string            `json:"explain,omitempty"`
+}
+
+// Keep says what keeps a level the member is at risk of losing.
+type Keep struct {
+	Need int64     `json:"need"`
+	By   time.Time `json:"by"`
 }
 
 // NextLevel says how much more rolling spend reaches the next level.
@@ -271,12 +284,21 @@ func views(ids []member.StoredIdentity) []IdentityView {
 }
 
 func (a *API) tierView(st member.TierState) TierView {
-	v := TierView{Level: st.Level, NetSpendFen: st.NetSpendFen, Benefits: []string{}}
+	v := TierView{Level: st.Level, NetSpendFen: st.NetSpendFen, Score: st.Score, Benefits: []string{}, Decision: st.Decision}
+	if !st.LevelSince.IsZero() {
+		v.Since = &st.LevelSince
+	}
 	if r := a.Ladder.Rank(st.Level); r >= 0 {
 		v.Benefits = append(v.Benefits, a.Ladder[r].Benefits...)
 	}
 	if next, ok := a.Ladder.Next(st.Level); ok {
-		v.Next = &NextLevel{Level: next.Name, RemainingFen: max(0, next.MinSpendFen-st.NetSpendFen)}
+		v.Next = &NextLevel{Level: next.Name, RemainingFen: max(0, next.MinSpendFen-st.Score)}
+	}
+	if d := st.Decision; d != nil {
+		v.Explain = d.Explain()
+		if d.KeepNeed > 0 && d.KeepBy != nil {
+			v.Keep = &Keep{Need: d.KeepNeed, By: *d.KeepBy}
+		}
 	}
 	return v
 }

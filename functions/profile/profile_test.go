@@ -56,7 +56,7 @@ func server(t *testing.T) *httptest.Server {
 	}
 	require.NoError(t, s.Set(ctx, member.Activities, absorbed, member.Activity{OneID: absorbed, ByChannel: map[string]*member.ChannelActivity{
 		"app": {Count: 2, LastAt: t0.AddDate(0, 2, 0), Kinds: map[string]int64{"live_view": 2}}}}))
-	require.NoError(t, s.Set(ctx, member.Tiers, alice, member.TierState{OneID: alice, Level: "silver", NetSpendFen: 247000}))
+	require.NoError(t, s.Set(ctx, member.Tiers, alice, member.TierState{OneID: alice, Level: "silver", NetSpendFen: 247000, Score: 247000}))
 	mux := http.NewServeMux()
 	(&API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 }}).Routes(mux)
 	srv := httptest.NewServer(mux)

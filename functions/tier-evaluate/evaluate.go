@@ -1,5 +1,6 @@
-// Package tierevaluate places members on the tier ladder by rolling 365-day net spend, upgrading at
-// once, and emits tier.changed on a change.
+// Package tierevaluate places members on the brand's tier ladder (rolling net spend or growth
+// value): upgrades at once, downgrades only on evaluation days after a grace period and a minimum
+// stay; each decision is kept with its inputs and a change becomes tier.changed.
 package tierevaluate
 
 import (
@@ -10,6 +11,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -20,25 +22,27 @@ import (
 // Name is the function's name.
 const Name = "tier-evaluate"
 
-// Consumes lists the events that move spend.
+// Consumes lists the events that move a member's score.
 var Consumes = []string{events.PointsAwarded, events.PointsReversed, events.MemberMerged, events.MemberSplit}
 
-// Handler evaluates tiers on Ladder.
-type Handler struct {
-	Store  Store
-	Ladder tier.Ladder
-	Now    func() time.Time
-}
-
-// Store is the part of the store tier-evaluate uses: transactions, and queries to find what a split moves.
+// Store is the part of the store tier-evaluate uses: transactions, and queries (what a split moves,
+// who is below its level for the evaluation job).
 type Store interface {
 	receipt.Transactor
 	member.Querier
 }
 
+// Handler evaluates tiers under Rules; AdminToken guards the evaluation job.
+type Handler struct {
+	Store      Store
+	Rules      *loyalty.Rules
+	Now        func() time.Time
+	AdminToken string
+}
+
 // Function is tier-evaluate as the runtime runs it.
 func (h *Handler) Function() runtime.Function {
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle}
+	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle, Routes: h.Routes}
 }
 
 // spendChange is one order's net amount after a points event.
@@ -47,9 +51,20 @@ type spendChange struct {
 	purchase        tier.Purchase
 }
 
-// Handle records spend or consolidates a merge, then re-evaluates; effect and receipt commit together.
+// Handle records spend or consolidates a merge or split, then decides; effect and receipt commit together.
 func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudevents.Event, error) {
-	var apply func(tx store.Tx) ([]cloudevents.Event, error)
+	apply, err := h.plan(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, apply)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate tier for %s %s: %w", ev.Type(), ev.ID(), err)
+	}
+	return outs, nil
+}
+
+func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx) ([]cloudevents.Event, error), error) {
 	switch ev.Type() {
 	case events.PointsAwarded:
 		d, err := events.Decode[events.PointsAwardedData](ev)
@@ -58,7 +73,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		}
 		runtime.SetOneID(ctx, d.OneID)
 		c := spendChange{d.OneID, d.Channel + ":" + d.OrderID, tier.Purchase{NetFen: d.OrderNetAmountFen, PaidAt: d.PaidAt}}
-		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.spend(tx, ev, c) }
+		return func(tx store.Tx) ([]cloudevents.Event, error) { return h.spend(tx, ev, c) }, nil
 	case events.PointsReversed:
 		d, err := events.Decode[events.PointsReversedData](ev)
 		if err != nil {
@@ -66,14 +81,14 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		}
 		runtime.SetOneID(ctx, d.OneID)
 		c := spendChange{d.OneID, d.Channel + ":" + d.OrderID, tier.Purchase{NetFen: d.OrderNetAmountFen, PaidAt: d.PaidAt}}
-		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.spend(tx, ev, c) }
+		return func(tx store.Tx) ([]cloudevents.Event, error) { return h.spend(tx, ev, c) }, nil
 	case events.MemberMerged:
 		d, err := events.Decode[events.MemberMergedData](ev)
 		if err != nil {
 			return nil, runtime.Permanent(err)
 		}
 		runtime.SetOneID(ctx, d.SurvivorOneID)
-		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.merge(tx, ev, d) }
+		return func(tx store.Tx) ([]cloudevents.Event, error) { return h.merge(tx, ev, d) }, nil
 	case events.MemberSplit:
 		d, err := events.Decode[events.MemberSplitData](ev)
 		if err != nil {
@@ -84,24 +99,23 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		if err != nil {
 			return nil, err
 		}
-		apply = func(tx store.Tx) ([]cloudevents.Event, error) { return h.split(tx, ev, d, moving) }
-	default:
-		return nil, runtime.Permanent(fmt.Errorf("tier-evaluate does not handle %s", ev.Type()))
+		return func(tx store.Tx) ([]cloudevents.Event, error) { return h.split(tx, ev, d, moving) }, nil
 	}
-	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, apply)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate tier for %s %s: %w", ev.Type(), ev.ID(), err)
-	}
-	return outs, nil
+	return nil, runtime.Permanent(fmt.Errorf("tier-evaluate does not handle %s", ev.Type()))
 }
 
-// liveState follows MergedInto to the state that now holds a member's spend.
+// newState is a member's state before anything counted: the entry level.
+func (h *Handler) newState(oneID string) member.TierState {
+	return member.TierState{OneID: oneID, Level: h.Rules.Ladder()[0].Name, LevelSince: h.Now(), Purchases: map[string]tier.Purchase{}}
+}
+
+// liveState follows MergedInto to the state that now holds a member's purchases.
 func (h *Handler) liveState(tx store.Tx, oneID string) (member.TierState, error) {
 	for range member.MaxMergeHops {
-		var s member.TierState
+		s := h.newState(oneID)
 		err := tx.Get(member.Tiers, oneID, &s)
 		if errors.Is(err, store.ErrNotFound) {
-			return member.TierState{OneID: oneID, Level: h.Ladder[0].Name, Purchases: map[string]tier.Purchase{}}, nil
+			return h.newState(oneID), nil
 		}
 		if err != nil || s.MergedInto == "" {
 			if s.Purchases == nil {
@@ -120,7 +134,7 @@ func (h *Handler) spend(tx store.Tx, ev cloudevents.Event, c spendChange) ([]clo
 		return nil, err
 	}
 	s.Purchases[c.orderKey] = c.purchase
-	return h.evaluate(tx, ev, s)
+	return h.decide(tx, ev, s, 0, h.Rules.OnActivity)
 }
 
 // merge moves absorbed members' purchases to the survivor; an absorbed state already marked
@@ -151,51 +165,60 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 			return nil, err
 		}
 	}
-	return h.evaluate(tx, ev, s)
+	return h.decide(tx, ev, s, 0, h.Rules.OnActivity)
 }
 
-// evaluate drops purchases outside the window, upgrades if the spend reaches a higher level, and
-// writes the state; a change becomes tier.changed.
-func (h *Handler) evaluate(tx store.Tx, ev cloudevents.Event, s member.TierState) ([]cloudevents.Event, error) {
-	return h.decide(tx, ev, s, 0, h.Ladder.Upgrade)
-}
+// rule is a way of deciding a member's standing from its score.
+type rule func(s loyalty.Standing, score int64, now time.Time) (loyalty.Standing, loyalty.Decision)
 
-// decide applies a level rule to a member's rolling spend, writes the state, and reports a change
-// as the index-th event the input causes.
-func (h *Handler) decide(tx store.Tx, ev cloudevents.Event, s member.TierState, index int, rule func(current string, spend int64) (string, bool)) ([]cloudevents.Event, error) {
+// decide drops purchases outside the window, applies the rule, writes the state with its decision,
+// and reports a change of level as the index-th event the input causes.
+func (h *Handler) decide(tx store.Tx, ev cloudevents.Event, s member.TierState, index int, apply rule) ([]cloudevents.Event, error) {
 	now := h.Now()
 	for k, p := range s.Purchases {
-		if !p.PaidAt.After(now.Add(-tier.Window)) {
+		if !p.PaidAt.After(now.AddDate(0, 0, -h.Rules.Tiers.WindowDays)) {
 			delete(s.Purchases, k)
 		}
 	}
 	from := s.Level
+	s.Score = h.Rules.Score(s.Purchases, now)
 	s.NetSpendFen = tier.RollingSpend(s.Purchases, now)
-	level, changed := rule(s.Level, s.NetSpendFen)
-	s.Level, s.EvaluatedAt = level, now
+	standing, decision := apply(loyalty.Standing{Level: s.Level, LevelSince: s.LevelSince, BelowSince: s.BelowSince}, s.Score, now)
+	s.Level, s.LevelSince, s.BelowSince = standing.Level, standing.LevelSince, indexed(standing.BelowSince)
+	s.Decision, s.EvaluatedAt = &decision, now
 	if err := tx.Set(member.Tiers, s.OneID, s); err != nil {
 		return nil, err
 	}
-	if !changed {
+	if s.Level == from {
 		return nil, nil
 	}
+	ladder := h.Rules.Ladder()
 	direction := "upgrade"
-	if h.Ladder.Rank(level) < h.Ladder.Rank(from) {
+	if ladder.Rank(s.Level) < ladder.Rank(from) {
 		direction = "downgrade"
 	}
 	out, err := events.New(events.TierChanged, events.DerivedID(Name, ev.ID(), index), events.Source(Name), now, events.TierChangedData{
-		OneID: s.OneID, From: from, To: level, Direction: direction, NetSpendFen: s.NetSpendFen, EvaluatedAt: now, SourceID: ev.ID()})
+		OneID: s.OneID, From: from, To: s.Level, Direction: direction, NetSpendFen: s.NetSpendFen, EvaluatedAt: now, SourceID: ev.ID()})
 	return []cloudevents.Event{out}, err
 }
 
+// indexed keeps an indexed time in UTC to the second, so its stored text sorts like the time.
+func indexed(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Second)
+	return &u
+}
+
 // split moves the purchases of the orders that left with a split's identities, then places both
-// members afresh: a wrong merge's tier is a mistake to correct, so here a level may go down.
+// members afresh: a wrong merge's tier is a mistake to correct, so here a level may go down at once.
 func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitData, moving map[string]member.Order) ([]cloudevents.Event, error) {
 	from, err := h.liveState(tx, d.FromOneID)
 	if err != nil {
 		return nil, err
 	}
-	to := member.TierState{OneID: d.ToOneID, Level: h.Ladder[0].Name}
+	to := h.newState(d.ToOneID)
 	if err := tx.Get(member.Tiers, d.ToOneID, &to); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -210,14 +233,21 @@ func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitD
 			delete(from.Purchases, k)
 		}
 	}
-	correct := func(current string, spend int64) (string, bool) {
-		level := h.Ladder.For(spend).Name
-		return level, level != current
-	}
-	outs, err := h.decide(tx, ev, from, 0, correct)
+	outs, err := h.decide(tx, ev, from, 0, h.correct)
 	if err != nil {
 		return nil, err
 	}
-	more, err := h.decide(tx, ev, to, 1, correct)
+	more, err := h.decide(tx, ev, to, 1, h.correct)
 	return append(outs, more...), err
+}
+
+// correct places a member where its score puts it, up or down, now.
+func (h *Handler) correct(s loyalty.Standing, score int64, now time.Time) (loyalty.Standing, loyalty.Decision) {
+	q := h.Rules.Ladder().For(score)
+	d := loyalty.Decision{At: now, Basis: h.Rules.Tiers.Basis, Score: score, Qualified: q.Name, From: s.Level, To: q.Name,
+		Reason: "corrected after a split", Version: h.Rules.Version}
+	if q.Name == s.Level {
+		return loyalty.Standing{Level: s.Level, LevelSince: s.LevelSince}, d
+	}
+	return loyalty.Standing{Level: q.Name, LevelSince: now}, d
 }

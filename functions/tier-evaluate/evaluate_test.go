@@ -8,10 +8,10 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/store/embedded"
-	"github.com/omnimember/omnimember/shared/tier"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -24,7 +24,7 @@ func newHandler(t *testing.T) (*Handler, store.Store) {
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	return &Handler{Store: s, Ladder: tier.Default, Now: func() time.Time { return now }}, s
+	return &Handler{Store: s, Rules: loyalty.Defaults(), Now: func() time.Time { return now }}, s
 }
 
 func awarded(t *testing.T, id, oneID, orderID string, netFen int64, paidAt time.Time) cloudevents.Event {

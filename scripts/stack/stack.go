@@ -27,7 +27,6 @@ import (
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/store/embedded"
 	"github.com/omnimember/omnimember/shared/stream"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 // Options configure a stack.
@@ -150,13 +149,13 @@ func functions(st store.Store, opts Options) []runtime.Function {
 	}
 	return []runtime.Function{
 		ingest.Function(),
-		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: tier.Default, Now: opts.Now,
+		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: opts.Loyalty.Ladder(), Now: opts.Now,
 			AdminToken: opts.AdminToken}).Function()),
 		wrap((&pointsaward.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, APIToken: opts.APIToken, AdminToken: opts.AdminToken}).Function()),
-		wrap((&tierevaluate.Handler{Store: st, Ladder: tier.Default, Now: opts.Now}).Function()),
+		wrap((&tierevaluate.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, AdminToken: opts.AdminToken}).Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
 			Templates: notify.DefaultTemplates(), MaxAttempts: cfg.MaxDeliver, Now: opts.Now}).Function()),
-		wrap((&profile.API{Store: st, Ladder: tier.Default, Now: opts.Now}).Function()),
+		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now}).Function()),
 	}
 }
 

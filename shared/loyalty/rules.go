@@ -136,11 +136,11 @@ func Example() *Rules {
 // RulesEnv names the variable holding a rules file.
 const RulesEnv = "LOYALTY_RULES_FILE"
 
-// FromEnv reads LOYALTY_RULES_FILE, or returns the example rules.
+// FromEnv reads LOYALTY_RULES_FILE, or returns MISSION's defaults.
 func FromEnv() (*Rules, error) {
 	path := os.Getenv(RulesEnv)
 	if path == "" {
-		return Example(), nil
+		return Defaults(), nil
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {

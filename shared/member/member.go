@@ -15,6 +15,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/loyalty"
+	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/tier"
 )
@@ -185,12 +186,17 @@ func (o Order) MovesOnSplit(leaving, remaining []string) bool {
 	return moves
 }
 
-// TierState is the tier-evaluate function's view of a member.
+// TierState is the tier-evaluate function's view of a member: its standing on the ladder, the
+// purchases its score counts, and the last decision with its inputs.
 type TierState struct {
 	OneID       string                   `json:"oneId"`
 	Level       string                   `json:"level"`
+	LevelSince  time.Time                `json:"levelSince"`
+	BelowSince  *time.Time               `json:"belowSince,omitempty"`
+	Score       int64                    `json:"score"`
 	NetSpendFen int64                    `json:"netSpendFen"`
 	Purchases   map[string]tier.Purchase `json:"purchases"`
+	Decision    *loyalty.Decision        `json:"decision,omitempty"`
 	EvaluatedAt time.Time                `json:"evaluatedAt"`
 	MergedInto  string                   `json:"mergedInto,omitempty"`
 }
@@ -223,11 +229,13 @@ type ChannelActivity struct {
 // Indexes are the fields the functions query by, per collection: the embedded store keeps an
 // index for each (Firestore indexes single fields itself; composite ones live in deploy/).
 var Indexes = map[string][]string{
-	Orders:     {"oneId"},
-	Accounts:   {"nextExpiryAt"},
-	Outbox:     {"oneId"},
-	Quarantine: {"status"},
-	Conflicts:  {"oneId"},
+	Orders:                    {"oneId"},
+	Accounts:                  {"nextExpiryAt"},
+	Tiers:                     {"belowSince"},
+	receipt.PendingCollection: {"function"},
+	Outbox:                    {"oneId"},
+	Quarantine:                {"status"},
+	Conflicts:                 {"oneId"},
 }
 
 // Querier runs store queries.

@@ -2,10 +2,8 @@
 package tier
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -111,27 +109,4 @@ func (l Ladder) Upgrade(current string, spendFen int64) (next string, changed bo
 		return current, false
 	}
 	return reached.Name, true
-}
-
-// LadderEnv names the variable holding a ladder file; without it the default ladder applies.
-const LadderEnv = "TIER_LADDER_FILE"
-
-// FromEnv reads the ladder file named by TIER_LADDER_FILE, a JSON array of levels, or returns Default.
-func FromEnv() (Ladder, error) {
-	path := os.Getenv(LadderEnv)
-	if path == "" {
-		return Default, nil
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", LadderEnv, err)
-	}
-	var l Ladder
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", LadderEnv, path, err)
-	}
-	if err := l.Validate(); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", LadderEnv, path, err)
-	}
-	return l, nil
 }

@@ -1,8 +1,6 @@
 package tier
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -70,25 +68,4 @@ func TestNext(t *testing.T) {
 	assert.Equal(t, "platinum", next.Name)
 	_, ok = Default.Next("diamond")
 	assert.False(t, ok)
-}
-
-func TestFromEnv(t *testing.T) {
-	t.Setenv(LadderEnv, "")
-	l, err := FromEnv()
-	require.NoError(t, err)
-	assert.Equal(t, Default, l)
-
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.json")
-	require.NoError(t, os.WriteFile(good, []byte(`[{"name":"member","minSpendFen":0},{"name":"vip","minSpendFen":50000,"benefits":["gift"]}]`), 0o600))
-	t.Setenv(LadderEnv, good)
-	l, err = FromEnv()
-	require.NoError(t, err)
-	assert.Equal(t, "vip", l.For(60000).Name)
-
-	bad := filepath.Join(dir, "bad.json")
-	require.NoError(t, os.WriteFile(bad, []byte(`[{"name":"vip","minSpendFen":5}]`), 0o600))
-	t.Setenv(LadderEnv, bad)
-	_, err = FromEnv()
-	assert.ErrorContains(t, err, "must start at 0")
 }

@@ -18,13 +18,13 @@ import (
 	"github.com/omnimember/omnimember/functions/match"
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	omruntime "github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/store/embedded"
 	"github.com/omnimember/omnimember/shared/stream"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 // benchPhone is person i's phone.
@@ -114,7 +114,7 @@ func identityBench(n int) error {
 		}
 		fmt.Printf("  %-58s %10.0f lookups/s  (bar 100 000)\n", what, perSec)
 	}
-	h := &match.Handler{Store: s, Keys: keys, Rules: identity.DefaultRules(), Ladder: tier.Default, Now: time.Now}
+	h := &match.Handler{Store: s, Keys: keys, Rules: identity.DefaultRules(), Ladder: loyalty.Defaults().Ladder(), Now: time.Now}
 	resolved, err := resolveDirect(h, n, 20_000)
 	if err != nil {
 		return err

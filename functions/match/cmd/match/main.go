@@ -9,11 +9,11 @@ import (
 
 	"github.com/omnimember/omnimember/functions/match"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 func main() { runtime.Main(match.Name, run) }
@@ -34,10 +34,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ladder, err := tier.FromEnv()
+	loyaltyRules, err := loyalty.FromEnv() // the ladder lives in the loyalty rules
 	if err != nil {
 		return err
 	}
+	ladder := loyaltyRules.Ladder()
 	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/functions/profile"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 func main() { runtime.Main(profile.Name, run) }
@@ -20,10 +20,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ladder, err := tier.FromEnv()
+	rules, err := loyalty.FromEnv() // the ladder lives in the loyalty rules
 	if err != nil {
 		return err
 	}
+	ladder := rules.Ladder()
 	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err

@@ -1,27 +1,30 @@
-// Command tier-evaluate runs the tier ladder alone: consumer of points events and merges.
+// Command tier-evaluate runs the tier ladder alone: consumer of points events, merges and splits;
+// the evaluation job over HTTP.
 package main
 
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 func main() { runtime.Main(tierevaluate.Name, run) }
 
-// run reads the runtime, store and ladder (TIER_LADDER_FILE) configuration once, then serves.
+// run reads the runtime, store and loyalty rules (LOYALTY_RULES_FILE: the ladder, its basis, grace
+// and evaluation day) and the operator token once, then serves.
 func run() error {
 	rt, err := runtime.FromEnv()
 	if err != nil {
 		return err
 	}
-	ladder, err := tier.FromEnv()
+	rules, err := loyalty.FromEnv()
 	if err != nil {
 		return err
 	}
@@ -30,6 +33,6 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	h := &tierevaluate.Handler{Store: st, Ladder: ladder, Now: time.Now}
-	return runtime.Run(rt, slog.Group("tierEvaluate", "store", sc, "levels", len(ladder)), h.Function())
+	h := &tierevaluate.Handler{Store: st, Rules: rules, Now: time.Now, AdminToken: os.Getenv(runtime.AdminTokenEnv)}
+	return runtime.Run(rt, slog.Group("tierEvaluate", "store", sc, "rulesVersion", rules.Version, "basis", rules.Tiers.Basis), h.Function())
 }
