@@ -1,18 +1,17 @@
-// Package notify turns tier changes, points awards and notification requests into messages, delivers
-// each at most once per (source event, channel), and reports it sent, suppressed or failed.
+// Package notify turns tier changes, points movements and notification requests into messages to
+// members and into level/balance syncs to the platforms they belong to; it delivers each at most
+// once per (source event, channel) and reports it sent, suppressed or failed.
 package notify
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/member"
-	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
 )
@@ -20,10 +19,11 @@ import (
 // Name is the function's name.
 const Name = "notify"
 
-// Consumes lists the events that become notifications.
-var Consumes = []string{events.TierChanged, events.PointsAwarded, events.NotificationRequested}
+// Consumes lists the events that become notifications or syncs.
+var Consumes = []string{events.TierChanged, events.PointsAwarded, events.PointsReversed, events.PointsRedeemed,
+	events.PointsExpired, events.PointsExpiring, events.RedemptionReversed, events.NotificationRequested}
 
-// Notification is one message to one member on one channel.
+// Notification is one message to one member on one channel (a sync is one to a platform).
 type Notification struct {
 	ID         string            `json:"id"`
 	OneID      string            `json:"oneId"`
@@ -37,6 +37,9 @@ type Notification struct {
 	CampaignID string            `json:"campaignId,omitempty"`
 	CreatedAt  time.Time         `json:"createdAt"`
 }
+
+// CategorySync marks a notification that tells a platform a member's level and balance.
+const CategorySync = "sync"
 
 // Sink delivers to a provider outside the store, with the notification id as idempotency key.
 type Sink interface {
@@ -52,22 +55,24 @@ type TxSink interface {
 // ErrRejected wraps a provider's refusal that retrying cannot change (a 4xx): the notification fails at once.
 var ErrRejected = errors.New("rejected by the provider")
 
-// Transactor is the part of the store notify uses.
-type Transactor interface {
+// Store is the part of the store notify uses: transactions, and reads of members for syncs.
+type Store interface {
 	RunTransaction(ctx context.Context, fn func(context.Context, store.Tx) error) error
+	Get(ctx context.Context, collection, id string, dst any) error
 }
 
 // Handler renders and delivers. Sinks maps a channel name to its sink (a Sink or a TxSink);
-// Channel is where transactional messages go; MaxAttempts is when retrying stops and the
-// notification is reported failed.
+// Channel is where member-facing messages go; SyncChannels maps an identity type to the channel
+// whose sink syncs it (tmall_ouid → sync-tmall, say); MaxAttempts is when retrying stops.
 type Handler struct {
-	Store       Transactor
-	Sinks       map[string]any
-	Channel     string
-	Locale      string
-	Templates   Templates
-	MaxAttempts int
-	Now         func() time.Time
+	Store        Store
+	Sinks        map[string]any
+	Channel      string
+	SyncChannels map[string]string
+	Locale       string
+	Templates    Templates
+	MaxAttempts  int
+	Now          func() time.Time
 }
 
 // Function is notify as the runtime runs it.
@@ -84,78 +89,50 @@ type record struct {
 	Updated  time.Time `json:"updated"`
 }
 
-// Handle builds the notification an event asks for and delivers it.
+// Handle builds the notifications an event asks for and delivers each. A notification already
+// finished reports its outcome again (same event id) instead of being sent twice; if one needs a
+// retry the event is retried, and the finished ones are not sent again.
 func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudevents.Event, error) {
-	n, ok, err := h.build(ev)
+	ns, err := h.build(ctx, ev)
 	if err != nil {
 		return nil, runtime.Permanent(err)
 	}
-	if !ok {
-		return nil, nil
+	var outs []cloudevents.Event
+	var retry error
+	for _, n := range ns {
+		runtime.SetOneID(ctx, n.OneID)
+		out, err := h.deliver(ctx, n)
+		if err != nil {
+			retry = errors.Join(retry, err)
+			continue
+		}
+		outs = append(outs, out...)
 	}
-	runtime.SetOneID(ctx, n.OneID)
+	return outs, retry
+}
+
+func (h *Handler) deliver(ctx context.Context, n Notification) ([]cloudevents.Event, error) {
 	sink, known := h.Sinks[n.Channel]
 	if !known {
-		return h.finish(ctx, ev, n, "failed", "no sink configured for channel "+n.Channel, 0)
+		return h.finish(ctx, n, "failed", "no sink configured for channel "+n.Channel, 0)
 	}
 	if txSink, ok := sink.(TxSink); ok {
-		return h.deliverInTx(ctx, ev, n, txSink)
+		return h.transact(ctx, n, func(tx store.Tx, rec *record) error {
+			if err := txSink.DeliverTx(tx, n); err != nil {
+				return err
+			}
+			rec.Status, rec.Attempts = "sent", rec.Attempts+1
+			return nil
+		})
 	}
-	return h.deliverOutside(ctx, ev, n, sink.(Sink))
-}
-
-// build picks the template and variables for the event; ok is false when nothing is to be sent.
-func (h *Handler) build(ev cloudevents.Event) (n Notification, ok bool, err error) {
-	n = Notification{Category: events.CategoryTransactional, Channel: h.Channel, Locale: h.Locale, SourceID: ev.ID(), CreatedAt: h.Now()}
-	switch ev.Type() {
-	case events.TierChanged:
-		d, err := events.Decode[events.TierChangedData](ev)
-		if err != nil {
-			return n, false, err
-		}
-		n.OneID, n.Template = d.OneID, "tier_upgraded"
-		n.Vars = map[string]string{"tier": tierName(d.To, h.Locale), "from": tierName(d.From, h.Locale)}
-	case events.PointsAwarded:
-		d, err := events.Decode[events.PointsAwardedData](ev)
-		if err != nil || d.Points <= 0 {
-			return n, false, err
-		}
-		n.OneID, n.Template = d.OneID, "points_awarded"
-		n.Vars = map[string]string{"points": strconv.FormatInt(d.Points, 10), "balance": strconv.FormatInt(d.Balance, 10), "orderId": d.OrderID}
-	case events.NotificationRequested:
-		d, err := events.Decode[events.NotificationRequestedData](ev)
-		if err != nil {
-			return n, false, err
-		}
-		n.OneID, n.Category, n.Channel, n.Template, n.Vars, n.CampaignID = d.OneID, d.Category, d.Channel, d.Template, d.Vars, d.CampaignID
-		if d.Locale != "" {
-			n.Locale = d.Locale
-		}
-	default:
-		return n, false, fmt.Errorf("notify does not handle %s", ev.Type())
-	}
-	// At most once per (source event, channel), whichever event id carries the request.
-	n.ID = events.DerivedID(Name, ev.ID()+"\x00"+n.Channel, 0)
-	n.Text, err = h.Templates.Render(n.Template, n.Locale, n.Vars)
-	return n, true, err
-}
-
-// deliverInTx delivers and records the outcome in one transaction.
-func (h *Handler) deliverInTx(ctx context.Context, ev cloudevents.Event, n Notification, sink TxSink) ([]cloudevents.Event, error) {
-	return h.transact(ctx, ev, n, func(tx store.Tx, rec *record) error {
-		if err := sink.DeliverTx(tx, n); err != nil {
-			return err
-		}
-		rec.Status = "sent"
-		return nil
-	})
+	return h.deliverOutside(ctx, n, sink.(Sink))
 }
 
 // deliverOutside records the attempt, calls the provider, then records the outcome. A crash
 // between the call and the record repeats the call with the same idempotency key.
-func (h *Handler) deliverOutside(ctx context.Context, ev cloudevents.Event, n Notification, sink Sink) ([]cloudevents.Event, error) {
+func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink) ([]cloudevents.Event, error) {
 	var attempts int
-	outs, err := h.transact(ctx, ev, n, func(tx store.Tx, rec *record) error {
+	outs, err := h.transact(ctx, n, func(tx store.Tx, rec *record) error {
 		rec.Status, rec.Attempts = "sending", rec.Attempts+1
 		attempts = rec.Attempts
 		return nil
@@ -166,44 +143,35 @@ func (h *Handler) deliverOutside(ctx context.Context, ev cloudevents.Event, n No
 	err = sink.Deliver(ctx, n)
 	switch {
 	case err == nil:
-		return h.finish(ctx, ev, n, "sent", "", attempts)
+		return h.finish(ctx, n, "sent", "", attempts)
 	case errors.Is(err, ErrRejected) || attempts >= h.MaxAttempts:
-		return h.finish(ctx, ev, n, "failed", err.Error(), attempts)
+		return h.finish(ctx, n, "failed", err.Error(), attempts)
 	}
-	return nil, fmt.Errorf("deliver notification %s (attempt %d of %d): %w", n.ID, attempts, h.MaxAttempts, err)
+	return nil, fmt.Errorf("deliver notification %s on %s (attempt %d of %d): %w", n.ID, n.Channel, attempts, h.MaxAttempts, err)
 }
 
 // finish records a final outcome.
-func (h *Handler) finish(ctx context.Context, ev cloudevents.Event, n Notification, status, reason string, attempts int) ([]cloudevents.Event, error) {
-	return h.transact(ctx, ev, n, func(_ store.Tx, rec *record) error {
+func (h *Handler) finish(ctx context.Context, n Notification, status, reason string, attempts int) ([]cloudevents.Event, error) {
+	return h.transact(ctx, n, func(_ store.Tx, rec *record) error {
 		rec.Status, rec.Reason, rec.Attempts = status, reason, max(rec.Attempts, attempts)
 		return nil
 	})
 }
 
-// transact reads the receipt and the notification's record, lets change update the record, and
-// writes it; a final status also writes the receipt and yields the outcome event. outs is nil
-// while the notification is still in flight.
-func (h *Handler) transact(ctx context.Context, ev cloudevents.Event, n Notification, change func(store.Tx, *record) error) ([]cloudevents.Event, error) {
+// transact reads the notification's record, lets change update it, and writes it; a final status
+// yields the outcome event. outs is nil while the notification is still in flight.
+func (h *Handler) transact(ctx context.Context, n Notification, change func(store.Tx, *record) error) ([]cloudevents.Event, error) {
 	var outs []cloudevents.Event
 	err := h.Store.RunTransaction(ctx, func(ctx context.Context, tx store.Tx) error {
 		outs = nil
-		prev, done, err := receipt.Load(tx, Name, ev)
-		if err != nil || done {
-			outs = prev
-			return err
-		}
 		rec := record{Notification: n}
 		if err := tx.Get(member.Notifications, n.ID, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		if final(rec.Status) {
-			// Sent before under another event id for the same source: report, do not send again.
-			outs, err = h.outcome(ev, rec)
-			if err != nil {
-				return err
-			}
-			return receipt.Save(tx, Name, ev, outs, h.Now())
+			var err error
+			outs, err = h.outcome(rec) // finished before: report, do not send again
+			return err
 		}
 		if err := change(tx, &rec); err != nil {
 			return err
@@ -212,13 +180,12 @@ func (h *Handler) transact(ctx context.Context, ev cloudevents.Event, n Notifica
 		if err := tx.Set(member.Notifications, n.ID, rec); err != nil {
 			return err
 		}
-		if !final(rec.Status) {
-			return nil
-		}
-		if outs, err = h.outcome(ev, rec); err != nil {
+		if final(rec.Status) {
+			var err error
+			outs, err = h.outcome(rec)
 			return err
 		}
-		return receipt.Save(tx, Name, ev, outs, h.Now())
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record notification %s: %w", n.ID, err)
@@ -230,9 +197,11 @@ func final(status string) bool {
 	return status == "sent" || status == "failed" || status == "suppressed"
 }
 
-func (h *Handler) outcome(ev cloudevents.Event, rec record) ([]cloudevents.Event, error) {
+// outcome reports a finished notification under an id derived from the notification, so every
+// report of it is the same event.
+func (h *Handler) outcome(rec record) ([]cloudevents.Event, error) {
 	typ := map[string]string{"sent": events.NotificationSent, "failed": events.NotificationFailed, "suppressed": events.NotificationSuppressed}[rec.Status]
-	out, err := events.New(typ, events.DerivedID(Name, ev.ID(), 0), events.Source(Name), h.Now(), events.NotificationOutcomeData{
+	out, err := events.New(typ, events.DerivedID(Name, rec.ID, 0), events.Source(Name), rec.Updated, events.NotificationOutcomeData{
 		NotificationID: rec.ID, OneID: rec.OneID, Channel: rec.Channel, Template: rec.Template, SourceID: rec.SourceID,
 		Reason: rec.Reason, Attempts: rec.Attempts, At: rec.Updated})
 	return []cloudevents.Event{out}, err

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/omnimember/omnimember/functions/notify"
@@ -66,6 +67,40 @@ func (c config) validate() error {
 	return nil
 }
 
+// syncSinksFromEnv builds the platform sync adapters whose credentials are set (secrets from the
+// environment, mounted from Kubernetes secrets): SYNC_TMALL_*, SYNC_DOUYIN_*, SYNC_WECOM_*,
+// SYNC_MINIPROGRAM_*.
+func syncSinksFromEnv(client *http.Client) (map[string]any, error) {
+	out := map[string]any{}
+	if key := os.Getenv("SYNC_TMALL_APP_KEY"); key != "" {
+		out[notify.SyncTmall] = notify.TOP{URL: envOr("SYNC_TMALL_URL", "https://eco.taobao.com/router/rest"), AppKey: key,
+			Secret: os.Getenv("SYNC_TMALL_SECRET"), Session: os.Getenv("SYNC_TMALL_SESSION"),
+			SignMethod: envOr("SYNC_TMALL_SIGN_METHOD", "hmac-sha256"), Method: envOr("SYNC_TMALL_METHOD", "taobao.crm.member.sync"),
+			Client: client, Now: time.Now}
+	}
+	if key := os.Getenv("SYNC_DOUYIN_APP_KEY"); key != "" {
+		out[notify.SyncDouyin] = notify.Doudian{URL: envOr("SYNC_DOUYIN_URL", "https://openapi-fxg.jinritemai.com"), AppKey: key,
+			Secret: os.Getenv("SYNC_DOUYIN_SECRET"), AccessToken: os.Getenv("SYNC_DOUYIN_ACCESS_TOKEN"),
+			Method: envOr("SYNC_DOUYIN_METHOD", "member.level.sync"), Client: client, Now: time.Now}
+	}
+	if corp := os.Getenv("SYNC_WECOM_CORP_ID"); corp != "" {
+		tags := map[string]string{}
+		for _, pair := range strings.Split(os.Getenv("SYNC_WECOM_TAGS"), ",") {
+			level, tag, ok := strings.Cut(pair, "=")
+			if !ok {
+				return nil, fmt.Errorf("SYNC_WECOM_TAGS %q: want level=tagid,...", pair)
+			}
+			tags[level] = tag
+		}
+		out[notify.SyncWeCom] = notify.NewWeCom(notify.WeCom{URL: envOr("SYNC_WECOM_URL", "https://qyapi.weixin.qq.com"), CorpID: corp,
+			Secret: os.Getenv("SYNC_WECOM_SECRET"), StaffUserID: os.Getenv("SYNC_WECOM_STAFF_USER_ID"), TagByLevel: tags, Client: client, Now: time.Now})
+	}
+	if u := os.Getenv("SYNC_MINIPROGRAM_WEBHOOK_URL"); u != "" {
+		out[notify.SyncMiniProgram] = notify.Webhook{URL: u, Secret: []byte(os.Getenv("SYNC_MINIPROGRAM_WEBHOOK_SECRET")), Client: client, Now: time.Now}
+	}
+	return out, nil
+}
+
 func envOr(name, fallback string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -85,13 +120,24 @@ func run() error {
 		return err
 	}
 	defer st.Close()
+	client := &http.Client{Timeout: 10 * time.Second}
 	sinks := map[string]any{"outbox": notify.Outbox{}}
 	if cfg.Channel == "webhook" {
-		sinks["webhook"] = notify.Webhook{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret),
-			Client: &http.Client{Timeout: 10 * time.Second}, Now: time.Now}
+		sinks["webhook"] = notify.Webhook{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), Client: client, Now: time.Now}
 	}
-	h := &notify.Handler{Store: st, Sinks: sinks, Channel: cfg.Channel, Locale: cfg.Locale, Templates: cfg.Templates,
-		MaxAttempts: cfg.Runtime.MaxDeliver, Now: time.Now}
-	settings := slog.Group("notify", "store", sc, "channel", cfg.Channel, "locale", cfg.Locale, "webhook", cfg.WebhookURL)
+	syncSinks, err := syncSinksFromEnv(client)
+	if err != nil {
+		return err
+	}
+	syncChannels := map[string]string{}
+	for idType, channel := range notify.DefaultSyncChannels {
+		if sink, ok := syncSinks[channel]; ok {
+			sinks[channel], syncChannels[idType] = sink, channel
+		}
+	}
+	h := &notify.Handler{Store: st, Sinks: sinks, Channel: cfg.Channel, SyncChannels: syncChannels, Locale: cfg.Locale,
+		Templates: cfg.Templates, MaxAttempts: cfg.Runtime.MaxDeliver, Now: time.Now}
+	settings := slog.Group("notify", "store", sc, "channel", cfg.Channel, "locale", cfg.Locale, "webhook", cfg.WebhookURL,
+		"syncs", fmt.Sprint(syncChannels))
 	return runtime.Run(cfg.Runtime, settings, h.Function())
 }
