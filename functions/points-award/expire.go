@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -67,43 +68,94 @@ func (h *Handler) Expire(ctx context.Context, asOf time.Time, publish func(conte
 		return rep, fmt.Errorf("find accounts with lots to expire: %w", err)
 	}
 	day := h.Rules.Day(asOf)
-	for _, d := range docs {
+	// Accounts are independent: several at once, so the store batches their commits.
+	var mu sync.Mutex
+	err = forEach(ctx, docs, 16, func(d store.Document) error {
+		events, expired, reminded, err := h.expireOne(ctx, d.ID, asOf, day, publish)
+		mu.Lock()
+		defer mu.Unlock()
 		rep.Accounts++
-		job := cloudevents.NewEvent()
-		job.SetSource(events.Source(Name) + "/expiry")
-		job.SetID(d.ID + ":" + day)
-		outs, fresh, err := receipt.Do(ctx, h.Store, expiryJob, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
-			outs, err := h.expireAccount(tx, d.ID, asOf, job.ID())
-			if err != nil {
-				return nil, err
-			}
-			return outs, receipt.SavePending(tx, expiryJob, receipt.Key(expiryJob, job), outs, h.Now())
-		})
-		if err != nil {
-			return rep, fmt.Errorf("expire account %s: %w", d.ID, err)
-		}
-		if !fresh || len(outs) == 0 {
-			continue // a run earlier today decided; its events were published or are pending
-		}
-		if err := publish(ctx, outs); err != nil {
-			return rep, err
-		}
-		if err := receipt.Published(ctx, h.Store, receipt.Key(expiryJob, job)); err != nil {
-			return rep, err
-		}
-		rep.Events += len(outs)
-		for _, o := range outs {
-			switch o.Type() {
-			case events.PointsExpired:
-				x, _ := events.Decode[events.PointsExpiredData](o)
-				rep.Expired += x.Points
-			case events.PointsExpiring:
-				x, _ := events.Decode[events.PointsExpiringData](o)
-				rep.Reminded += x.Points
-			}
-		}
+		rep.Events, rep.Expired, rep.Reminded = rep.Events+events, rep.Expired+expired, rep.Reminded+reminded
+		return err
+	})
+	if err != nil {
+		return rep, err
 	}
 	return rep, nil
+}
+
+// expireOne runs one account's expiry once per day and publishes what it decided.
+func (h *Handler) expireOne(ctx context.Context, oneID string, asOf time.Time, day string,
+	publish func(context.Context, []cloudevents.Event) error) (sent int, expired, reminded int64, err error) {
+	job := cloudevents.NewEvent()
+	job.SetSource(events.Source(Name) + "/expiry")
+	job.SetID(oneID + ":" + day)
+	outs, fresh, err := receipt.Do(ctx, h.Store, expiryJob, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
+		outs, err := h.expireAccount(tx, oneID, asOf, job.ID())
+		if err != nil {
+			return nil, err
+		}
+		return outs, receipt.SavePending(tx, expiryJob, receipt.Key(expiryJob, job), outs, h.Now())
+	})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("expire account %s: %w", oneID, err)
+	}
+	if !fresh || len(outs) == 0 {
+		return 0, 0, 0, nil // a run earlier today decided; its events were published or are pending
+	}
+	if err := publish(ctx, outs); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := receipt.Published(ctx, h.Store, receipt.Key(expiryJob, job)); err != nil {
+		return 0, 0, 0, err
+	}
+	for _, o := range outs {
+		switch o.Type() {
+		case events.PointsExpired:
+			x, _ := events.Decode[events.PointsExpiredData](o)
+			expired += x.Points
+		case events.PointsExpiring:
+			x, _ := events.Decode[events.PointsExpiringData](o)
+			reminded += x.Points
+		}
+	}
+	return len(outs), expired, reminded, nil
+}
+
+// forEach runs fn on the documents with n workers and returns the first error.
+func forEach(ctx context.Context, docs []store.Document, n int, fn func(store.Document) error) error {
+	work := make(chan store.Document)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for d := range work {
+				if err := fn(d); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	var err error
+feed:
+	for _, d := range docs {
+		select {
+		case work <- d:
+		case err = <-errs:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err != nil {
+		return err
+	}
+	return <-errs
 }
 
 // expireAccount expires and reminds one account.

@@ -296,7 +296,11 @@ func randomHistory(t *testing.T, s Store, seed uint64) {
 	owner := map[string]string{}
 	var delivered []cloudevents.Event
 	redeemed, expired := int64(0), int64(0)
+	mergeAt := 10 + rng.IntN(20) // B is absorbed into A part way; later events for B follow the merge
 	for step := range 40 {
+		if step == mergeAt {
+			a.handle(t, merged(t, p+"merge", people[0], people[1]))
+		}
 		now = now.Add(time.Duration(rng.IntN(48)) * time.Hour)
 		order := fmt.Sprint(p, "o", rng.IntN(6))
 		if owner[order] == "" {
@@ -340,7 +344,7 @@ func randomHistory(t *testing.T, s Store, seed uint64) {
 			expired += rep.Expired
 		}
 	}
-	a.handle(t, merged(t, p+"merge", people[0], people[1]))
+	a.handle(t, merged(t, p+"merge", people[0], people[1])) // delivered again at the end
 	var earned int64
 	for order, paid := range paidFen {
 		net := paid

@@ -4,8 +4,10 @@ package stack
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -64,6 +66,9 @@ type Options struct {
 
 // Stack is a running chain.
 type Stack struct {
+	// Points and Tiers are the handlers whose scheduled jobs (expiry, evaluation) RunJobs runs.
+	Points  *pointsaward.Handler
+	Tiers   *tierevaluate.Handler
 	Broker  *broker.Server
 	Store   store.Store
 	Runtime *runtime.Runtime
@@ -102,7 +107,8 @@ func Start(opts Options) (*Stack, error) {
 	s.Addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	go func() { s.done <- s.Runtime.ServeListener(ctx, ln, functions(s.Store, opts)...) }()
+	fns := s.functions(opts)
+	go func() { s.done <- s.Runtime.ServeListener(ctx, ln, fns...) }()
 	if err := s.waitReady(10 * time.Second); err != nil {
 		_ = s.Stop()
 		return nil, err
@@ -135,8 +141,9 @@ func (s *Stack) open(opts Options) error {
 	return err
 }
 
-// functions wires every function to the store with the default rules.
-func functions(st store.Store, opts Options) []runtime.Function {
+// functions wires every function to the store and the rules.
+func (s *Stack) functions(opts Options) []runtime.Function {
+	st := s.Store
 	wrap := func(f runtime.Function) runtime.Function {
 		if opts.Wrap != nil && f.Handle != nil {
 			f.Handle = opts.Wrap(f.Name, f.Handle)
@@ -147,12 +154,14 @@ func functions(st store.Store, opts Options) []runtime.Function {
 	if opts.Runtime != nil {
 		cfg = *opts.Runtime
 	}
+	s.Points = &pointsaward.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, APIToken: opts.APIToken, AdminToken: opts.AdminToken}
+	s.Tiers = &tierevaluate.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, AdminToken: opts.AdminToken}
 	return []runtime.Function{
 		ingest.Function(),
 		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: opts.Loyalty.Ladder(), Now: opts.Now,
 			AdminToken: opts.AdminToken}).Function()),
-		wrap((&pointsaward.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, APIToken: opts.APIToken, AdminToken: opts.AdminToken}).Function()),
-		wrap((&tierevaluate.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, AdminToken: opts.AdminToken}).Function()),
+		wrap(s.Points.Function()),
+		wrap(s.Tiers.Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
 			Templates: notify.DefaultTemplates(), MaxAttempts: cfg.MaxDeliver, Now: opts.Now}).Function()),
 		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now}).Function()),
@@ -230,6 +239,20 @@ func (s *Stack) WaitQuiet(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// RunJobs runs the scheduled jobs as of now: points expiry (with reminders) and tier evaluation.
+// In production a scheduler calls their endpoints; here `make run` calls this every hour.
+func (s *Stack) RunJobs(ctx context.Context, now time.Time) (pointsaward.ExpiryReport, tierevaluate.EvaluationReport, error) {
+	publish := func(ctx context.Context, evs []cloudevents.Event) error {
+		return s.Runtime.Publisher("scheduler").Publish(ctx, nil, evs)
+	}
+	expiry, err := s.Points.Expire(ctx, now, publish)
+	if err != nil {
+		return expiry, tierevaluate.EvaluationReport{}, err
+	}
+	evaluation, err := s.Tiers.Evaluate(ctx, now, publish)
+	return expiry, evaluation, err
 }
 
 // Stop drains the functions and closes the store and the broker.

@@ -43,6 +43,7 @@ type settings struct {
 	storeNoSync bool
 	logTo       io.Writer
 	members     int
+	accounts    int
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.BoolVar(&s.storeNoSync, "store-nosync", false, "skip fsync in the embedded store (survives a process kill, not an OS crash)")
 	logFile := flag.String("log", "", "append the functions' warnings (retries, dead letters) to this file")
 	flag.IntVar(&s.members, "members", 1_000_000, "members (5 identities each) for the identity benchmark; 0 skips it")
+	flag.IntVar(&s.accounts, "accounts", 1_000_000, "accounts for the expiry-job benchmark; 0 skips it")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	s.logTo = io.Discard
@@ -109,6 +111,9 @@ func run(s settings) error {
 		if err := identityBench(s.members); err != nil {
 			return fmt.Errorf("identity: %w", err)
 		}
+	}
+	if err := loyaltyBench(20_000, s.accounts); err != nil {
+		return fmt.Errorf("loyalty: %w", err)
 	}
 	return nil
 }

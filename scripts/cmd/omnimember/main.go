@@ -19,6 +19,7 @@ import (
 
 	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/scripts/stack"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 )
@@ -28,10 +29,10 @@ type config struct {
 	HTTPAddr string // OMNIMEMBER_HTTP_ADDR
 	NATSPort int    // OMNIMEMBER_NATS_PORT: for functions started as their own processes (0: none)
 	Demo     bool   // OMNIMEMBER_DEMO=0 skips the replay
-	// AdminToken opens the operator endpoints (OMNIMEMBER_ADMIN_TOKEN; a development token is
-	// printed at start when unset).
-	AdminToken string
-	Runtime    runtime.Config
+	// AdminToken opens the operator endpoints (OMNIMEMBER_ADMIN_TOKEN) and APIToken the channel
+	// APIs such as redemptions (OMNIMEMBER_API_TOKEN); development tokens are printed when unset.
+	AdminToken, APIToken string
+	Runtime              runtime.Config
 }
 
 func loadConfig() (config, error) {
@@ -49,7 +50,7 @@ func loadConfig() (config, error) {
 		}
 		c.NATSPort = n
 	}
-	c.AdminToken = os.Getenv(runtime.AdminTokenEnv)
+	c.AdminToken, c.APIToken = os.Getenv(runtime.AdminTokenEnv), os.Getenv(runtime.APITokenEnv)
 	var err error
 	c.Runtime, err = runtime.FromEnv()
 	return c, err
@@ -128,13 +129,25 @@ func run() error {
 			return err
 		}
 	}
+	if cfg.APIToken == "" {
+		if cfg.APIToken, _, err = devSecret(cfg.DataDir, "dev-api.token", randomHex); err != nil {
+			return err
+		}
+	}
 	jsKey, err := jetStreamKey(cfg.DataDir)
 	if err != nil {
 		return err
 	}
+	rules := loyalty.Example() // the shipped example; LOYALTY_RULES_FILE replaces it
+	if os.Getenv(loyalty.RulesEnv) != "" {
+		if rules, err = loyalty.FromEnv(); err != nil {
+			return err
+		}
+	}
 	log.Info("starting omnimember (embedded)", "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
 	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort,
-		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken})
+		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
+		Loyalty: rules})
 	if err != nil {
 		return err
 	}
@@ -151,10 +164,31 @@ func run() error {
 			return err
 		}
 	}
-	printTryIt(base, cfg.AdminToken)
+	printTryIt(base, cfg.AdminToken, cfg.APIToken)
+	go scheduleJobs(ctx, s, log)
 	<-ctx.Done()
 	fmt.Println("\nstopping: draining functions")
 	return nil
+}
+
+// scheduleJobs runs points expiry and tier evaluation now and every hour (each is idempotent
+// within a day), as a cluster's scheduler would call their endpoints.
+func scheduleJobs(ctx context.Context, s *stack.Stack, log *slog.Logger) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		expiry, evaluation, err := s.RunJobs(ctx, time.Now())
+		if err != nil {
+			log.Warn("scheduled jobs", "error", err)
+		} else {
+			log.Info("scheduled jobs", "expiry", expiry, "evaluation", evaluation)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func natsURL(s *stack.Stack) string {
@@ -182,7 +216,7 @@ func runDemo(ctx context.Context, s *stack.Stack, base string) error {
 	return demo.Summary(ctx, base, s.Store, os.Stdout)
 }
 
-func printTryIt(base, token string) {
+func printTryIt(base, token, apiToken string) {
 	fmt.Printf(`
 Try it (Ctrl-C to stop):
   curl -s '%[1]s/v1/members:lookup?type=phone&value=%%2B86%%20138-1234-5678'
@@ -193,5 +227,7 @@ Try it (Ctrl-C to stop):
   curl -s -X POST %[1]s/v1/members:merge-preview -H 'Authorization: Bearer %[3]s' \
        -d '{"identities":[{"type":"phone","value":"13812345678"},{"type":"phone","value":"13987654321"}]}'
   curl -s %[1]s/v1/quarantine -H 'Authorization: Bearer %[3]s'     # operator endpoints (OMNIMEMBER_ADMIN_TOKEN)
-`, base, time.Now().UTC().Format(time.RFC3339), token)
+  curl -s -X POST %[1]s/v1/members/<oneId>/redemptions -H 'Authorization: Bearer %[4]s' \
+       -d '{"idempotencyKey":"store-12-receipt-1","channel":"pos","points":100}'     # OMNIMEMBER_API_TOKEN
+`, base, time.Now().UTC().Format(time.RFC3339), token, apiToken)
 }
