@@ -19,7 +19,7 @@ import (
 func main() { runtime.Main(match.Name, run) }
 
 // run reads the configuration — runtime (NATS_URL, ...), store (STORE, ...), the PII keyring
-// (OMNIMEMBER_PII_KEYS), merge rules (IDENTITY_RULES_FILE), ladder (TIER_LADDER_FILE) and the
+// (OMNIMEMBER_PII_KEYS), merge rules (IDENTITY_RULES_FILE), the ladder (LOYALTY_RULES_FILE) and the
 // operator token (OMNIMEMBER_ADMIN_TOKEN) — once, then serves.
 func run() error {
 	rt, err := runtime.FromEnv()
