@@ -199,21 +199,15 @@ func (s *Stack) consumersExist() bool {
 	return true
 }
 
-// Backlog is the number of events stored but not yet acknowledged by each chained function.
-func (s *Stack) Backlog(ctx context.Context) (uint64, error) {
-	var total uint64
+// Quiet reports whether every chained function has acknowledged everything stored for it.
+func (s *Stack) Quiet(ctx context.Context) (bool, error) {
 	for _, name := range Chained {
-		c, err := s.Runtime.JetStream().Consumer(ctx, stream.Events, name)
-		if err != nil {
-			return 0, err
+		settled, err := stream.Settled(ctx, s.Runtime.JetStream(), stream.Events, name)
+		if err != nil || !settled {
+			return false, err
 		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		total += info.NumPending + uint64(info.NumAckPending)
 	}
-	return total, nil
+	return true, nil
 }
 
 // WaitQuiet returns once no function has work left (twice in a row, since a function may be
@@ -228,11 +222,11 @@ func (s *Stack) WaitQuiet(ctx context.Context) error {
 			return fmt.Errorf("chain still busy: %w", ctx.Err())
 		case <-tick.C:
 		}
-		n, err := s.Backlog(ctx)
+		ok, err := s.Quiet(ctx)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if ok {
 			quiet++
 		} else {
 			quiet = 0
