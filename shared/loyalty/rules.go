@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // rules name zones (Asia/Shanghai); images carry no zoneinfo
 
 	"github.com/omnimember/omnimember/shared/tier"
 	"gopkg.in/yaml.v3"
