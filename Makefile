@@ -17,8 +17,10 @@ run: ## run the whole chain on this machine (embedded NATS + store), replay the 
 	go run ./scripts/cmd/omnimember
 
 .PHONY: test
-test: ## run every module's tests (the Firestore ones start the emulator themselves)
+test: ## every module's tests (Firestore ones start the emulator), deploy/'s manifest checks, each module alone
 	@set -e; for m in $(MODULES); do echo "== test $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
+	@echo "== test deploy"; cd deploy && GOWORK=off go test $(TEST_FLAGS) ./...
+	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build ./...) || { echo "$${m#$(CURDIR)/} does not build alone: run make tidy"; exit 1; }; done
 
 .PHONY: bench
 bench: ## Go benchmarks, then raw JetStream vs the whole chain (throughput and latency) in one run
@@ -35,12 +37,44 @@ build: ## build each function alone (GOWORK=off, static) into bin/
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck over every module
-	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); echo "gofmt: files above need formatting"; exit 1; }
+	@test -z "$$(gofmt -l $(MODULES) deploy)" || { gofmt -l $(MODULES) deploy; echo "gofmt: files above need formatting"; exit 1; }
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./... && go run $(STATICCHECK) ./...); done
+	cd deploy && GOWORK=off go vet ./... && GOWORK=off go run $(STATICCHECK) ./...
 
 .PHONY: tidy
 tidy: ## go mod tidy each module on its own (as it builds when deployed alone)
-	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy); done
+	@set -e; for m in $(MODULES) $(CURDIR)/deploy; do (cd $$m && GOWORK=off go mod tidy); done
+
+# deploy/ is its own module outside go.work: the Kubernetes API types stay out of the functions' builds.
+OVERLAY ?= dev
+REGISTRY ?=
+TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+
+.PHONY: image
+image: ## one function's OCI image without Docker: make image FUNC=match [REGISTRY=registry.example.com/omnimember]
+	@test -n "$(FUNC)" || { echo "usage: make image FUNC=match [REGISTRY=...] [TAG=...]"; exit 1; }
+	@mkdir -p bin
+	cd functions/$(FUNC) && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags='-s -w' -o ../../bin/$(FUNC) ./cmd/$(FUNC)
+	cd deploy && GOWORK=off go run ./cmd/image -func $(FUNC) -binary ../bin/$(FUNC) \
+		$(if $(REGISTRY),-push $(REGISTRY)/$(FUNC):$(TAG),-out ../bin/$(FUNC).tar)
+
+.PHONY: images
+images: ## every function's image, with sizes (same REGISTRY/TAG as image)
+	@set -e; for f in $(FUNCTIONS); do $(MAKE) --no-print-directory image FUNC=$$f; done
+
+.PHONY: render
+render: ## print what Kubernetes gets: make render [OVERLAY=prod] [FUNC=match]
+	@cd deploy && GOWORK=off go run ./cmd/render -overlay overlays/$(OVERLAY) $(if $(FUNC),-func $(FUNC))
+
+.PHONY: deploy
+deploy: ## apply one function alone: make deploy FUNC=match OVERLAY=prod IMAGE=registry.example.com/omnimember/match@sha256:...
+	@test -n "$(FUNC)" || { echo "usage: make deploy FUNC=match [OVERLAY=dev|prod] [IMAGE=ref]"; exit 1; }
+	cd deploy && GOWORK=off go run ./cmd/render -overlay overlays/$(OVERLAY) -func $(FUNC) $(if $(IMAGE),-image $(IMAGE)) \
+		| kubectl apply -f -
+
+.PHONY: deploy-platform
+deploy-platform: ## apply the whole overlay (namespace, NATS, policy, config, jobs and every function)
+	kubectl apply -k deploy/overlays/$(OVERLAY)
 
 .PHONY: deadletters
 deadletters: ## list dead letters (NATS_URL, FUNC= to filter)

@@ -79,11 +79,18 @@ func main() {
 
 func run(s settings) error {
 	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store\n", runtime.NumCPU(), runtime.Version())
-	raw, err := rawJetStream(s.rawMessages)
+	raw, err := rawJetStream(s.rawMessages, false)
 	if err != nil {
 		return fmt.Errorf("raw JetStream: %w", err)
 	}
 	fmt.Printf("  %-58s %10.0f msg/s\n", "raw JetStream publish+consume+ack (400 B, file storage)", raw)
+	// What production's sync_interval: always costs on one server (deploy/README.md): every
+	// acknowledged publish is fsynced first. A tenth of the messages: it is that much slower.
+	always, err := rawJetStream(s.rawMessages/10, true)
+	if err != nil {
+		return fmt.Errorf("raw JetStream, sync always: %w", err)
+	}
+	fmt.Printf("  %-58s %10.0f msg/s  (%.1f%% of the default)\n", "  the same with sync_interval: always (fsync per message)", always, 100*always/raw)
 
 	tp, err := throughput(s)
 	if err != nil {
@@ -122,13 +129,13 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // rawJetStream publishes n 400-byte messages asynchronously to a file stream while a pull consumer
 // acknowledges them, and returns messages per second for the whole round.
-func rawJetStream(n int) (float64, error) {
+func rawJetStream(n int, syncAlways bool) (float64, error) {
 	dir, err := os.MkdirTemp("", "omnimember-bench-raw-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := broker.Start(broker.Options{Dir: dir})
+	srv, err := broker.Start(broker.Options{Dir: dir, SyncAlways: syncAlways})
 	if err != nil {
 		return 0, err
 	}
