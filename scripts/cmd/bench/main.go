@@ -172,7 +172,7 @@ func rawJetStream(n int, syncAlways bool) (float64, error) {
 	payload := bytes.Repeat([]byte("x"), 400)
 	start := time.Now()
 	for i := range n {
-		if _, err := js.PublishAsync(fmt.Sprintf("bench.%d", i%16), payload); err != nil {
+		if _, err := js.PublishAsync(fmt.Sprintf("bench.%d", i%16), payload, jetstream.WithStallWait(time.Minute)); err != nil {
 			return 0, err
 		}
 	}
