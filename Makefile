@@ -84,6 +84,10 @@ deadletters: ## list dead letters (NATS_URL, FUNC= to filter)
 replay: ## replay dead letters to their subjects after a fix (NATS_URL, FUNC= to filter)
 	go run ./scripts/cmd/deadletter -function "$(FUNC)" replay
 
+.PHONY: backfill
+backfill: ## import a platform export into the running chain: make backfill FORMAT=tmall-orders FILE=orders.csv [SHOP=...]
+	go run ./scripts/cmd/backfill -format "$(FORMAT)" -file "$(FILE)" $(if $(SHOP),-shop $(SHOP))
+
 .PHONY: oneid
 oneid: ## operator commands on identities: make oneid ARGS='split -member om_... -id jd_pin=x -reason "..."'
 	go run ./scripts/cmd/oneid $(ARGS)

@@ -32,18 +32,19 @@ import (
 )
 
 type settings struct {
-	rawMessages int
-	orders      int
-	people      int
-	batch       int
-	clients     int
-	latencyFor  time.Duration
-	concurrency int
-	cpuProfile  string
-	storeNoSync bool
-	logTo       io.Writer
-	members     int
-	accounts    int
+	rawMessages  int
+	orders       int
+	people       int
+	batch        int
+	clients      int
+	latencyFor   time.Duration
+	concurrency  int
+	cpuProfile   string
+	storeNoSync  bool
+	logTo        io.Writer
+	members      int
+	accounts     int
+	backfillRows int
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	logFile := flag.String("log", "", "append the functions' warnings (retries, dead letters) to this file")
 	flag.IntVar(&s.members, "members", 1_000_000, "members (5 identities each) for the identity benchmark; 0 skips it")
 	flag.IntVar(&s.accounts, "accounts", 1_000_000, "accounts for the expiry-job benchmark; 0 skips it")
+	flag.IntVar(&s.backfillRows, "backfill", 1_000_000, "orders in the generated export file the backfill benchmark imports; 0 skips it")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	s.logTo = io.Discard
@@ -114,6 +116,11 @@ func run(s settings) error {
 	}
 	fmt.Printf("  %-58s p50 %6.1f ms  p99 %6.1f ms  (offered %.0f/s, achieved %.0f/s; bar p99 < 50 ms)\n",
 		"latency 202 → tier evaluated, at half the measured rate", ms(percentile(lat, 50)), ms(percentile(lat, 99)), rate, achieved)
+	if s.backfillRows > 0 {
+		if err := backfillBench(s.backfillRows, raw); err != nil {
+			return fmt.Errorf("backfill: %w", err)
+		}
+	}
 	if s.members > 0 {
 		if err := identityBench(s.members); err != nil {
 			return fmt.Errorf("identity: %w", err)
