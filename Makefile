@@ -84,6 +84,10 @@ deadletters: ## list dead letters (NATS_URL, FUNC= to filter)
 replay: ## replay dead letters to their subjects after a fix (NATS_URL, FUNC= to filter)
 	go run ./scripts/cmd/deadletter -function "$(FUNC)" replay
 
+.PHONY: chaos
+chaos: ## the fault harness: nats-server and every function as processes on Firestore (emulator), kill -9/pause/restart, checked against ground truth
+	go run ./scripts/cmd/chaos $(CHAOS_FLAGS)
+
 .PHONY: backfill
 backfill: ## import a platform export into the running chain: make backfill FORMAT=tmall-orders FILE=orders.csv [SHOP=...]
 	go run ./scripts/cmd/backfill -format "$(FORMAT)" -file "$(FILE)" $(if $(SHOP),-shop $(SHOP))

@@ -51,6 +51,12 @@ func Host(t testing.TB) string {
 	return host
 }
 
+// Start starts the emulator (once) outside a test, for harnesses; Stop ends it.
+func Start() (string, error) {
+	once.Do(func() { host, startErr = start() })
+	return host, startErr
+}
+
 // ProjectID is a fresh project id, so each test sees an empty database.
 func ProjectID(t testing.TB) string {
 	b := make([]byte, 6)

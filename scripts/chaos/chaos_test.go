@@ -1,0 +1,75 @@
+package chaos
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/omnimember/omnimember/events"
+)
+
+func TestTruthFollowsTheDefaultRules(t *testing.T) {
+	p := &Person{Phone: "15100000001", Orders: map[string]*Order{
+		"tmall/a": {Channel: "tmall", ID: "a", PaidFen: 129_950},                            // 1299 points
+		"jd/b":    {Channel: "jd", ID: "b", PaidFen: 250_000, RefundsFen: []int64{250_000}}, // fully refunded
+		"pos/c":   {Channel: "pos", ID: "c", PaidFen: 30_099, RefundsFen: []int64{99, 10_000}},
+	}}
+	got := TruthFor(p)
+	assert.Equal(t, Truth{Points: 1299 + 0 + 200, Orders: 3, NetFen: 129_950 + 20_000, LowestTier: "silver", HighestTier: "gold"}, got)
+}
+
+func TestCompareClassifiesLostDoubledAndWrong(t *testing.T) {
+	want := Truth{Points: 100, Orders: 2, NetFen: 10_000, LowestTier: "member", HighestTier: "silver"}
+	tests := []struct {
+		name                 string
+		points, orders, net  int64
+		tier                 string
+		lost, doubled, wrong int
+	}{
+		{"right", 100, 2, 10_000, "silver", 0, 0, 0},
+		{"an order lost", 50, 1, 5_000, "member", 3, 0, 0},
+		{"an award doubled", 200, 2, 10_000, "member", 0, 1, 0},
+		{"tier beyond what was ever spent", 100, 2, 10_000, "gold", 0, 0, 1},
+		{"no such tier", 100, 2, 10_000, "", 0, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got profile
+			got.Points.Balance, got.Orders.Count, got.Orders.NetAmountFen, got.Tier.Level = tt.points, tt.orders, tt.net, tt.tier
+			var r Report
+			r.compare("15100000001", got, want)
+			assert.Equal(t, []int{tt.lost, tt.doubled, tt.wrong}, []int{r.Lost, r.Doubled, r.Wrong}, "lost, doubled, wrong: got, want")
+			assert.Equal(t, tt.lost+tt.doubled+tt.wrong == 0, r.OK())
+		})
+	}
+}
+
+func TestWorkloadIsValidAndReproducible(t *testing.T) {
+	w := Generate(50, 400, 9)
+	again := Generate(50, 400, 9)
+	require.Equal(t, len(w.Events), len(again.Events))
+	kinds := map[string]int{}
+	for i, ev := range w.Events {
+		require.NoError(t, events.Validate(ev), "event %d", i)
+		assert.Equal(t, ev.ID(), again.Events[i].ID())
+		kinds[ev.Type()]++
+	}
+	assert.Equal(t, 400, countOrders(w), "every order belongs to someone")
+	assert.Positive(t, kinds[events.OrderRefunded])
+	assert.GreaterOrEqual(t, kinds[events.MemberRegistered], 50, "everyone registers (some twice: duplicates)")
+	assert.Greater(t, len(w.Events), 400+50+kinds[events.OrderRefunded], "duplicates and re-sends on top")
+	for _, p := range w.People {
+		for _, o := range p.Orders {
+			assert.GreaterOrEqual(t, o.NetFen(), int64(0), "refunds never exceed the payment")
+		}
+	}
+}
+
+func countOrders(w *Workload) int {
+	n := 0
+	for _, p := range w.People {
+		n += len(p.Orders)
+	}
+	return n
+}
