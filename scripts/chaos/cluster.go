@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,32 +23,71 @@ var Functions = []string{"ingest", "match", "points-award", "tier-evaluate", "no
 // Chained are the functions with a durable JetStream consumer.
 var Chained = []string{"match", "points-award", "tier-evaluate", "notify", "profile"}
 
+// Stores the harness runs the chain on.
+const (
+	// StoreFirestore: every function its own process, sharing the Firestore emulator, as deployed.
+	StoreFirestore = "firestore"
+	// StoreEmbedded: the embedded store is one file one process opens, so the functions run together
+	// in the all-in-one process (make run's) against the separate nats-server.
+	StoreEmbedded = "embedded"
+	allInOne      = "omnimember"
+)
+
 // Config says how to run the cluster.
 type Config struct {
 	Dir           string        // binaries, NATS' files and every process' log
-	Repo          string        // the repository root (to build from)
-	FirestoreHost string        // the emulator every function shares
+	Repo          string        // the repository root (to build from and for the default rules)
+	Store         string        // StoreFirestore or StoreEmbedded
+	FirestoreHost string        // the emulator every function shares (StoreFirestore)
 	SyncAlways    bool          // nats-server fsyncs every write (sync_interval: always)
 	AckWait       time.Duration // the functions' ack wait: how soon a paused function's messages come back
 	AdminToken    string
 }
 
-// Cluster is a running nats-server and one process per function.
+// Cluster is a running nats-server and the processes that run the functions.
 type Cluster struct {
-	cfg       Config
-	NATS      *Proc
-	NATSURL   string
-	Functions map[string]*Proc
-	Addr      map[string]string // function → host:port of its HTTP server
+	cfg     Config
+	mu      sync.Mutex // addr changes when a restart finds its port taken
+	env     []string   // every process' environment but its address
+	NATS    *Proc
+	NATSURL string
+	Procs   map[string]*Proc  // by process name: a function's, or the all-in-one's
+	addr    map[string]string // process → host:port of its HTTP server
+	serves  map[string]string // function → the process that runs it
+	// Pausable are the processes whose pause makes JetStream redeliver (they hold consumers).
+	Pausable []string
 }
 
-// Build compiles nats-server (from the nats-server module the project already uses) and every
-// function, as they deploy: each function alone, static.
+// Addr is where a function's HTTP routes answer now.
+func (c *Cluster) Addr(function string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if name, ok := c.serves[function]; ok {
+		return c.addr[name]
+	}
+	return c.addr[function]
+}
+
+// Names lists the processes (nats-server aside).
+func (c *Cluster) Names() []string {
+	names := make([]string, 0, len(c.Procs))
+	for _, f := range append(Functions, allInOne) {
+		if c.Procs[f] != nil {
+			names = append(names, f)
+		}
+	}
+	return names
+}
+
+// Build compiles nats-server (from the nats-server module the project already uses), every
+// function as it deploys (each alone, static) and the all-in-one.
 func Build(ctx context.Context, repo, bin string) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	builds := [][]string{{filepath.Join(repo, "scripts"), "-o", filepath.Join(bin, "nats-server"), "github.com/nats-io/nats-server/v2"}}
+	scripts := filepath.Join(repo, "scripts")
+	builds := [][]string{{scripts, "-o", filepath.Join(bin, "nats-server"), "github.com/nats-io/nats-server/v2"},
+		{scripts, "-o", filepath.Join(bin, allInOne), "./cmd/omnimember"}}
 	for _, f := range Functions {
 		builds = append(builds, []string{filepath.Join(repo, "functions", f), "-o", filepath.Join(bin, f), "./cmd/" + f})
 	}
@@ -62,26 +102,35 @@ func Build(ctx context.Context, repo, bin string) error {
 	return nil
 }
 
-// StartCluster starts nats-server, then every function, and waits until each is ready.
+// StartCluster starts nats-server, then the functions' processes, and waits until each is ready.
 func StartCluster(cfg Config) (*Cluster, error) {
-	c := &Cluster{cfg: cfg, Functions: map[string]*Proc{}, Addr: map[string]string{}}
+	c := &Cluster{cfg: cfg, Procs: map[string]*Proc{}, addr: map[string]string{}, serves: map[string]string{}}
 	if err := c.startNATS(); err != nil {
 		return nil, err
 	}
-	env, err := c.functionEnv()
-	if err != nil {
+	var err error
+	if c.env, err = c.functionEnv(); err != nil {
 		return nil, err
 	}
+	procs := Functions
+	c.Pausable = Chained
+	if cfg.Store == StoreEmbedded {
+		procs, c.Pausable = []string{allInOne}, []string{allInOne}
+	}
 	for _, f := range Functions {
+		c.serves[f] = f
+		if cfg.Store == StoreEmbedded {
+			c.serves[f] = allInOne
+		}
+	}
+	for _, name := range procs {
 		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		c.Addr[f] = addr
-		p := &Proc{Name: f, Bin: filepath.Join(cfg.Dir, "bin", f), Log: filepath.Join(cfg.Dir, f+".log"),
-			Env: append(env, "OMNIMEMBER_HTTP_ADDR="+addr)}
-		c.Functions[f] = p
-		if err := c.Restart(f); err != nil {
+		c.addr[name] = addr
+		c.Procs[name] = &Proc{Name: name, Bin: filepath.Join(cfg.Dir, "bin", name), Log: filepath.Join(cfg.Dir, name+".log")}
+		if err := c.Restart(name); err != nil {
 			c.Stop()
 			return nil, err
 		}
@@ -137,45 +186,65 @@ func (c *Cluster) functionEnv() ([]string, error) {
 	if _, err := rand.Read(project); err != nil {
 		return nil, err
 	}
-	return []string{
-		"NATS_URL=" + c.NATSURL, "STORE=firestore", "FIRESTORE_EMULATOR_HOST=" + c.cfg.FirestoreHost,
-		"FIRESTORE_PROJECT=chaos-" + hex.EncodeToString(project),
-		"OMNIMEMBER_PII_KEYS=c1:" + base64.StdEncoding.EncodeToString(key),
+	env := []string{
+		"NATS_URL=" + c.NATSURL, "OMNIMEMBER_PII_KEYS=c1:" + base64.StdEncoding.EncodeToString(key),
 		"OMNIMEMBER_ADMIN_TOKEN=" + c.cfg.AdminToken,
 		"OMNIMEMBER_ACK_WAIT=" + c.cfg.AckWait.String(),
 		// Under faults an event may need many attempts; the dead-letter stream is for poison, not for
 		// a restarting neighbour. The harness counts dead letters as lost effects.
 		"OMNIMEMBER_MAX_DELIVER=50", "OMNIMEMBER_BACKOFF=100ms,500ms,1s,2s",
 		"OMNIMEMBER_CONCURRENCY=16", "OMNIMEMBER_LOG_LEVEL=warn", "OMNIMEMBER_SHUTDOWN_TIMEOUT=5s",
-	}, nil
+		// The ground truth follows MISSION §5's defaults; make run would load the richer example.
+		"LOYALTY_RULES_FILE=" + filepath.Join(c.cfg.Repo, "shared", "loyalty", "defaults.yaml"),
+	}
+	if c.cfg.Store == StoreEmbedded {
+		return append(env, "OMNIMEMBER_EXTERNAL_NATS="+c.NATSURL, "OMNIMEMBER_DATA="+filepath.Join(c.cfg.Dir, "data"),
+			"OMNIMEMBER_DEMO=0", "OMNIMEMBER_NATS_PORT=0"), nil
+	}
+	return append(env, "STORE=firestore", "FIRESTORE_EMULATOR_HOST="+c.cfg.FirestoreHost,
+		"FIRESTORE_PROJECT=chaos-"+hex.EncodeToString(project)), nil
 }
 
-// Restart starts a function and waits for its /readyz.
-func (c *Cluster) Restart(function string) error {
-	p := c.Functions[function]
-	if err := p.Start(); err != nil {
-		return err
-	}
-	url := "http://" + c.Addr[function] + "/readyz"
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
+// Restart starts a process and waits for its /readyz. A process that exits while starting (NATS
+// is down at that moment, say) is started again with backoff, as the kubelet would.
+func (c *Cluster) Restart(name string) error {
+	p := c.Procs[name]
+	deadline := time.Now().Add(90 * time.Second)
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		if !p.Running() {
+			time.Sleep(backoff(attempt)) // CrashLoopBackOff, shortened
+			if err := c.start(p); err != nil {
+				return err
+			}
+		}
+		if resp, err := http.Get("http://" + c.Addr(name) + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
-		if !p.Running() {
-			return fmt.Errorf("%s exited at start; see %s", function, p.Log)
-		}
 		time.Sleep(20 * time.Millisecond) // polling an HTTP endpoint: nothing to wait on
 	}
-	return fmt.Errorf("%s not ready in 60 s; see %s", function, p.Log)
+	return fmt.Errorf("%s not ready in 90 s; see %s", name, p.Log)
+}
+
+// start starts a process on its address, or on a new one if another program took the port
+// while it was down (the machine runs other tests).
+func (c *Cluster) start(p *Proc) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l, err := net.Listen("tcp", c.addr[p.Name]); err == nil {
+		l.Close()
+	} else if c.addr[p.Name], err = freeAddr(); err != nil {
+		return err
+	}
+	p.Env = append(c.env[:len(c.env):len(c.env)], "OMNIMEMBER_HTTP_ADDR="+c.addr[p.Name])
+	return p.Start()
 }
 
 // Stop drains every function, then nats-server.
 func (c *Cluster) Stop() {
-	for _, p := range c.Functions {
+	for _, p := range c.Procs {
 		p.Stop(10 * time.Second)
 	}
 	if c.NATS != nil {

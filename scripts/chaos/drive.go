@@ -15,7 +15,7 @@ import (
 // Send posts the events to ingest in batches from several clients, spread over spread as
 // platforms' webhooks arrive, retrying each batch until it is answered 202 (ingest may be dead,
 // restarting or paused).
-func Send(ctx context.Context, ingestAddr string, evs []cloudevents.Event, clients, batch int, spread time.Duration) (retries int, err error) {
+func Send(ctx context.Context, ingestAddr func() string, evs []cloudevents.Event, clients, batch int, spread time.Duration) (retries int, err error) {
 	pace := time.NewTicker(max(time.Millisecond, spread/time.Duration(len(evs)/batch+1)))
 	defer pace.Stop()
 	batches := make(chan []cloudevents.Event)
@@ -26,7 +26,7 @@ func Send(ctx context.Context, ingestAddr string, evs []cloudevents.Event, clien
 	for range clients {
 		wg.Go(func() {
 			for b := range batches {
-				n, err := postUntilAccepted(ctx, client, "http://"+ingestAddr+"/v1/events", b)
+				n, err := postUntilAccepted(ctx, client, ingestAddr, b)
 				mu.Lock()
 				retries += n
 				mu.Unlock()
@@ -56,13 +56,13 @@ func Send(ctx context.Context, ingestAddr string, evs []cloudevents.Event, clien
 	return retries, err
 }
 
-func postUntilAccepted(ctx context.Context, client *http.Client, url string, b []cloudevents.Event) (int, error) {
+func postUntilAccepted(ctx context.Context, client *http.Client, ingestAddr func() string, b []cloudevents.Event) (int, error) {
 	body, err := json.Marshal(b)
 	if err != nil {
 		return 0, err
 	}
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ingestAddr()+"/v1/events", bytes.NewReader(body))
 		if err != nil {
 			return attempt, err
 		}

@@ -52,8 +52,9 @@ func (c *Cluster) Inject(ctx context.Context, every time.Duration, seed uint64) 
 }
 
 func (c *Cluster) killAndRestart(rng *rand.Rand, f *Faults) error {
-	victim := Functions[rng.IntN(len(Functions))]
-	c.Functions[victim].Kill()
+	names := c.Names()
+	victim := names[rng.IntN(len(names))]
+	c.Procs[victim].Kill()
 	f.mu.Lock()
 	f.Kills[victim]++
 	f.mu.Unlock()
@@ -64,8 +65,8 @@ func (c *Cluster) killAndRestart(rng *rand.Rand, f *Faults) error {
 // pause freezes a consumer longer than its ack wait, so JetStream redelivers its messages to no
 // one (it is the only instance) and it then finishes work whose acks come too late.
 func (c *Cluster) pause(ctx context.Context, rng *rand.Rand, f *Faults) error {
-	victim := Chained[rng.IntN(len(Chained))]
-	c.Functions[victim].Pause()
+	victim := c.Pausable[rng.IntN(len(c.Pausable))]
+	c.Procs[victim].Pause()
 	f.mu.Lock()
 	f.Pauses[victim]++
 	f.mu.Unlock()
@@ -73,7 +74,7 @@ func (c *Cluster) pause(ctx context.Context, rng *rand.Rand, f *Faults) error {
 	case <-ctx.Done():
 	case <-time.After(c.cfg.AckWait + time.Second):
 	}
-	c.Functions[victim].Resume()
+	c.Procs[victim].Resume()
 	return nil
 }
 
@@ -93,8 +94,8 @@ func (c *Cluster) Heal() error {
 			return err
 		}
 	}
-	for _, name := range Functions {
-		p := c.Functions[name]
+	for _, name := range c.Names() {
+		p := c.Procs[name]
 		p.Resume()
 		if !p.Running() {
 			if err := c.Restart(name); err != nil {

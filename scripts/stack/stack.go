@@ -39,6 +39,8 @@ type Options struct {
 	HTTPAddr string
 	// NATSPort lets other processes reach the embedded server (-1: a free port, 0: in-process only).
 	NATSPort int
+	// NATSURL, if set, is a NATS server to use instead of embedding one (Broker stays nil).
+	NATSURL string
 	// SyncAlways makes JetStream fsync every message.
 	SyncAlways bool
 	// JetStreamKey encrypts JetStream's files at rest.
@@ -117,14 +119,10 @@ func Start(opts Options) (*Stack, error) {
 }
 
 func (s *Stack) open(opts Options) error {
+	if err := s.connect(opts); err != nil {
+		return err
+	}
 	var err error
-	if s.Broker, err = broker.Start(broker.Options{Dir: filepath.Join(opts.DataDir, "jetstream"), Port: opts.NATSPort,
-		SyncAlways: opts.SyncAlways, EncryptionKey: opts.JetStreamKey}); err != nil {
-		return err
-	}
-	if s.nc, err = s.Broker.Connect("omnimember-stack"); err != nil {
-		return err
-	}
 	s.Store = opts.Store
 	if s.Store == nil {
 		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync, Indexes: member.Indexes}); err != nil {
@@ -138,6 +136,22 @@ func (s *Stack) open(opts Options) error {
 	}
 	cfg.HTTPAddr = "unused:0" // the stack listens itself
 	s.Runtime, err = runtime.New(context.Background(), cfg, s.nc, opts.Logger)
+	return err
+}
+
+// connect embeds a NATS server, or reaches the one opts.NATSURL names (and keeps trying when it is
+// down: the functions resume once it is back).
+func (s *Stack) connect(opts Options) error {
+	var err error
+	if opts.NATSURL != "" {
+		s.nc, err = nats.Connect(opts.NATSURL, nats.Name("omnimember-stack"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+		return err
+	}
+	if s.Broker, err = broker.Start(broker.Options{Dir: filepath.Join(opts.DataDir, "jetstream"), Port: opts.NATSPort,
+		SyncAlways: opts.SyncAlways, EncryptionKey: opts.JetStreamKey}); err != nil {
+		return err
+	}
+	s.nc, err = s.Broker.Connect("omnimember-stack")
 	return err
 }
 

@@ -29,6 +29,7 @@ type config struct {
 	seed                    uint64
 	dir                     string
 	syncAlways, keep        bool
+	store                   string
 }
 
 func main() {
@@ -45,6 +46,7 @@ func main() {
 	flag.StringVar(&c.dir, "dir", "", "working directory for binaries, NATS files and logs (default: a temp dir)")
 	flag.BoolVar(&c.syncAlways, "sync-always", false, "nats-server fsyncs every write")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory")
+	flag.StringVar(&c.store, "store", chaos.StoreFirestore, "firestore: each function its own process on the emulator; embedded: the all-in-one process on its embedded store")
 	flag.Parse()
 	ok, err := run(c)
 	if err != nil {
@@ -66,12 +68,18 @@ func run(c config) (bool, error) {
 	if !c.keep {
 		defer os.RemoveAll(dir)
 	}
-	fmt.Printf("chaos: seed %d, %d people, %d orders, a fault every ~%s, logs in %s\n", c.seed, c.people, c.orders, c.faultEvery, dir)
-	host, err := firestoretest.Start()
-	if err != nil {
-		return false, fmt.Errorf("firestore emulator: %w", err)
+	fmt.Printf("chaos: %s store, seed %d, %d people, %d orders, a fault every ~%s, logs in %s\n", c.store, c.seed, c.people, c.orders, c.faultEvery, dir)
+	var host string
+	switch c.store {
+	case chaos.StoreFirestore:
+		if host, err = firestoretest.Start(); err != nil {
+			return false, fmt.Errorf("firestore emulator: %w", err)
+		}
+		defer firestoretest.Stop()
+	case chaos.StoreEmbedded:
+	default:
+		return false, fmt.Errorf("-store %q: want %s or %s", c.store, chaos.StoreFirestore, chaos.StoreEmbedded)
 	}
-	defer firestoretest.Stop()
 	repo, err := repoRoot()
 	if err != nil {
 		return false, err
@@ -79,7 +87,7 @@ func run(c config) (bool, error) {
 	if err := chaos.Build(ctx, repo, filepath.Join(dir, "bin")); err != nil {
 		return false, err
 	}
-	cluster, err := chaos.StartCluster(chaos.Config{Dir: dir, FirestoreHost: host, SyncAlways: c.syncAlways, AckWait: c.ackWait, AdminToken: "chaos"})
+	cluster, err := chaos.StartCluster(chaos.Config{Dir: dir, Repo: repo, Store: c.store, FirestoreHost: host, SyncAlways: c.syncAlways, AckWait: c.ackWait, AdminToken: "chaos"})
 	if err != nil {
 		return false, err
 	}
@@ -100,7 +108,7 @@ func drive(ctx context.Context, c config, cluster *chaos.Cluster) (bool, error) 
 		faults <- cluster.Inject(faultCtx, c.faultEvery, c.seed)
 	}()
 	start := time.Now()
-	retries, err := chaos.Send(ctx, cluster.Addr["ingest"], w.Events, c.clients, 25, c.faultFor/2)
+	retries, err := chaos.Send(ctx, func() string { return cluster.Addr("ingest") }, w.Events, c.clients, 25, c.faultFor/2)
 	if err != nil {
 		stopFaults()
 		return false, err
@@ -125,7 +133,7 @@ func drive(ctx context.Context, c config, cluster *chaos.Cluster) (bool, error) 
 }
 
 func report(ctx context.Context, cluster *chaos.Cluster, w *chaos.Workload) (bool, error) {
-	r, err := chaos.Verify(ctx, cluster.Addr["profile"], w)
+	r, err := chaos.Verify(ctx, cluster.Addr("profile"), w)
 	if err != nil {
 		return false, err
 	}

@@ -28,6 +28,9 @@ type config struct {
 	DataDir  string // OMNIMEMBER_DATA: where JetStream, the store, the log and the dev key live
 	HTTPAddr string // OMNIMEMBER_HTTP_ADDR
 	NATSPort int    // OMNIMEMBER_NATS_PORT: for functions started as their own processes (0: none)
+	// ExternalNATS (OMNIMEMBER_EXTERNAL_NATS) runs the chain against that NATS server instead of an
+	// embedded one (the fault harness does, to kill NATS and the functions separately).
+	ExternalNATS string
 	Demo     bool   // OMNIMEMBER_DEMO=0 skips the replay
 	// AdminToken opens the operator endpoints (OMNIMEMBER_ADMIN_TOKEN) and APIToken the channel
 	// APIs such as redemptions (OMNIMEMBER_API_TOKEN); development tokens are printed when unset.
@@ -51,6 +54,7 @@ func loadConfig() (config, error) {
 		c.NATSPort = n
 	}
 	c.AdminToken, c.APIToken = os.Getenv(runtime.AdminTokenEnv), os.Getenv(runtime.APITokenEnv)
+	c.ExternalNATS = os.Getenv("OMNIMEMBER_EXTERNAL_NATS")
 	var err error
 	c.Runtime, err = runtime.FromEnv()
 	return c, err
@@ -145,7 +149,7 @@ func run() error {
 		}
 	}
 	log.Info("starting omnimember (embedded)", "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
-	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort,
+	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort, NATSURL: cfg.ExternalNATS,
 		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
 		Loyalty: rules})
 	if err != nil {
@@ -153,7 +157,7 @@ func run() error {
 	}
 	defer s.Stop()
 	base := "http://" + s.Addr
-	fmt.Printf("omnimember is running: HTTP %s, NATS %s, data in %s, logs in %s\n", base, natsURL(s), cfg.DataDir, logPath)
+	fmt.Printf("omnimember is running: HTTP %s, NATS %s, data in %s, logs in %s\n", base, natsURL(s, cfg.ExternalNATS), cfg.DataDir, logPath)
 	if keySource != "from "+pii.KeysEnv {
 		fmt.Printf("phones are sealed with a %s (set %s in production)\n", keySource, pii.KeysEnv)
 	}
@@ -191,7 +195,10 @@ func scheduleJobs(ctx context.Context, s *stack.Stack, log *slog.Logger) {
 	}
 }
 
-func natsURL(s *stack.Stack) string {
+func natsURL(s *stack.Stack, external string) string {
+	if external != "" {
+		return external
+	}
 	if u := s.Broker.URL(); u != "" {
 		return u
 	}
