@@ -153,7 +153,7 @@ type Account struct {
 	// segments find who has not bought for a while.
 	LastOrderAt *time.Time `json:"lastOrderAt,omitempty"`
 	MergedInto  string     `json:"mergedInto,omitempty"`
-	UpdatedAt    time.Time        `json:"updatedAt"`
+	UpdatedAt   time.Time  `json:"updatedAt"`
 }
 
 // Lot is a points lot (see ledger.Lot).

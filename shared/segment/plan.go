@@ -180,4 +180,3 @@ func (p *plan) gone(ctx context.Context, ix Index) error {
 	}
 	return nil
 }
-
