@@ -41,4 +41,3 @@ func run() error {
 		"console", h.Token != "", "scheduler", h.AdminToken != "")
 	return runtime.Run(rt, settings, h.Function())
 }
-
