@@ -6,6 +6,7 @@ require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/omnimember/omnimember/events v0.0.0
+	github.com/omnimember/omnimember/functions/campaign v0.0.0
 	github.com/omnimember/omnimember/functions/ingest v0.0.0
 	github.com/omnimember/omnimember/functions/match v0.0.0
 	github.com/omnimember/omnimember/functions/notify v0.0.0
@@ -67,10 +68,12 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261012220534-4341edf3f941 // indirect
 	google.golang.org/grpc v1.84.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 replace (
 	github.com/omnimember/omnimember/events => ../events
+	github.com/omnimember/omnimember/functions/campaign => ../functions/campaign
 	github.com/omnimember/omnimember/functions/ingest => ../functions/ingest
 	github.com/omnimember/omnimember/functions/match => ../functions/match
 	github.com/omnimember/omnimember/functions/notify => ../functions/notify

@@ -148,7 +148,7 @@ func TestConsoleCountsPreviewsTriggersAndWatchesADormantCampaign(t *testing.T) {
 	assertRendered(t, screenshot(t, ctx, "console-before.png"))
 
 	input := func(sel string) chromedp.Action[chromedp.Void] {
-		return chromedp.Poll[chromedp.Void](`document.querySelector("`+sel+`").dispatchEvent(new Event("input")) || true`)
+		return chromedp.Poll[chromedp.Void](`document.querySelector("` + sel + `").dispatchEvent(new Event("input")) || true`)
 	}
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SetValue(`#template`, "bonus_points"), chromedp.SetValue(`#bonus`, "200"), input("#bonus"),

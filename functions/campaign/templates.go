@@ -106,3 +106,16 @@ func (ts Templates) List() []Template {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// Texts are the templates as notify's templates file holds them (name → locale → text), so the
+// deployment gives notify the same marketing texts the console previews.
+func (ts Templates) Texts() map[string]map[string]string {
+	out := make(map[string]map[string]string, len(ts))
+	for name, t := range ts {
+		out[name] = map[string]string{}
+		for loc, text := range t.Text {
+			out[name][loc] = text
+		}
+	}
+	return out
+}
