@@ -107,7 +107,7 @@ type Handler struct {
 // Init fills defaults; call it before serving.
 func (h *Handler) Init() {
 	if h.ChunkSize <= 0 {
-		h.ChunkSize = 1000
+		h.ChunkSize = 2000
 	}
 	if h.Now == nil {
 		h.Now = time.Now

@@ -292,3 +292,25 @@ func TestScaleToZeroLosesNothingAndDoublesNothing(t *testing.T) {
 	assert.Equal(t, int64(len(want)), f.Progress.Sent, "every outcome that arrived while down is counted once")
 	assert.True(t, f.Progress.Done)
 }
+
+func TestTagsSelectMembers(t *testing.T) {
+	e := newEnv(t)
+	ids := e.seedDormant(3)
+	e.start()
+	tag := func(method, oneID, tag string) int {
+		return e.call(method, "/v1/members/"+oneID+"/tags/"+tag, nil, nil)
+	}
+	for _, id := range ids {
+		require.Equal(t, http.StatusNoContent, tag("PUT", id, "vip"))
+	}
+	require.Equal(t, http.StatusNoContent, tag("PUT", ids[0], "vip"), "tagging twice is harmless")
+	require.Equal(t, http.StatusNoContent, tag("DELETE", ids[1], "vip"))
+	var got SegmentCount
+	require.Equal(t, http.StatusOK, e.call("POST", "/v1/segments:count", segment.Rule{Tags: []string{"vip"}}, &got))
+	assert.Equal(t, 2, got.Count, "got tagged members, want")
+	var bad runtime.ErrorBody
+	require.Equal(t, http.StatusBadRequest, e.call("PUT", "/v1/members/"+ids[0]+"/tags/VIP!", nil, &bad))
+	assert.Equal(t, "tag", bad.Field)
+	require.Equal(t, http.StatusBadRequest, e.call("PUT", "/v1/members/nobody/tags/vip", nil, &bad))
+	assert.Equal(t, "oneId", bad.Field)
+}

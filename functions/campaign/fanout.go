@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -58,13 +59,9 @@ func (h *Handler) selectTargets(ctx context.Context, id string) error {
 		return err
 	}
 	ids := res.Sorted()
-	chunks := 0
-	for start := 0; start < len(ids); start += h.ChunkSize {
-		part := ids[start:min(start+h.ChunkSize, len(ids))]
-		if err := h.Store.Set(ctx, Targets, chunkKey(id, chunks), chunk{CampaignID: id, Index: chunks, OneIDs: part}); err != nil {
-			return fmt.Errorf("store targets chunk %d: %w", chunks, err)
-		}
-		chunks++
+	chunks, err := h.storeTargets(ctx, id, ids)
+	if err != nil {
+		return err
 	}
 	return h.update(ctx, id, func(c *Campaign) bool {
 		if c.Status != StatusTriggered {
@@ -73,6 +70,30 @@ func (h *Handler) selectTargets(ctx context.Context, id string) error {
 		c.Status, c.Targeted, c.Chunks, c.Cursor = StatusSending, int64(len(ids)), chunks, 0
 		return true
 	})
+}
+
+// chunksPerTx bounds the targets written per transaction (Firestore: 500 writes, 10 MiB).
+const chunksPerTx = 16
+
+// storeTargets writes the selected OneIDs in chunks of ChunkSize, several chunks per transaction.
+func (h *Handler) storeTargets(ctx context.Context, id string, ids []string) (int, error) {
+	size := h.ChunkSize
+	chunks := (len(ids) + size - 1) / size
+	for first := 0; first < chunks; first += chunksPerTx {
+		err := h.Store.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
+			for i := first; i < min(first+chunksPerTx, chunks); i++ {
+				part := ids[i*size : min((i+1)*size, len(ids))]
+				if err := tx.Set(Targets, chunkKey(id, i), chunk{CampaignID: id, Index: i, OneIDs: part}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("store targets chunks %d..: %w", first, err)
+		}
+	}
+	return chunks, nil
 }
 
 // update changes a campaign in a transaction; change returns false to leave it as it is.
@@ -98,7 +119,7 @@ func (h *Handler) Dispatch(ctx context.Context, pub *runtime.Publisher) {
 		if _, err := h.RunDue(ctx, pub, "scheduler"); err != nil && ctx.Err() == nil {
 			h.Log.Warn("scheduled campaigns", "error", err)
 		}
-		if err := h.sendAll(ctx, pub); err != nil && ctx.Err() == nil {
+		if err := h.Send(ctx, pub); err != nil && ctx.Err() == nil {
 			h.Log.Warn("campaign fan-out; resumes from its cursor", "error", err)
 		}
 		select {
@@ -110,7 +131,8 @@ func (h *Handler) Dispatch(ctx context.Context, pub *runtime.Publisher) {
 	}
 }
 
-func (h *Handler) sendAll(ctx context.Context, pub *runtime.Publisher) error {
+// Send fans out every campaign that is sending, each from its cursor, until all are sent.
+func (h *Handler) Send(ctx context.Context, pub *runtime.Publisher) error {
 	docs, err := h.Store.Query(ctx, store.Query{Collection: Campaigns,
 		Filters: []store.Filter{{Field: "status", Op: store.OpEq, Value: StatusSending}}})
 	if err != nil {
@@ -174,28 +196,57 @@ func (h *Handler) fanOut(ctx context.Context, pub *runtime.Publisher, c Campaign
 	})
 }
 
-// publishBatch bounds how many requests wait for JetStream's acks at once.
-const publishBatch = 500
+// publishBatch bounds how many requests wait for JetStream's acks at once, per worker; several
+// batches are in flight so building events and JetStream's storing overlap.
+const (
+	publishBatch   = 250
+	publishWorkers = 4
+)
 
 func (h *Handler) publishChunk(ctx context.Context, pub *runtime.Publisher, p *pacer, c Campaign, vars map[string]string, ids []string) error {
-	for start := 0; start < len(ids); start += publishBatch {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, publishWorkers)
+	slots := make(chan struct{}, publishWorkers)
+	var wg sync.WaitGroup
+	var first error
+	for start := 0; start < len(ids) && first == nil; start += publishBatch {
 		part := ids[start:min(start+publishBatch, len(ids))]
 		if err := p.wait(ctx, len(part)); err != nil {
-			return err
+			first = err
+			break
 		}
-		evs := make([]cloudevents.Event, len(part))
-		for i, oneID := range part {
-			ev, err := h.request(c, vars, oneID)
-			if err != nil {
-				return err
+		select {
+		case slots <- struct{}{}:
+		case first = <-errs:
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := h.publishBatch(ctx, pub, c, vars, part); err != nil {
+				cancel()
+				errs <- err
 			}
-			evs[i] = ev
-		}
-		if err := pub.Publish(ctx, nil, evs); err != nil {
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if first == nil {
+		first = <-errs
+	}
+	return first
+}
+
+func (h *Handler) publishBatch(ctx context.Context, pub *runtime.Publisher, c Campaign, vars map[string]string, ids []string) error {
+	evs := make([]cloudevents.Event, len(ids))
+	for i, oneID := range ids {
+		ev, err := h.request(c, vars, oneID)
+		if err != nil {
 			return err
 		}
+		evs[i] = ev
 	}
-	return nil
+	return pub.Publish(ctx, nil, evs)
 }
 
 // RequestID is the id of a campaign's request to one member (event id and notification id alike):

@@ -38,6 +38,7 @@ func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
 	mux.Handle("GET /v1/campaigns", auth(h.list))
 	mux.Handle("GET /v1/campaigns/{id}", auth(h.get))
 	mux.Handle("POST /v1/campaigns/{ref}", auth(func(w http.ResponseWriter, r *http.Request) { h.trigger(w, r, pub) }))
+	h.tagRoutes(mux, auth)
 	mux.Handle("POST /v1/admin/campaigns:run-due", runtime.RequireBearer(h.AdminToken, http.HandlerFunc(
 		func(w http.ResponseWriter, r *http.Request) {
 			ids, err := h.RunDue(r.Context(), pub, "scheduler")

@@ -3,35 +3,46 @@ package segment
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
 const day = 24 * time.Hour
 
-// planRule turns each criterion into the queries that answer it.
+// planRule turns each criterion into the queries that answer it; the criteria's queries run
+// concurrently (each is an index scan), and their sets are gathered in the rule's order.
 func planRule(ctx context.Context, ix Index, r Rule, now time.Time) (plan, error) {
-	p := plan{channels: r.Channels}
-	steps := []func() error{
-		func() error { return p.union(ctx, ix, FactTier, r.Tiers) },
-		func() error {
+	steps := []func(q *plan) error{
+		func(q *plan) error { return q.union(ctx, ix, FactTier, r.Tiers) },
+		func(q *plan) error {
 			if r.Pool == "" {
 				return nil
 			}
-			return p.union(ctx, ix, FactPool, []string{r.Pool})
+			return q.union(ctx, ix, FactPool, []string{r.Pool})
 		},
-		func() error { return p.amount(ctx, ix, FactLifetimeSpendFen, MeasureSpendFen, r.SpendFen, now) },
-		func() error { return p.amount(ctx, ix, FactLifetimeOrders, MeasureOrders, r.Orders, now) },
-		func() error { return p.amount(ctx, ix, "", MeasureInteractions, r.Interactions, now) },
-		func() error { return p.lastOrder(ctx, ix, r.DaysSinceLastOrder, now) },
-		func() error { return p.lastInteraction(ctx, ix, r.DaysSinceLastInteraction, now) },
-		func() error { return p.points(ctx, ix, r.Points) },
-		func() error { return p.tags(ctx, ix, r.Tags) },
-		func() error { return p.gone(ctx, ix) },
+		func(q *plan) error { return q.amount(ctx, ix, FactLifetimeSpendFen, MeasureSpendFen, r.SpendFen, now) },
+		func(q *plan) error { return q.amount(ctx, ix, FactLifetimeOrders, MeasureOrders, r.Orders, now) },
+		func(q *plan) error { return q.amount(ctx, ix, "", MeasureInteractions, r.Interactions, now) },
+		func(q *plan) error { return q.lastOrder(ctx, ix, r.DaysSinceLastOrder, now) },
+		func(q *plan) error { return q.lastInteraction(ctx, ix, r.DaysSinceLastInteraction, now) },
+		func(q *plan) error { return q.points(ctx, ix, r.Points) },
+		func(q *plan) error { return q.tags(ctx, ix, r.Tags) },
+		func(q *plan) error { return q.gone(ctx, ix) },
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return p, err
+	parts := make([]plan, len(steps))
+	errs := make([]error, len(steps))
+	var wg sync.WaitGroup
+	for i, step := range steps {
+		wg.Go(func() { errs[i] = step(&parts[i]) })
+	}
+	wg.Wait()
+	p := plan{channels: r.Channels}
+	for i := range parts {
+		if errs[i] != nil {
+			return p, errs[i]
 		}
+		p.include = append(p.include, parts[i].include...)
+		p.exclude = append(p.exclude, parts[i].exclude...)
 	}
 	return p, nil
 }

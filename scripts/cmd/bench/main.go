@@ -44,6 +44,9 @@ type settings struct {
 	logTo       io.Writer
 	members     int
 	accounts    int
+	// segmentMembers is the size of the dormant segment the campaign benchmark counts and fans out.
+	segmentMembers int
+	campaignOnly   bool
 }
 
 func main() {
@@ -59,6 +62,8 @@ func main() {
 	logFile := flag.String("log", "", "append the functions' warnings (retries, dead letters) to this file")
 	flag.IntVar(&s.members, "members", 1_000_000, "members (5 identities each) for the identity benchmark; 0 skips it")
 	flag.IntVar(&s.accounts, "accounts", 1_000_000, "accounts for the expiry-job benchmark; 0 skips it")
+	flag.IntVar(&s.segmentMembers, "segment-members", 1_000_000, "members of the dormant segment for the campaign benchmark; 0 skips it")
+	flag.BoolVar(&s.campaignOnly, "campaign-only", false, "run only the campaign benchmark")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	s.logTo = io.Discard
@@ -79,6 +84,9 @@ func main() {
 
 func run(s settings) error {
 	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store\n", runtime.NumCPU(), runtime.Version())
+	if s.campaignOnly {
+		return campaignBench(s.segmentMembers)
+	}
 	raw, err := rawJetStream(s.rawMessages)
 	if err != nil {
 		return fmt.Errorf("raw JetStream: %w", err)
@@ -114,6 +122,11 @@ func run(s settings) error {
 	}
 	if err := loyaltyBench(20_000, s.accounts); err != nil {
 		return fmt.Errorf("loyalty: %w", err)
+	}
+	if s.segmentMembers > 0 {
+		if err := campaignBench(s.segmentMembers); err != nil {
+			return fmt.Errorf("campaign: %w", err)
+		}
 	}
 	return nil
 }
