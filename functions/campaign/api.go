@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +64,9 @@ func (h *Handler) validate(req CreateRequest, now time.Time) (Campaign, error) {
 	if err := h.validSegment(c); err != nil {
 		return c, err
 	}
+	if err := validVars(c.Vars); err != nil {
+		return c, err
+	}
 	if err := validOffer(c, now); err != nil {
 		return c, err
 	}
@@ -92,6 +96,29 @@ func (h *Handler) validSegment(c Campaign) error {
 	}
 	if _, err := h.Segments.Get(c.Segment); err != nil {
 		return bad("segment", "%q is not a built-in segment", c.Segment)
+	}
+	return nil
+}
+
+// Bounds of a campaign's own template variables.
+const (
+	maxVars     = 20
+	maxVarBytes = 300
+)
+
+var varName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,39}$`)
+
+func validVars(vars map[string]string) error {
+	if len(vars) > maxVars {
+		return bad("vars", "%d variables: want at most %d", len(vars), maxVars)
+	}
+	for k, v := range vars {
+		switch {
+		case !varName.MatchString(k):
+			return bad("vars", "%q is not a variable name", k)
+		case len(v) > maxVarBytes:
+			return bad("vars."+k, "%d bytes: want at most %d", len(v), maxVarBytes)
+		}
 	}
 	return nil
 }

@@ -43,6 +43,9 @@ func TestCreateRejectsBadInputNamingTheField(t *testing.T) {
 		{"multiplier factor", func(r *CreateRequest) { r.Multiplier = &Multiplier{Factor: "1", From: t0, To: future} }, "multiplier.factor"},
 		{"multiplier window", func(r *CreateRequest) { r.Multiplier = &Multiplier{Factor: "2", From: future, To: t0} }, "multiplier.to"},
 		{"schedule in the past", func(r *CreateRequest) { r.ScheduledAt = &past }, "scheduledAt"},
+		{"variable too long", func(r *CreateRequest) { r.Vars = map[string]string{"brand": strings.Repeat("咖", 120)} }, "vars.brand"},
+		{"variable name", func(r *CreateRequest) { r.Vars = map[string]string{"a b": "x"} }, "vars"},
+		{"empty variable the template needs", func(r *CreateRequest) { r.Vars = map[string]string{"brand": ""} }, "vars.brand"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

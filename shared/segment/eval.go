@@ -57,7 +57,7 @@ type Index interface {
 }
 
 // Result is the set of OneIDs a rule selects.
-type Result struct{ ids map[string]struct{} }
+type Result struct{ ids map[string]int }
 
 // Count is how many members the rule selects.
 func (r Result) Count() int { return len(r.ids) }
@@ -130,25 +130,32 @@ func Evaluate(ctx context.Context, ix Index, r Rule, now time.Time) (Result, err
 	return Result{ids: set}, nil
 }
 
-func intersect(sets [][]string) map[string]struct{} {
+// intersect keeps the ids found in every set: one map of the smallest set, each id counting the
+// sets it was seen in (no map per set), then those short of all of them leave.
+func intersect(sets [][]string) map[string]int {
 	slices.SortFunc(sets, func(a, b []string) int { return len(a) - len(b) })
-	out := make(map[string]struct{}, len(sets[0]))
+	seen := make(map[string]int, len(sets[0]))
 	for _, id := range sets[0] {
-		out[id] = struct{}{}
+		seen[id] = 1
 	}
-	for _, ids := range sets[1:] {
-		next := make(map[string]struct{}, len(out))
+	for i, ids := range sets[1:] {
 		for _, id := range ids {
-			if _, ok := out[id]; ok {
-				next[id] = struct{}{}
+			if n, ok := seen[id]; ok && n == i+1 {
+				seen[id] = n + 1
 			}
 		}
-		out = next
 	}
-	return out
+	if len(sets) > 1 {
+		for id, n := range seen {
+			if n < len(sets) {
+				delete(seen, id)
+			}
+		}
+	}
+	return seen
 }
 
-func keepOnChannels(ctx context.Context, ix Index, set map[string]struct{}, channels []string) error {
+func keepOnChannels(ctx context.Context, ix Index, set map[string]int, channels []string) error {
 	ids := make([]string, 0, len(set))
 	for id := range set {
 		ids = append(ids, id)

@@ -73,9 +73,9 @@ func TestParseRejectsBadFiles(t *testing.T) {
 }
 
 func TestFirstIsTheSmallestIDs(t *testing.T) {
-	r := Result{ids: map[string]struct{}{}}
+	r := Result{ids: map[string]int{}}
 	for _, id := range []string{"om_q", "om_b", "om_z", "om_a", "om_m", "om_c"} {
-		r.ids[id] = struct{}{}
+		r.ids[id] = 1
 	}
 	assert.Equal(t, []string{"om_a", "om_b", "om_c"}, r.First(3))
 	assert.Equal(t, r.Sorted(), r.First(10))
