@@ -101,7 +101,10 @@ func TestSegmentCountShowsMaskedSample(t *testing.T) {
 }
 
 func TestTriggeringTwiceSendsOncePerMember(t *testing.T) {
-	e := newEnv(t)
+	onEachStore(t, testTriggeringTwice)
+}
+
+func testTriggeringTwice(t *testing.T, e *env) {
 	want := e.seedDormant(250) // 3 chunks of 100
 	e.start()
 	var c Campaign
@@ -162,7 +165,10 @@ func outcome(t *testing.T, typ string, req cloudevents.Event, reason string) clo
 }
 
 func TestProgressCountsEachOutcomeOnce(t *testing.T) {
-	e := newEnv(t)
+	onEachStore(t, testProgress)
+}
+
+func testProgress(t *testing.T, e *env) {
 	e.seedDormant(6)
 	e.start()
 	var c Campaign

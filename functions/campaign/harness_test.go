@@ -26,9 +26,13 @@ import (
 	"github.com/omnimember/omnimember/shared/segment"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/store/embedded"
+	"github.com/omnimember/omnimember/shared/store/firestore/firestoretest"
+	"github.com/omnimember/omnimember/shared/store/teststores"
 	"github.com/omnimember/omnimember/shared/stream"
 	"github.com/stretchr/testify/require"
 )
+
+func TestMain(m *testing.M) { firestoretest.Main(m) }
 
 const (
 	token      = "marketer-token"
@@ -59,11 +63,20 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	srv := brokertest.Start(t)
-	nc := brokertest.Connect(t, srv)
 	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{Indexes: StoreIndexes(member.Indexes), NoSync: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
+	return newEnvOn(t, st)
+}
+
+// onEachStore runs a test on the embedded store and on the Firestore emulator.
+func onEachStore(t *testing.T, test func(t *testing.T, e *env)) {
+	teststores.Each(t, StoreIndexes(member.Indexes), func(t *testing.T, st store.Store) { test(t, newEnvOn(t, st)) })
+}
+
+func newEnvOn(t *testing.T, st store.Store) *env {
+	srv := brokertest.Start(t)
+	nc := brokertest.Connect(t, srv)
 	e := &env{t: t, nc: nc, st: st, clock: newClock(t0), rates: Rates{"*": 0}, chunk: 100}
 	rt := e.runtime()
 	e.js = rt.JetStream()
