@@ -323,3 +323,21 @@ func TestTagsSelectMembers(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, e.call("PUT", "/v1/members/nobody/tags/vip", nil, &bad))
 	assert.Equal(t, "oneId", bad.Field)
 }
+
+func TestATriggerLostAfterTheStatusChangeIsSentAgain(t *testing.T) {
+	e := newEnv(t)
+	want := e.seedDormant(20)
+	e.start()
+	var c Campaign
+	require.Equal(t, http.StatusCreated, e.call("POST", "/v1/campaigns", dormantCampaign(), &c))
+	// The trigger committed its status, then the process died before publishing.
+	at := t0.Add(-2 * stallAfter)
+	require.NoError(t, e.h.update(context.Background(), c.ID, func(c *Campaign) bool {
+		c.Status, c.TriggeredAt, c.TriggeredBy = StatusTriggered, &at, "mei@brand.example"
+		return true
+	}))
+	v := e.waitStatus(c.ID, StatusSent)
+	assert.Equal(t, int64(len(want)), v.Progress.Targeted)
+	e.settled()
+	assert.Len(t, e.requests(), len(want))
+}

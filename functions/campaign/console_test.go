@@ -5,9 +5,11 @@ import (
 	"context"
 	"image"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -157,7 +159,8 @@ func TestConsoleCountsPreviewsTriggersAndWatchesADormantCampaign(t *testing.T) {
 		poll(`document.getElementById("preview").textContent.includes("好久不见")`, 10*time.Second),
 	), "the preview follows the template")
 
-	require.NoError(t, chromedp.Do(ctx, chromedp.Click(`#send`), chromedp.WaitVisible(`#confirm-dialog`)))
+	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(`#operator`, "mei@brand.example"),
+		chromedp.Click(`#send`), chromedp.WaitVisible(`#confirm-dialog`)))
 	assert.Contains(t, text(`#confirm-text`), "40 位会员")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(`#confirm`),
 		poll(`document.getElementById("progress-status").dataset.state === "done"`, 40*time.Second),
@@ -167,5 +170,25 @@ func TestConsoleCountsPreviewsTriggersAndWatchesADormantCampaign(t *testing.T) {
 	assert.Equal(t, []string{"35", "5"}, []string{text(`#p-sent`), text(`#p-suppressed`)}, "got sent, suppressed on the page")
 	assert.Contains(t, text(`#p-reasons`), "已退订 5")
 	assertRendered(t, screenshot(t, ctx, "console-done.png"))
+
+	// A rule built in the console counts too: members whose last order is at least 180 days old
+	// (the 40 dormant ones), then only those with points (none).
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(`#builder summary`),
+		chromedp.SetValue(`#r-last-order`, "180"), input("#r-last-order"),
+		poll(`document.getElementById("segment").value === "__custom" && document.getElementById("count").textContent === "40"`, 10*time.Second),
+		chromedp.SetValue(`#r-points`, "1"), input("#r-points"),
+		poll(`document.getElementById("count").textContent === "0"`, 10*time.Second),
+	), "the count follows the rule builder")
 	assert.Len(t, e.requests(), len(want))
+	var list struct{ Campaigns []Campaign }
+	require.Equal(t, http.StatusOK, e.call("GET", "/v1/campaigns", nil, &list))
+	require.Len(t, list.Campaigns, 1)
+	assert.Equal(t, []string{"create", "trigger"}, sortedActions(e, list.Campaigns[0].ID), "the console's actions are audited under the marketer's name")
+}
+
+func sortedActions(e *env, id string) []string {
+	out := e.audit(id)
+	slices.Sort(out)
+	return out
 }

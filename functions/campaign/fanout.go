@@ -60,6 +60,9 @@ func (h *Handler) selectTargets(ctx context.Context, id string) error {
 	}
 	ids := res.Sorted()
 	chunks, err := h.storeTargets(ctx, id, ids)
+	if errors.Is(err, errSelected) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -72,6 +75,9 @@ func (h *Handler) selectTargets(ctx context.Context, id string) error {
 	})
 }
 
+// errSelected: another selection of the same trigger finished first.
+var errSelected = errors.New("campaign members already selected")
+
 // chunksPerTx bounds the targets written per transaction (Firestore: 500 writes, 10 MiB).
 const chunksPerTx = 16
 
@@ -81,6 +87,15 @@ func (h *Handler) storeTargets(ctx context.Context, id string, ids []string) (in
 	chunks := (len(ids) + size - 1) / size
 	for first := 0; first < chunks; first += chunksPerTx {
 		err := h.Store.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
+			// A selection racing another (a re-sent trigger) stops once one has moved the campaign
+			// on: the chunks the fan-out walks are never rewritten under it.
+			var c Campaign
+			if err := tx.Get(Campaigns, id, &c); err != nil {
+				return err
+			}
+			if c.Status != StatusTriggered {
+				return errSelected
+			}
 			for i := first; i < min(first+chunksPerTx, chunks); i++ {
 				part := ids[i*size : min((i+1)*size, len(ids))]
 				if err := tx.Set(Targets, chunkKey(id, i), chunk{CampaignID: id, Index: i, OneIDs: part}); err != nil {
@@ -119,6 +134,9 @@ func (h *Handler) Dispatch(ctx context.Context, pub *runtime.Publisher) {
 		if _, err := h.RunDue(ctx, pub, "scheduler"); err != nil && ctx.Err() == nil {
 			h.Log.Warn("scheduled campaigns", "error", err)
 		}
+		if err := h.retrigger(ctx, pub); err != nil && ctx.Err() == nil {
+			h.Log.Warn("re-send stalled triggers", "error", err)
+		}
 		if err := h.Send(ctx, pub); err != nil && ctx.Err() == nil {
 			h.Log.Warn("campaign fan-out; resumes from its cursor", "error", err)
 		}
@@ -129,6 +147,30 @@ func (h *Handler) Dispatch(ctx context.Context, pub *runtime.Publisher) {
 		case <-tick.C:
 		}
 	}
+}
+
+// stallAfter is how long a campaign may stay triggered before the loop sends its trigger again
+// (the first publish failed after the status changed); the same event id makes it harmless.
+const stallAfter = time.Minute
+
+func (h *Handler) retrigger(ctx context.Context, pub *runtime.Publisher) error {
+	docs, err := h.Store.Query(ctx, store.Query{Collection: Campaigns,
+		Filters: []store.Filter{{Field: "status", Op: store.OpEq, Value: StatusTriggered}}})
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		var c Campaign
+		if err := d.DataTo(&c); err != nil {
+			return err
+		}
+		if c.TriggeredAt != nil && h.Now().Sub(*c.TriggeredAt) > stallAfter {
+			if err := h.publishTrigger(ctx, pub, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Send fans out every campaign that is sending, each from its cursor, until all are sent.

@@ -245,6 +245,11 @@ func (h *Handler) Trigger(ctx context.Context, pub *runtime.Publisher, id, by st
 	if c.Status != StatusTriggered {
 		return nil
 	}
+	return h.publishTrigger(ctx, pub, c)
+}
+
+// publishTrigger publishes campaign.triggered under the campaign's id.
+func (h *Handler) publishTrigger(ctx context.Context, pub *runtime.Publisher, c Campaign) error {
 	ev, err := events.New(events.CampaignTriggered, c.ID, events.Source(Name), *c.TriggeredAt, events.CampaignTriggeredData{
 		CampaignID: c.ID, Segment: c.segmentName(), Channel: c.Channel, Template: c.Template,
 		TriggeredBy: c.TriggeredBy, TriggeredAt: *c.TriggeredAt})

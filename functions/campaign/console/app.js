@@ -21,13 +21,20 @@ let watching = null;
 async function api(method, path, body) {
   const res = await fetch(path, {
     method,
-    headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json", "X-Omnimember-Operator": "console" },
+    headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json", "X-Omnimember-Operator": operator() },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await res.json().catch(() => ({}));
   if (res.status === 401) { showLogin("令牌无效，请重新输入。"); }
   if (!res.ok) { const e = new Error(data.error || res.statusText); e.field = data.field; throw e; }
   return data;
+}
+
+// operator names the marketer in the audit records (remembered for this tab).
+function operator() {
+  const who = $("operator") ? $("operator").value.trim() : "";
+  if (who) sessionStorage.setItem("omnimember.operator", who);
+  return who || "console";
 }
 
 function debounce(fn, ms) {
@@ -237,6 +244,7 @@ async function start() {
   for (const id of ["channel", "template", "coupon-title", "coupon-code", "bonus", "mult", "mult-from", "mult-to"]) {
     $(id).addEventListener("input", repreview);
   }
+  $("operator").value = sessionStorage.getItem("omnimember.operator") || "";
   $("send").addEventListener("click", askToSend);
   $("confirm-dialog").addEventListener("close", () => { if ($("confirm-dialog").returnValue === "ok") send(); });
   await Promise.all([refreshCount(), refreshPreview(), loadCampaigns()]);
