@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # Every module of the workspace (events, shared, each function, scripts).
 MODULES := $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
-FUNCTIONS := ingest match points-award tier-evaluate notify profile
+FUNCTIONS := ingest match points-award tier-evaluate notify profile campaign
 TEST_FLAGS ?= -count=1 -timeout 20m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -13,7 +13,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## run the whole chain on this machine (embedded NATS + store), replay the demo, serve on :8080
+run: ## run the whole chain on this machine (embedded NATS + store), replay the demo, serve on :8080 (prints the marketer console's URL)
 	go run ./scripts/cmd/omnimember
 
 .PHONY: test
@@ -23,7 +23,7 @@ test: ## every module's tests (Firestore ones start the emulator), deploy/'s man
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build ./...) || { echo "$${m#$(CURDIR)/} does not build alone: run make tidy"; exit 1; }; done
 
 .PHONY: bench
-bench: ## Go benchmarks, then raw JetStream vs the whole chain (throughput and latency) in one run
+bench: ## Go benchmarks, then raw JetStream vs the whole chain, identity, loyalty and campaign (1M-member segment count and fan-out) figures
 	cd events && go test -run '^$$' -bench . -benchmem ./...
 	cd shared && go test -run '^$$' -bench . -benchmem ./...
 	go run ./scripts/cmd/bench $(BENCH_FLAGS)

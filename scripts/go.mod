@@ -6,6 +6,7 @@ require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/omnimember/omnimember/events v0.0.0
+	github.com/omnimember/omnimember/functions/campaign v0.0.0
 	github.com/omnimember/omnimember/functions/ingest v0.0.0
 	github.com/omnimember/omnimember/functions/match v0.0.0
 	github.com/omnimember/omnimember/functions/notify v0.0.0
@@ -72,6 +73,7 @@ require (
 
 replace (
 	github.com/omnimember/omnimember/events => ../events
+	github.com/omnimember/omnimember/functions/campaign => ../functions/campaign
 	github.com/omnimember/omnimember/functions/ingest => ../functions/ingest
 	github.com/omnimember/omnimember/functions/match => ../functions/match
 	github.com/omnimember/omnimember/functions/notify => ../functions/notify

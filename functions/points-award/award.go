@@ -139,6 +139,14 @@ func identityKeys(ids []events.Identity) []string {
 	return out
 }
 
+// latest is the later of two optional times.
+func latest(a, b *time.Time) *time.Time {
+	if a == nil || (b != nil && b.After(*a)) {
+		return b
+	}
+	return a
+}
+
 func addKeys(have, more []string) []string {
 	for _, k := range more {
 		if !slices.Contains(have, k) {
@@ -205,8 +213,10 @@ func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []st
 		return nil, runtime.Permanent(err)
 	}
 	od.IdentityKeys = addKeys(od.IdentityKeys, keys)
-	od.ShopID, od.PaidAt, od.Rate = o.ShopID, o.PaidAt, &rate
+	paidAt := member.IndexTime(o.PaidAt)
+	od.ShopID, od.PaidAt, od.PaidAtUTC, od.Rate = o.ShopID, o.PaidAt, &paidAt, &rate
 	acct.OrderCount++
+	acct.LastOrderAt = latest(acct.LastOrderAt, &paidAt)
 	if delta > 0 {
 		acct.DailyEarned = earnedOn(acct.DailyEarned, day, delta, o.PaidAt)
 	}
@@ -344,6 +354,7 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 		survivor.Absorb(a.Account)
 		survivor.OrderCount += a.OrderCount
 		survivor.NetAmountFen += a.NetAmountFen
+		survivor.LastOrderAt = latest(survivor.LastOrderAt, a.LastOrderAt)
 		for day, p := range a.DailyEarned {
 			survivor.DailyEarned = earnedOn(survivor.DailyEarned, day, p, now)
 		}

@@ -250,3 +250,21 @@ func TestLotsExpireAYearAfterPaymentAndRefundsTakeTheirOwnLot(t *testing.T) {
 	assertLotsMakeTheBalance(t, a)
 	assert.Len(t, a.Lots, 3, "a merge brings the absorbed member's lots")
 }
+
+func TestLastOrderAtFollowsPaymentsAndMerges(t *testing.T) {
+	h, s := newHandler(t)
+	later := t0.Add(48*time.Hour + 500*time.Millisecond)
+	run(t, h, []step{
+		{paidOn(t, "e1", alice, "o1", 30000, t0), events.PointsAwarded, 300, 300},
+		{paidOn(t, "e2", bob, "o2", 20000, later), events.PointsAwarded, 200, 200},
+	})
+	var od member.Order
+	require.NoError(t, s.Get(context.Background(), member.Orders, member.OrderKey("tmall", "o2"), &od))
+	require.NotNil(t, od.PaidAtUTC, "segments select orders of a window by paidAtUtc")
+	assert.Equal(t, member.IndexTime(later), *od.PaidAtUTC)
+	run(t, h, []step{{merged(t, "m1", alice, bob), "", 0, 0}})
+	a, b := account(t, s, alice), account(t, s, bob)
+	require.NotNil(t, a.LastOrderAt)
+	assert.Equal(t, member.IndexTime(later), *a.LastOrderAt, "got survivor's last order, want the later of both")
+	assert.Nil(t, b.LastOrderAt, "an absorbed account leaves the segment indexes")
+}

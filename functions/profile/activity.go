@@ -45,6 +45,7 @@ func (a *API) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudevents.E
 		if in.OccurredAt.After(ch.LastAt) {
 			ch.LastAt = in.OccurredAt.UTC()
 		}
+		act.Record(in.OccurredAt, a.Now())
 		return nil, tx.Set(member.Activities, d.OneID, act)
 	})
 }

@@ -36,4 +36,11 @@ func TestInteractionsAreCountedOncePerEvent(t *testing.T) {
 	assert.Equal(t, int64(2), act.ByChannel["app"].Count, "the redelivered browse counts once")
 	assert.Equal(t, map[string]int64{"browse": 1, "live_view": 1}, act.ByChannel["app"].Kinds)
 	assert.Equal(t, t0.Add(time.Hour), act.ByChannel["app"].LastAt)
+	require.NotNil(t, act.LastAt, "segments select by the last interaction")
+	assert.Equal(t, member.IndexTime(t0.Add(time.Hour)), *act.LastAt)
+	var daily int64
+	for _, n := range act.Daily {
+		daily += n
+	}
+	assert.Equal(t, int64(2), daily, "got interactions by day, want each event once")
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/omnimember/omnimember/functions/campaign"
 	"github.com/omnimember/omnimember/functions/ingest"
 	"github.com/omnimember/omnimember/functions/match"
 	"github.com/omnimember/omnimember/functions/notify"
@@ -26,6 +27,7 @@ import (
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
+	"github.com/omnimember/omnimember/shared/segment"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/store/embedded"
 	"github.com/omnimember/omnimember/shared/stream"
@@ -62,6 +64,8 @@ type Options struct {
 	// AdminToken opens the operator endpoints (quarantine, merge preview, split, erasure, jobs);
 	// APIToken the channel-facing write APIs (redemptions).
 	AdminToken, APIToken string
+	// MarketerToken opens the campaign API and the marketer console.
+	MarketerToken string
 	// Loyalty are the points and tier rules (default: the shipped example).
 	Loyalty *loyalty.Rules
 }
@@ -69,11 +73,13 @@ type Options struct {
 // Stack is a running chain.
 type Stack struct {
 	// Points and Tiers are the handlers whose scheduled jobs (expiry, evaluation) RunJobs runs.
-	Points  *pointsaward.Handler
-	Tiers   *tierevaluate.Handler
-	Broker  *broker.Server
-	Store   store.Store
-	Runtime *runtime.Runtime
+	Points *pointsaward.Handler
+	Tiers  *tierevaluate.Handler
+	// Campaigns serves the marketer console and fans campaigns out.
+	Campaigns *campaign.Handler
+	Broker    *broker.Server
+	Store     store.Store
+	Runtime   *runtime.Runtime
 	// Addr is the HTTP address (host:port).
 	Addr     string
 	nc       *nats.Conn
@@ -83,7 +89,7 @@ type Stack struct {
 }
 
 // Chained lists the functions that consume from JetStream, in chain order.
-var Chained = []string{match.Name, pointsaward.Name, tierevaluate.Name, notify.Name, profile.Name}
+var Chained = []string{match.Name, pointsaward.Name, tierevaluate.Name, notify.Name, profile.Name, campaign.Name}
 
 // Start brings the chain up and returns once it serves HTTP and every consumer runs.
 func Start(opts Options) (*Stack, error) {
@@ -125,7 +131,7 @@ func (s *Stack) open(opts Options) error {
 	var err error
 	s.Store = opts.Store
 	if s.Store == nil {
-		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync, Indexes: member.Indexes}); err != nil {
+		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync, Indexes: campaign.StoreIndexes(member.Indexes)}); err != nil {
 			return err
 		}
 		s.ownStore = true
@@ -170,6 +176,20 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 	}
 	s.Points = &pointsaward.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, APIToken: opts.APIToken, AdminToken: opts.AdminToken}
 	s.Tiers = &tierevaluate.Handler{Store: st, Rules: opts.Loyalty, Now: opts.Now, AdminToken: opts.AdminToken}
+	segments, err := segment.Default()
+	if err != nil {
+		panic(err) // the shipped segments file is validated by its tests
+	}
+	templates, err := campaign.DefaultTemplates()
+	if err != nil {
+		panic(err)
+	}
+	s.Campaigns = &campaign.Handler{Store: st, Segments: segments, Templates: templates, Rates: campaign.DefaultRates(),
+		Brand: "omnimember", Now: opts.Now, Token: opts.MarketerToken, AdminToken: opts.AdminToken, Log: opts.Logger}
+	notifyTemplates := notify.DefaultTemplates()
+	for name, texts := range templates.Texts() {
+		notifyTemplates[name] = texts // notify renders and delivers the marketing texts the console previews
+	}
 	return []runtime.Function{
 		ingest.Function(),
 		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: opts.Loyalty.Ladder(), Now: opts.Now,
@@ -177,8 +197,9 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 		wrap(s.Points.Function()),
 		wrap(s.Tiers.Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
-			Templates: notify.DefaultTemplates(), MaxAttempts: cfg.MaxDeliver, Now: opts.Now}).Function()),
+			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Now: opts.Now}).Function()),
 		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now}).Function()),
+		wrap(s.Campaigns.Function()),
 	}
 }
 

@@ -149,8 +149,11 @@ type Account struct {
 	NetAmountFen int64            `json:"netAmountFen"`
 	DailyEarned  map[string]int64 `json:"dailyEarned,omitempty"`
 	NextExpiryAt *time.Time       `json:"nextExpiryAt,omitempty"`
-	MergedInto   string           `json:"mergedInto,omitempty"`
-	UpdatedAt    time.Time        `json:"updatedAt"`
+	// LastOrderAt is the latest payment time of the member's orders (indexed, UTC to the second):
+	// segments find who has not bought for a while.
+	LastOrderAt *time.Time `json:"lastOrderAt,omitempty"`
+	MergedInto  string     `json:"mergedInto,omitempty"`
+	UpdatedAt   time.Time  `json:"updatedAt"`
 }
 
 // Lot is a points lot (see ledger.Lot).
@@ -165,6 +168,9 @@ type Order struct {
 	ShopID  string    `json:"shopId,omitempty"`
 	OneID   string    `json:"oneId"`
 	PaidAt  time.Time `json:"paidAt"`
+	// PaidAtUTC is PaidAt as indexed fields hold times (UTC, whole seconds), so segments select the
+	// orders of a window with a range query.
+	PaidAtUTC *time.Time `json:"paidAtUtc,omitempty"`
 	// IdentityKeys are the keys of the identities the order's events carried: a split moves the
 	// order with them.
 	IdentityKeys []string `json:"identityKeys,omitempty"`
@@ -217,7 +223,39 @@ const MaxMergeHops = 8
 type Activity struct {
 	OneID     string                      `json:"oneId"`
 	ByChannel map[string]*ChannelActivity `json:"byChannel"`
+	// LastAt is the latest interaction on any channel (indexed, UTC to the second) and Daily the
+	// interactions per UTC day of the last ActivityDays days: segments count interactions in a window.
+	LastAt *time.Time       `json:"lastAt,omitempty"`
+	Daily  map[string]int64 `json:"daily,omitempty"`
 }
+
+// ActivityDays is how many days of daily interaction counts an Activity keeps.
+const ActivityDays = 180
+
+// Record counts one interaction at the given time in LastAt and Daily, forgetting days older than
+// ActivityDays before now.
+func (a *Activity) Record(at, now time.Time) {
+	at = IndexTime(at)
+	if a.LastAt == nil || at.After(*a.LastAt) {
+		a.LastAt = &at
+	}
+	if a.Daily == nil {
+		a.Daily = map[string]int64{}
+	}
+	oldest := now.UTC().AddDate(0, 0, -ActivityDays).Format(time.DateOnly)
+	if day := at.Format(time.DateOnly); day >= oldest {
+		a.Daily[day]++
+	}
+	for day := range a.Daily {
+		if day < oldest {
+			delete(a.Daily, day)
+		}
+	}
+}
+
+// IndexTime is a time as indexed fields hold it: UTC, whole seconds (rounded down), so the stored
+// text sorts like the time in both stores.
+func IndexTime(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 // ChannelActivity counts one channel's interactions.
 type ChannelActivity struct {
@@ -229,9 +267,12 @@ type ChannelActivity struct {
 // Indexes are the fields the functions query by, per collection: the embedded store keeps an
 // index for each (Firestore indexes single fields itself; composite ones live in deploy/).
 var Indexes = map[string][]string{
-	Orders:                    {"oneId"},
-	Accounts:                  {"nextExpiryAt"},
-	Tiers:                     {"belowSince"},
+	Orders:                    {"oneId", "paidAtUtc"},
+	Accounts:                  {"nextExpiryAt", "lastOrderAt", "netAmountFen", "orderCount", "balance"},
+	Tiers:                     {"belowSince", "level"},
+	Members:                   {"pool", "mergedInto", "erasedAt"},
+	Activities:                {"lastAt"},
+	Tags:                      {"tag"},
 	receipt.PendingCollection: {"function"},
 	Outbox:                    {"oneId"},
 	Quarantine:                {"status"},

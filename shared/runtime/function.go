@@ -28,6 +28,9 @@ type Function struct {
 	EventsPath string
 	// Routes adds HTTP routes (read APIs, webhooks) beside the receiver.
 	Routes func(mux *http.ServeMux, pub *Publisher)
+	// Background, if set, runs beside the consumer and the routes until the process drains (a
+	// scheduler, a fan-out that resumes from its cursor); it must return once ctx ends.
+	Background func(ctx context.Context, pub *Publisher)
 }
 
 // Validate checks the function is complete.

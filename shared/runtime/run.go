@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -97,7 +98,11 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Fun
 	})
 	mux.HandleFunc("GET /readyz", r.readyz)
 	var consumers []*consumer
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
 	defer func() {
+		stopBackground()
+		background.Wait()
 		for _, c := range consumers {
 			c.stop()
 		}
@@ -112,6 +117,9 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Fun
 		}
 		if fn.Routes != nil {
 			fn.Routes(mux, pub)
+		}
+		if fn.Background != nil {
+			background.Go(func() { fn.Background(bgCtx, pub) })
 		}
 		if len(fn.Consumes) > 0 {
 			c, err := startConsumer(ctx, r, fn)

@@ -132,3 +132,27 @@ func CheckQuery(q Query) error {
 	}
 	return nil
 }
+
+// IDQuerier answers a query with the ids of the matching documents alone, reading an index instead
+// of the documents where it can (segment counts over a million members stay cheap).
+type IDQuerier interface {
+	QueryIDs(ctx context.Context, q Query) ([]string, error)
+}
+
+// QueryIDs returns the ids of the documents q selects, through IDQuerier when the store has it.
+func QueryIDs(ctx context.Context, s interface {
+	Query(ctx context.Context, q Query) ([]Document, error)
+}, q Query) ([]string, error) {
+	if iq, ok := s.(IDQuerier); ok {
+		return iq.QueryIDs(ctx, q)
+	}
+	docs, err := s.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	return ids, nil
+}

@@ -45,6 +45,9 @@ type settings struct {
 	members      int
 	accounts     int
 	backfillRows int
+	// segmentMembers is the size of the dormant segment the campaign benchmark counts and fans out.
+	segmentMembers int
+	campaignOnly   bool
 }
 
 func main() {
@@ -61,6 +64,8 @@ func main() {
 	flag.IntVar(&s.members, "members", 1_000_000, "members (5 identities each) for the identity benchmark; 0 skips it")
 	flag.IntVar(&s.accounts, "accounts", 1_000_000, "accounts for the expiry-job benchmark; 0 skips it")
 	flag.IntVar(&s.backfillRows, "backfill", 1_000_000, "orders in the generated export file the backfill benchmark imports; 0 skips it")
+	flag.IntVar(&s.segmentMembers, "segment-members", 1_000_000, "members of the dormant segment for the campaign benchmark; 0 skips it")
+	flag.BoolVar(&s.campaignOnly, "campaign-only", false, "run only the campaign benchmark")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	s.logTo = io.Discard
@@ -81,6 +86,9 @@ func main() {
 
 func run(s settings) error {
 	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store\n", runtime.NumCPU(), runtime.Version())
+	if s.campaignOnly {
+		return campaignBench(s.segmentMembers)
+	}
 	raw, err := rawJetStream(s.rawMessages, false)
 	if err != nil {
 		return fmt.Errorf("raw JetStream: %w", err)
@@ -128,6 +136,11 @@ func run(s settings) error {
 	}
 	if err := loyaltyBench(20_000, s.accounts); err != nil {
 		return fmt.Errorf("loyalty: %w", err)
+	}
+	if s.segmentMembers > 0 {
+		if err := campaignBench(s.segmentMembers); err != nil {
+			return fmt.Errorf("campaign: %w", err)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/omnimember/omnimember/functions/campaign"
 	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/scripts/stack"
 	"github.com/omnimember/omnimember/shared/loyalty"
@@ -35,7 +36,9 @@ type config struct {
 	// AdminToken opens the operator endpoints (OMNIMEMBER_ADMIN_TOKEN) and APIToken the channel
 	// APIs such as redemptions (OMNIMEMBER_API_TOKEN); development tokens are printed when unset.
 	AdminToken, APIToken string
-	Runtime              runtime.Config
+	// MarketerToken opens the campaign API and console (OMNIMEMBER_MARKETER_TOKEN).
+	MarketerToken string
+	Runtime       runtime.Config
 }
 
 func loadConfig() (config, error) {
@@ -55,6 +58,7 @@ func loadConfig() (config, error) {
 	}
 	c.AdminToken, c.APIToken = os.Getenv(runtime.AdminTokenEnv), os.Getenv(runtime.APITokenEnv)
 	c.ExternalNATS = os.Getenv("OMNIMEMBER_EXTERNAL_NATS")
+	c.MarketerToken = os.Getenv(campaign.MarketerTokenEnv)
 	var err error
 	c.Runtime, err = runtime.FromEnv()
 	return c, err
@@ -138,6 +142,11 @@ func run() error {
 			return err
 		}
 	}
+	if cfg.MarketerToken == "" {
+		if cfg.MarketerToken, _, err = devSecret(cfg.DataDir, "dev-marketer.token", randomHex); err != nil {
+			return err
+		}
+	}
 	jsKey, err := jetStreamKey(cfg.DataDir)
 	if err != nil {
 		return err
@@ -151,7 +160,7 @@ func run() error {
 	log.Info("starting omnimember (embedded)", "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
 	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort, NATSURL: cfg.ExternalNATS,
 		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
-		Loyalty: rules})
+		MarketerToken: cfg.MarketerToken, Loyalty: rules})
 	if err != nil {
 		return err
 	}
@@ -169,6 +178,7 @@ func run() error {
 		}
 	}
 	printTryIt(base, cfg.AdminToken, cfg.APIToken)
+	fmt.Printf("\nMarketer console (segments, preview, send, progress; OMNIMEMBER_MARKETER_TOKEN):\n  %s/console/#token=%s\n", base, cfg.MarketerToken)
 	go scheduleJobs(ctx, s, log)
 	<-ctx.Done()
 	fmt.Println("\nstopping: draining functions")

@@ -202,7 +202,7 @@ func (s *Store) candidates(btx *bolt.Tx, q store.Query, filters []compiledFilter
 // scanIndex walks the part of the index the operator selects, staying within the value's kind.
 func scanIndex(c *bolt.Cursor, enc []byte, op string) []string {
 	kind, want := enc[:1], escape(enc)
-	var ids []string
+	var ids idList
 	var k []byte
 	switch op {
 	case store.OpEq, store.OpGte, store.OpGt:
@@ -211,19 +211,70 @@ func scanIndex(c *bolt.Cursor, enc []byte, op string) []string {
 		k, _ = c.Seek(kind)
 	}
 	for ; k != nil && bytes.HasPrefix(k, kind); k, _ = c.Next() {
-		value, id := splitKey(k)
+		i := bytes.Index(k, terminator)
+		if i < 0 {
+			continue
+		}
+		value, id := k[:i], k[i+2:]
 		cmp := bytes.Compare(value, want)
 		switch {
 		case op == store.OpEq && cmp != 0:
-			return ids
+			return ids.all()
 		case (op == store.OpLt && cmp >= 0) || (op == store.OpLte && cmp > 0):
-			return ids
+			return ids.all()
 		case op == store.OpGt && cmp == 0:
 			continue
 		}
-		ids = append(ids, id)
+		ids.add(id)
 	}
-	return ids
+	return ids.all()
+}
+
+// idList gathers ids without an allocation per id: their bytes go into a block that becomes one
+// string when full, each id a substring of it; the ids are joined once at the end. A scan of a
+// million ids then makes hundreds of objects for the collector, not millions.
+type idList struct {
+	blocks [][]string
+	buf    []byte
+	ends   []int
+	count  int
+}
+
+const idBlock = 64 << 10
+
+func (l *idList) add(id []byte) {
+	if len(l.buf)+len(id) > cap(l.buf) {
+		l.flush()
+		l.buf = make([]byte, 0, max(idBlock, len(id)))
+	}
+	l.buf = append(l.buf, id...)
+	l.ends = append(l.ends, len(l.buf))
+	l.count++
+}
+
+func (l *idList) flush() {
+	if len(l.ends) == 0 {
+		return
+	}
+	block, start := string(l.buf), 0
+	ids := make([]string, len(l.ends))
+	for i, end := range l.ends {
+		ids[i], start = block[start:end], end
+	}
+	l.blocks = append(l.blocks, ids)
+	l.buf, l.ends = l.buf[:0], l.ends[:0]
+}
+
+func (l *idList) all() []string {
+	l.flush()
+	if len(l.blocks) == 1 {
+		return l.blocks[0]
+	}
+	out := make([]string, 0, l.count)
+	for _, b := range l.blocks {
+		out = append(out, b...)
+	}
+	return out
 }
 
 func (s *Store) indexed(collection, path string) bool {

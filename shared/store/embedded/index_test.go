@@ -36,3 +36,20 @@ func TestEncodedOrderIsValueOrder(t *testing.T) {
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func TestIDListKeepsEveryIDInOrder(t *testing.T) {
+	for _, n := range []int{0, 1, 256, 257, 70000, 200001} {
+		var l idList
+		want := make([]string, n)
+		for i := range n {
+			want[i] = strconv.Itoa(i)
+			l.add([]byte(want[i]))
+		}
+		got := l.all()
+		if n == 0 {
+			require.Empty(t, got)
+			continue
+		}
+		require.Equal(t, want, got, "n=%d: got ids, want all in order", n)
+	}
+}

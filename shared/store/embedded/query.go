@@ -2,12 +2,14 @@ package embedded
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/omnimember/omnimember/shared/store"
+	bolt "go.etcd.io/bbolt"
 )
 
 type compiledFilter struct {
@@ -193,4 +195,32 @@ func orderAndLimit(docs []store.Document, q store.Query) ([]store.Document, erro
 		docs = docs[:q.Limit]
 	}
 	return docs, nil
+}
+
+// QueryIDs implements store.IDQuerier: a query of one filter on an indexed field, unordered and
+// unlimited, is answered from the index without reading a document; others run as Query.
+func (s *Store) QueryIDs(ctx context.Context, q store.Query) ([]string, error) {
+	if err := store.CheckQuery(q); err != nil {
+		return nil, err
+	}
+	if len(q.Filters) != 1 || q.OrderBy != "" || q.Limit > 0 || !s.indexed(q.Collection, q.Filters[0].Field) {
+		return store.QueryIDs(ctx, queryOnly{s}, q)
+	}
+	filters, err := compileFilters(q.Filters)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	err = s.db.View(func(btx *bolt.Tx) error {
+		ids, _ = s.candidates(btx, q, filters)
+		return nil
+	})
+	return ids, err
+}
+
+// queryOnly hides QueryIDs so the fallback runs Query.
+type queryOnly struct{ s *Store }
+
+func (q queryOnly) Query(ctx context.Context, query store.Query) ([]store.Document, error) {
+	return q.s.Query(ctx, query)
 }

@@ -112,26 +112,9 @@ func (s *Store) RunTransaction(ctx context.Context, fn func(context.Context, sto
 
 // Query implements store.Store.
 func (s *Store) Query(ctx context.Context, q store.Query) ([]store.Document, error) {
-	if err := store.CheckQuery(q); err != nil {
+	query, err := s.build(q)
+	if err != nil {
 		return nil, err
-	}
-	query := s.client.Collection(s.prefix + q.Collection).Query
-	for _, f := range q.Filters {
-		v, err := toValue(f.Value)
-		if err != nil {
-			return nil, fmt.Errorf("filter on %s: %w", f.Field, err)
-		}
-		query = query.Where(f.Field, f.Op, v)
-	}
-	if q.OrderBy != "" {
-		dir := gfs.Asc
-		if q.Descending {
-			dir = gfs.Desc
-		}
-		query = query.OrderBy(q.OrderBy, dir)
-	}
-	if q.Limit > 0 {
-		query = query.Limit(q.Limit)
 	}
 	it := query.Documents(ctx)
 	defer it.Stop()
@@ -147,6 +130,52 @@ func (s *Store) Query(ctx context.Context, q store.Query) ([]store.Document, err
 		}
 		out = append(out, doc)
 	}
+}
+
+// QueryIDs implements store.IDQuerier: a projection on no field, so Firestore sends names only.
+func (s *Store) QueryIDs(ctx context.Context, q store.Query) ([]string, error) {
+	query, err := s.build(q)
+	if err != nil {
+		return nil, err
+	}
+	it := query.Select().Documents(ctx)
+	defer it.Stop()
+	var out []string
+	for {
+		snap, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("query ids of %s: %w", q.Collection, err)
+		}
+		out = append(out, snap.Ref.ID)
+	}
+}
+
+func (s *Store) build(q store.Query) (gfs.Query, error) {
+	if err := store.CheckQuery(q); err != nil {
+		return gfs.Query{}, err
+	}
+	query := s.client.Collection(s.prefix + q.Collection).Query
+	for _, f := range q.Filters {
+		v, err := toValue(f.Value)
+		if err != nil {
+			return gfs.Query{}, fmt.Errorf("filter on %s: %w", f.Field, err)
+		}
+		query = query.Where(f.Field, f.Op, v)
+	}
+	if q.OrderBy != "" {
+		dir := gfs.Asc
+		if q.Descending {
+			dir = gfs.Desc
+		}
+		query = query.OrderBy(q.OrderBy, dir)
+	}
+	if q.Limit > 0 {
+		query = query.Limit(q.Limit)
+	}
+	return query, nil
 }
 
 type tx struct {

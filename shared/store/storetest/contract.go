@@ -289,9 +289,13 @@ func testQueryFilters(t *testing.T, s store.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			docs, err := s.Query(context.Background(), store.Query{Collection: "profiles", Filters: tt.filters})
+			q := store.Query{Collection: "profiles", Filters: tt.filters}
+			docs, err := s.Query(context.Background(), q)
 			require.NoError(t, err)
 			assert.ElementsMatch(t, tt.want, ids(docs), "got ids, want")
+			only, err := store.QueryIDs(context.Background(), s, q)
+			require.NoError(t, err)
+			assert.ElementsMatch(t, tt.want, only, "QueryIDs: got ids, want")
 		})
 	}
 	_, err := s.Query(context.Background(), store.Query{Collection: "profiles", Filters: []store.Filter{{Field: "tier", Op: "!=", Value: "x"}}})
