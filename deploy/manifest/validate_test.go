@@ -3,6 +3,7 @@ package manifest_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -297,4 +298,30 @@ func TestForFunctionTakesItsObjectsConfigMapsAndImage(t *testing.T) {
 	_, err = manifest.ForFunction(all, "nope")
 	assert.Error(t, err)
 	assert.Error(t, manifest.SetImage(objs, "ingest", "x"))
+}
+
+// TestKubectlRendersTheSame runs the real `kubectl kustomize` (kubectl's own kustomize) where
+// kubectl is installed and checks it renders the same objects the tests validate.
+func TestKubectlRendersTheSame(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl is not installed; the library render above is kubectl's kustomize")
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			out, err := exec.Command(kubectl, "kustomize", dir).Output()
+			require.NoError(t, err)
+			var got []string
+			for _, doc := range strings.Split(string(out), "\n---\n") {
+				var obj metav1.PartialObjectMetadata
+				require.NoError(t, yaml.Unmarshal([]byte(doc), &obj))
+				got = append(got, obj.Kind+"/"+obj.Name)
+			}
+			var want []string
+			for _, r := range render(t, dir).all {
+				want = append(want, r.GetKind()+"/"+r.GetName())
+			}
+			assert.ElementsMatch(t, want, got, "kubectl kustomize %s: got, want", dir)
+		})
+	}
 }
