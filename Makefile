@@ -23,10 +23,15 @@ test: ## every module's tests (Firestore ones start the emulator), deploy/'s man
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build ./...) || { echo "$${m#$(CURDIR)/} does not build alone: run make tidy"; exit 1; }; done
 
 .PHONY: bench
-bench: ## Go benchmarks, then raw JetStream vs the whole chain, identity, loyalty and campaign (1M-member segment count and fan-out) figures
+bench: ## Go benchmarks, raw JetStream vs the whole chain, identity, loyalty, backfill and campaign figures, then each function's cold start
 	cd events && go test -run '^$$' -bench . -benchmem ./...
 	cd shared && go test -run '^$$' -bench . -benchmem ./...
 	go run ./scripts/cmd/bench $(BENCH_FLAGS)
+	go run ./scripts/cmd/coldstart $(COLDSTART_FLAGS)
+
+.PHONY: coldstart
+coldstart: ## each function built alone and started as its own process: start → ready, → first event, idle RSS
+	go run ./scripts/cmd/coldstart $(COLDSTART_FLAGS)
 
 .PHONY: build
 build: ## build each function alone (GOWORK=off, static) into bin/

@@ -29,6 +29,8 @@ import (
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/pii"
 	omruntime "github.com/omnimember/omnimember/shared/runtime"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 type settings struct {
@@ -48,6 +50,7 @@ type settings struct {
 	// segmentMembers is the size of the dormant segment the campaign benchmark counts and fans out.
 	segmentMembers int
 	campaignOnly   bool
+	traces         bool
 }
 
 func main() {
@@ -66,6 +69,7 @@ func main() {
 	flag.IntVar(&s.backfillRows, "backfill", 1_000_000, "orders in the generated export file the backfill benchmark imports; 0 skips it")
 	flag.IntVar(&s.segmentMembers, "segment-members", 1_000_000, "members of the dormant segment for the campaign benchmark; 0 skips it")
 	flag.BoolVar(&s.campaignOnly, "campaign-only", false, "run only the campaign benchmark")
+	flag.BoolVar(&s.traces, "traces", false, "trace every event with the OpenTelemetry SDK (spans batched to an exporter that drops them)")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	s.logTo = io.Discard
@@ -85,7 +89,11 @@ func main() {
 }
 
 func run(s settings) error {
-	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store\n", runtime.NumCPU(), runtime.Version())
+	traced := ""
+	if s.traces {
+		traced = ", every event traced (OpenTelemetry SDK)"
+	}
+	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store%s\n", runtime.NumCPU(), runtime.Version(), traced)
 	if s.campaignOnly {
 		return campaignBench(s.segmentMembers)
 	}
@@ -215,6 +223,7 @@ type chain struct {
 	base      string
 	evaluated sync.Map // orderId → time tier-evaluate finished with it
 	dir       string
+	tp        *sdktrace.TracerProvider // with -traces
 }
 
 func startChain(s settings) (*chain, error) {
@@ -230,9 +239,14 @@ func startChain(s settings) (*chain, error) {
 	cfg.Concurrency = s.concurrency
 	cfg.MaxBodyBytes = 8 << 20
 	c := &chain{dir: dir}
-	c.s, err = stack.Start(stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync,
+	opts := stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync,
 		Logger: slog.New(slog.NewJSONHandler(s.logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Wrap:   c.timeTier})
+		Wrap:   c.timeTier}
+	if s.traces {
+		c.tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		opts.TracerProvider = c.tp
+	}
+	c.s, err = stack.Start(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +256,9 @@ func startChain(s settings) (*chain, error) {
 
 func (c *chain) stop() {
 	_ = c.s.Stop()
+	if c.tp != nil {
+		_ = c.tp.Shutdown(context.Background())
+	}
 	_ = os.RemoveAll(c.dir)
 }
 

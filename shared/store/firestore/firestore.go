@@ -124,7 +124,10 @@ func (s *Store) Query(ctx context.Context, q store.Query) ([]store.Document, err
 		if errors.Is(err, iterator.Done) {
 			return out, nil
 		}
-		doc, err := toDocument(snap.Ref.ID, snap, err)
+		if err != nil { // snap is nil then (a cancelled context at shutdown, say)
+			return nil, fmt.Errorf("query %s: %w", q.Collection, err)
+		}
+		doc, err := toDocument(snap.Ref.ID, snap, nil)
 		if err != nil {
 			return nil, fmt.Errorf("query %s: %w", q.Collection, err)
 		}
