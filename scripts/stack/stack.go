@@ -4,15 +4,14 @@ package stack
 
 import (
 	"context"
-
 	"errors"
 	"fmt"
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/omnimember/omnimember/functions/ingest"
 	"github.com/omnimember/omnimember/functions/match"
@@ -29,6 +28,7 @@ import (
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/store/embedded"
 	"github.com/omnimember/omnimember/shared/stream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configure a stack.
@@ -62,6 +62,8 @@ type Options struct {
 	AdminToken, APIToken string
 	// Loyalty are the points and tier rules (default: the shipped example).
 	Loyalty *loyalty.Rules
+	// TracerProvider turns tracing on (tests pass one with an in-memory span recorder).
+	TracerProvider trace.TracerProvider
 }
 
 // Stack is a running chain.
@@ -137,7 +139,11 @@ func (s *Stack) open(opts Options) error {
 		cfg = *opts.Runtime
 	}
 	cfg.HTTPAddr = "unused:0" // the stack listens itself
-	s.Runtime, err = runtime.New(context.Background(), cfg, s.nc, opts.Logger)
+	var rtOpts []runtime.Option
+	if opts.TracerProvider != nil {
+		rtOpts = append(rtOpts, runtime.WithTracerProvider(opts.TracerProvider))
+	}
+	s.Runtime, err = runtime.New(context.Background(), cfg, s.nc, opts.Logger, rtOpts...)
 	return err
 }
 

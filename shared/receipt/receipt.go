@@ -83,6 +83,14 @@ func Once(ctx context.Context, st Transactor, function string, ev cloudevents.Ev
 	return outs, err
 }
 
+type replayKey struct{}
+
+// OnReplay makes Do call replayed when a receipt answers instead of the effect, so the runtime can
+// count repeats without handlers reporting them.
+func OnReplay(ctx context.Context, replayed func()) context.Context {
+	return context.WithValue(ctx, replayKey{}, replayed)
+}
+
 // Do is Once that also says whether apply ran (fresh) or the receipt answered (a repeat).
 func Do(ctx context.Context, st Transactor, function string, ev cloudevents.Event, now func() time.Time,
 	apply func(tx store.Tx) ([]cloudevents.Event, error)) (outs []cloudevents.Event, fresh bool, err error) {
@@ -98,5 +106,10 @@ func Do(ctx context.Context, st Transactor, function string, ev cloudevents.Even
 		fresh = true
 		return Save(tx, function, ev, outs, now())
 	})
+	if err == nil && !fresh {
+		if replayed, ok := ctx.Value(replayKey{}).(func()); ok {
+			replayed()
+		}
+	}
 	return outs, fresh, err
 }

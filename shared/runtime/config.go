@@ -27,6 +27,9 @@ type Config struct {
 	Trigger         string          // OMNIMEMBER_TRIGGER: jetstream (pull consumer), http (pushed CloudEvents) or both
 	EventsPath      string          // OMNIMEMBER_EVENTS_PATH: where pushed CloudEvents arrive in http mode
 	Topology        stream.Topology // OMNIMEMBER_STREAM_REPLICAS, OMNIMEMBER_DUPLICATE_WINDOW
+	// Traces is the span exporter: none (default) or otlp (OTEL_TRACES_EXPORTER, or otlp when
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set); the exporter reads the other OTEL_* variables itself.
+	Traces string
 }
 
 // Triggers: how a chained function receives its events.
@@ -44,7 +47,7 @@ func Defaults() Config {
 		Backoff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
 		Concurrency: 64, MaxBodyBytes: 1 << 20, ShutdownTimeout: 20 * time.Second,
 		LogLevel: slog.LevelInfo, Topology: stream.DefaultTopology(),
-		Trigger: TriggerJetStream, EventsPath: "/",
+		Trigger: TriggerJetStream, EventsPath: "/", Traces: TracesNone,
 	}
 }
 
@@ -95,6 +98,9 @@ func FromEnv() (Config, error) {
 	if v, ok := os.LookupEnv("OMNIMEMBER_LOG_LEVEL"); ok {
 		errs = append(errs, wrapEnv("OMNIMEMBER_LOG_LEVEL", c.LogLevel.UnmarshalText([]byte(v))))
 	}
+	traces, err := tracesFromEnv()
+	errs = append(errs, err)
+	c.Traces = traces
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
@@ -141,6 +147,7 @@ func (c Config) Validate() error {
 	check(c.ShutdownTimeout > 0, "OMNIMEMBER_SHUTDOWN_TIMEOUT must be positive")
 	check(c.Trigger == TriggerJetStream || c.Trigger == TriggerHTTP || c.Trigger == TriggerBoth,
 		"OMNIMEMBER_TRIGGER %q: want %s, %s or %s", c.Trigger, TriggerJetStream, TriggerHTTP, TriggerBoth)
+	check(c.Traces == "" || c.Traces == TracesNone || c.Traces == TracesOTLP, "OTEL_TRACES_EXPORTER %q: want %s or %s", c.Traces, TracesOTLP, TracesNone)
 	check(strings.HasPrefix(c.EventsPath, "/"), "OMNIMEMBER_EVENTS_PATH %q: want a path starting with /", c.EventsPath)
 	if err := c.Topology.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("OMNIMEMBER_STREAM_REPLICAS/OMNIMEMBER_DUPLICATE_WINDOW: %w", err))
@@ -161,6 +168,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("concurrency", c.Concurrency), slog.Int64("maxBodyBytes", c.MaxBodyBytes),
 		slog.String("trigger", c.Trigger), slog.String("eventsPath", c.EventsPath),
 		slog.Int("streamReplicas", c.Topology.Replicas), slog.String("duplicateWindow", c.Topology.DuplicateWindow.String()),
+		slog.String("traces", c.Traces),
 	)
 }
 

@@ -14,18 +14,23 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/shared/cenats"
+	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/stream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type consumer struct {
-	fn   Function
-	cfg  Config
-	js   jetstream.JetStream
-	pub  *Publisher
-	log  *slog.Logger
-	work chan jetstream.Msg
-	wg   sync.WaitGroup
-	cc   jetstream.ConsumeContext
+	fn      Function
+	cfg     Config
+	js      jetstream.JetStream
+	pub     *Publisher
+	log     *slog.Logger
+	work    chan jetstream.Msg
+	wg      sync.WaitGroup
+	cc      jetstream.ConsumeContext
+	metrics *metrics
+	tracer  *tracer
+	replay  func() // counts a receipt replay as a dedupe hit
 }
 
 // startConsumer creates the function's durable consumer and starts Concurrency workers on it.
@@ -36,7 +41,7 @@ func startConsumer(ctx context.Context, r *Runtime, fn Function) (*consumer, err
 		return nil, fmt.Errorf("create consumer %s: %w", fn.Name, err)
 	}
 	c := &consumer{fn: fn, cfg: r.cfg, js: r.js, pub: r.Publisher(fn.Name), log: r.log.With("function", fn.Name),
-		work: make(chan jetstream.Msg, r.cfg.Concurrency)}
+		work: make(chan jetstream.Msg, r.cfg.Concurrency), metrics: r.metrics, tracer: r.tracer, replay: r.metrics.replayCounter(fn.Name)}
 	for range r.cfg.Concurrency {
 		c.wg.Go(c.worker)
 	}
@@ -82,9 +87,10 @@ func (c *consumer) process(m jetstream.Msg) {
 	defer cancel()
 	ctx = context.WithValue(ctx, deliveryKey{}, meta.NumDelivered)
 	ctx, notes := withAnnotations(ctx)
+	ctx = receipt.OnReplay(ctx, c.replay)
 
 	ev, err := cenats.FromMsg(m.Headers(), m.Data())
-	var outcome string
+	var span trace.Span
 	var emitted int
 	switch {
 	case err != nil:
@@ -92,14 +98,27 @@ func (c *consumer) process(m jetstream.Msg) {
 	case meta.NumDelivered > uint64(c.cfg.MaxDeliver):
 		err = fmt.Errorf("gave up after %d deliveries", meta.NumDelivered)
 	default:
+		if meta.NumDelivered > 1 {
+			c.metrics.redeliveries.WithLabelValues(c.fn.Name, typeLabel(ev.Type())).Inc()
+		}
+		ctx, span = c.tracer.startHandler(ctx, c.fn.Name, &ev, trace.SpanKindConsumer, meta.NumDelivered)
 		var outs []cloudevents.Event
+		began := time.Now()
 		outs, err = call(ctx, c.fn.Handle, ev)
+		c.metrics.handled(c.fn.Name, ev.Type(), TriggerLabelJetStream, time.Since(began))
 		if err == nil {
 			err = c.pub.Publish(ctx, &ev, outs)
 		}
 		emitted = len(outs)
 	}
-	outcome = c.settle(ctx, m, meta, err)
+	outcome := c.settle(ctx, m, meta, err)
+	if err != nil {
+		c.metrics.failed(c.fn.Name, ev.Type(), err)
+		if outcome == outcomeDeadLettered {
+			c.metrics.deadLettered.WithLabelValues(c.fn.Name, typeLabel(ev.Type())).Inc()
+		}
+	}
+	endSpan(span, outcome, err)
 	attrs := []slog.Attr{slog.String("id", ev.ID()), slog.String("type", ev.Type()),
 		slog.Uint64("deliveries", meta.NumDelivered), slog.String("outcome", outcome),
 		slog.Int("emitted", emitted), slog.Duration("took", time.Since(start))}
@@ -111,6 +130,8 @@ func (c *consumer) process(m jetstream.Msg) {
 	}
 	c.log.LogAttrs(ctx, level, "event", attrs...)
 }
+
+const outcomeDeadLettered = "dead-lettered"
 
 // settle is the one place errors become broker actions: nil → double ack; permanent, or transient
 // on the last allowed delivery → dead-letter then terminate; transient → nak with backoff.
@@ -129,7 +150,7 @@ func (c *consumer) settle(ctx context.Context, m jetstream.Msg, meta *jetstream.
 			_ = m.NakWithDelay(c.cfg.backoffFor(meta.NumDelivered))
 			return "retry (dead-letter failed: " + dlErr.Error() + ")"
 		}
-		return "dead-lettered"
+		return outcomeDeadLettered
 	}
 	_ = m.NakWithDelay(c.cfg.backoffFor(meta.NumDelivered))
 	return "retry"

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/receipt"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrorBody is the JSON body of every 4xx/5xx answer: what went wrong and, for bad input, which field.
@@ -43,6 +46,7 @@ type accepted struct {
 // nothing at the handler stage: one bad event rejects the batch with its index in the field name.
 func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 	log := r.log.With("function", fn.Name)
+	replay := r.metrics.replayCounter(fn.Name)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -62,24 +66,28 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 			return
 		}
 		ctx, notes := withAnnotations(req.Context())
-		type handled struct {
-			cause cloudevents.Event
-			outs  []cloudevents.Event
-		}
+		ctx = receipt.OnReplay(ctx, replay)
 		results := make([]handled, 0, len(evs))
-		for i, ev := range evs {
-			outs, err := call(ctx, fn.Handle, ev)
+		defer func() { endAll(results, err) }()
+		for i := range evs {
+			h := handled{cause: evs[i]}
+			h.ctx, h.span = r.tracer.startHandler(ctx, fn.Name, &h.cause, trace.SpanKindInternal, 0)
+			began := time.Now()
+			h.outs, err = call(h.ctx, fn.Handle, h.cause)
+			r.metrics.handled(fn.Name, h.cause.Type(), TriggerLabelHTTP, time.Since(began))
+			results = append(results, h)
 			if err != nil {
+				r.metrics.failed(fn.Name, h.cause.Type(), err)
 				r.writeHandlerError(w, err, batch, i)
-				log.LogAttrs(ctx, slog.LevelWarn, "event", slog.String("id", ev.ID()), slog.String("type", ev.Type()),
+				log.LogAttrs(ctx, slog.LevelWarn, "event", slog.String("id", h.cause.ID()), slog.String("type", h.cause.Type()),
 					slog.String("outcome", "rejected"), slog.String("error", err.Error()))
 				return
 			}
-			results = append(results, handled{ev, outs})
 		}
 		ids := make([]string, 0, len(evs))
 		for _, h := range results {
-			if err := pub.Publish(ctx, &h.cause, h.outs); err != nil {
+			if err = pub.Publish(h.ctx, &h.cause, h.outs); err != nil {
+				r.metrics.failed(fn.Name, h.cause.Type(), err)
 				r.writeHandlerError(w, err, batch, -1)
 				return
 			}
@@ -93,6 +101,25 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 		log.LogAttrs(ctx, slog.LevelInfo, "http events", attrs...)
 		WriteJSON(w, http.StatusAccepted, accepted{Accepted: len(ids), IDs: ids})
 	})
+}
+
+// handled is one event of a request: its handler's span stays open until its outputs are stored.
+type handled struct {
+	cause cloudevents.Event
+	outs  []cloudevents.Event
+	ctx   context.Context
+	span  trace.Span
+}
+
+// endAll ends the request's handler spans: a batch is accepted or rejected as a whole.
+func endAll(results []handled, err error) {
+	outcome := "accepted"
+	if err != nil {
+		outcome = "rejected"
+	}
+	for _, h := range results {
+		endSpan(h.span, outcome, err)
+	}
 }
 
 func decodeRequest(req *http.Request) (evs []cloudevents.Event, batch bool, err error) {

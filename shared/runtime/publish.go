@@ -19,6 +19,7 @@ var traceExtensions = []string{"traceparent", "tracestate"}
 type Publisher struct {
 	js       jetstream.JetStream
 	function string
+	metrics  *metrics
 }
 
 // MsgID is the Nats-Msg-Id of the index-th event a function emits for an input event, so that a
@@ -39,8 +40,8 @@ func (p *Publisher) Publish(ctx context.Context, cause *cloudevents.Event, evs [
 		}
 		// A new event is its own identity; a caused one is the cause's index-th output.
 		source, id, index := ev.Source(), ev.ID(), 0
+		stampTrace(ctx, cause, &evs[i])
 		if cause != nil {
-			inheritTrace(cause, &evs[i])
 			source, id, index = cause.Source(), cause.ID(), i
 		}
 		msg, err := cenats.ToMsg(events.Subject(ev.Type()), evs[i])
@@ -56,7 +57,12 @@ func (p *Publisher) Publish(ctx context.Context, cause *cloudevents.Event, evs [
 	}
 	for i, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				p.metrics.dedupeHits.WithLabelValues(p.function, DedupePublish).Inc()
+			} else {
+				p.metrics.eventsOut.WithLabelValues(p.function, typeLabel(evs[i].Type())).Inc()
+			}
 		case err := <-f.Err():
 			return fmt.Errorf("store %s event %s in JetStream: %w", evs[i].Type(), evs[i].ID(), err)
 		case <-ctx.Done():

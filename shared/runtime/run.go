@@ -16,16 +16,29 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/shared/stream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Runtime holds the broker connection and the HTTP server that one process's functions share.
 type Runtime struct {
-	cfg   Config
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	log   *slog.Logger
-	ready atomic.Bool
-	owned bool
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *slog.Logger
+	ready   atomic.Bool
+	owned   bool
+	metrics *metrics
+	tracer  *tracer // nil: tracing off
+}
+
+// Option adjusts a Runtime at creation.
+type Option func(*Runtime)
+
+// WithTracerProvider turns tracing on with tp (Run builds one from the environment; tests pass
+// an SDK provider with an in-memory recorder). Without it the runtime creates no spans and only
+// passes each input event's traceparent/tracestate on to the events it causes.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(r *Runtime) { r.tracer = newTracer(tp) }
 }
 
 // NewLogger is the JSON logger every function writes to stdout.
@@ -35,11 +48,14 @@ func NewLogger(level slog.Level) *slog.Logger {
 
 // New connects to NATS (or uses nc, for functions sharing one embedded server) and creates the
 // stream topology if needed.
-func New(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) (*Runtime, error) {
+func New(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger, opts ...Option) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("runtime config: %w", err)
 	}
-	r := &Runtime{cfg: cfg, nc: nc, log: log}
+	r := &Runtime{cfg: cfg, nc: nc, log: log, metrics: newMetrics()}
+	for _, o := range opts {
+		o(r)
+	}
 	if nc == nil {
 		opts := []nats.Option{nats.Name("omnimember"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
 		if cfg.NATSCreds != "" {
@@ -68,7 +84,7 @@ func (r *Runtime) JetStream() jetstream.JetStream { return r.js }
 
 // Publisher publishes on behalf of the named function.
 func (r *Runtime) Publisher(function string) *Publisher {
-	return &Publisher{js: r.js, function: function}
+	return &Publisher{js: r.js, function: function, metrics: r.metrics}
 }
 
 // Close closes the connection if the runtime opened it.
@@ -96,6 +112,7 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Fun
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", r.readyz)
+	mux.Handle("GET /metrics", r.metrics.handler())
 	var consumers []*consumer
 	defer func() {
 		for _, c := range consumers {
@@ -121,7 +138,7 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Fun
 			consumers = append(consumers, c)
 		}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: r.tracer.traceHTTP(mux), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	r.ready.Store(true)
@@ -155,12 +172,33 @@ func Run(cfg Config, settings slog.Attr, fns ...Function) error {
 	log.Info("starting", "runtime", cfg, settings)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	r, err := New(ctx, cfg, nil, log)
+	var opts []Option
+	if cfg.Traces == TracesOTLP {
+		tp, err := NewOTLPTracerProvider(ctx, serviceName(fns))
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := shutdownTracing(tp, 5*time.Second); err != nil {
+				log.Warn("flush traces", "error", err)
+			}
+		}()
+		opts = append(opts, WithTracerProvider(tp))
+	}
+	r, err := New(ctx, cfg, nil, log, opts...)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	return r.Serve(ctx, cfg.applyTrigger(fns)...)
+}
+
+// serviceName names the process in traces: its function, or omnimember when it runs several.
+func serviceName(fns []Function) string {
+	if len(fns) == 1 {
+		return fns[0].Name
+	}
+	return "omnimember"
 }
 
 // applyTrigger lets the deployment choose how chained functions receive events: pulled from
