@@ -21,10 +21,15 @@ test: ## run every module's tests (the Firestore ones start the emulator themsel
 	@set -e; for m in $(MODULES); do echo "== test $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
 
 .PHONY: bench
-bench: ## Go benchmarks, then raw JetStream vs the whole chain (throughput and latency) in one run
+bench: ## Go benchmarks, raw JetStream vs the whole chain (throughput and latency), then each function's cold start
 	cd events && go test -run '^$$' -bench . -benchmem ./...
 	cd shared && go test -run '^$$' -bench . -benchmem ./...
 	go run ./scripts/cmd/bench $(BENCH_FLAGS)
+	go run ./scripts/cmd/coldstart $(COLDSTART_FLAGS)
+
+.PHONY: coldstart
+coldstart: ## each function built alone and started as its own process: start → ready, → first event, idle RSS
+	go run ./scripts/cmd/coldstart $(COLDSTART_FLAGS)
 
 .PHONY: build
 build: ## build each function alone (GOWORK=off, static) into bin/

@@ -43,6 +43,14 @@ func schemas() (map[string]*jsonschema.Schema, error) {
 	return compiled, compileErr
 }
 
+// Warm compiles the schemas now instead of at the first Validate. Functions call it in the
+// background as they start, so that compiling (tens of milliseconds) overlaps connecting to NATS
+// rather than delaying the first event after a cold start.
+func Warm() error {
+	_, err := schemas()
+	return err
+}
+
 func compileSchemas() (map[string]*jsonschema.Schema, error) {
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()

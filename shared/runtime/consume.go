@@ -123,6 +123,9 @@ func (c *consumer) process(m jetstream.Msg) {
 		slog.Uint64("deliveries", meta.NumDelivered), slog.String("outcome", outcome),
 		slog.Int("emitted", emitted), slog.Duration("took", time.Since(start))}
 	attrs = append(attrs, notes.attrs...)
+	if span != nil { // the log line leads to the trace
+		attrs = append(attrs, slog.String("traceId", span.SpanContext().TraceID().String()))
+	}
 	level := slog.LevelInfo
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))

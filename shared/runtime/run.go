@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/stream"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -170,6 +171,7 @@ func (r *Runtime) readyz(w http.ResponseWriter, _ *http.Request) {
 func Run(cfg Config, settings slog.Attr, fns ...Function) error {
 	log := NewLogger(cfg.LogLevel)
 	log.Info("starting", "runtime", cfg, settings)
+	go func() { _ = events.Warm() }() // an error resurfaces at the first Validate
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	var opts []Option

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -92,24 +91,50 @@ type Query struct {
 	Limit      int
 }
 
-var (
-	collectionName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
-	documentID     = regexp.MustCompile(`^[A-Za-z0-9_.:@+=-]{1,512}$`)
-)
+// Names are checked byte by byte rather than with regular expressions: the document id pattern
+// `^[A-Za-z0-9_.:@+=-]{1,512}$` compiles to a program of 512 copies of its class, which cost every
+// function several milliseconds and 400 KB of its cold start.
+
+// validCollection is `^[a-z][a-z0-9_-]{0,63}$`.
+func validCollection(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validDocumentID is `^[A-Za-z0-9_.:@+=-]{1,512}$`.
+func validDocumentID(s string) bool {
+	if len(s) == 0 || len(s) > 512 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.:@+=-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // CheckNames rejects names that one of the implementations could not store faithfully.
 func CheckNames(collection, id string) error {
 	if err := checkCollection(collection); err != nil {
 		return err
 	}
-	if !documentID.MatchString(id) || id == "." || id == ".." || (strings.HasPrefix(id, "__") && strings.HasSuffix(id, "__")) {
+	if !validDocumentID(id) || id == "." || id == ".." || (strings.HasPrefix(id, "__") && strings.HasSuffix(id, "__")) {
 		return fmt.Errorf("document id %q: %w", id, ErrInvalidName)
 	}
 	return nil
 }
 
 func checkCollection(collection string) error {
-	if !collectionName.MatchString(collection) {
+	if !validCollection(collection) {
 		return fmt.Errorf("collection %q: %w", collection, ErrInvalidName)
 	}
 	return nil

@@ -29,6 +29,8 @@ import (
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/pii"
 	omruntime "github.com/omnimember/omnimember/shared/runtime"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 type settings struct {
@@ -44,6 +46,7 @@ type settings struct {
 	logTo       io.Writer
 	members     int
 	accounts    int
+	traces      bool
 }
 
 func main() {
@@ -59,6 +62,7 @@ func main() {
 	logFile := flag.String("log", "", "append the functions' warnings (retries, dead letters) to this file")
 	flag.IntVar(&s.members, "members", 1_000_000, "members (5 identities each) for the identity benchmark; 0 skips it")
 	flag.IntVar(&s.accounts, "accounts", 1_000_000, "accounts for the expiry-job benchmark; 0 skips it")
+	flag.BoolVar(&s.traces, "traces", false, "trace every event with the OpenTelemetry SDK (spans batched to an exporter that drops them)")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	s.logTo = io.Discard
@@ -78,7 +82,11 @@ func main() {
 }
 
 func run(s settings) error {
-	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store\n", runtime.NumCPU(), runtime.Version())
+	traced := ""
+	if s.traces {
+		traced = ", every event traced (OpenTelemetry SDK)"
+	}
+	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store%s\n", runtime.NumCPU(), runtime.Version(), traced)
 	raw, err := rawJetStream(s.rawMessages)
 	if err != nil {
 		return fmt.Errorf("raw JetStream: %w", err)
@@ -188,6 +196,7 @@ type chain struct {
 	base      string
 	evaluated sync.Map // orderId → time tier-evaluate finished with it
 	dir       string
+	tp        *sdktrace.TracerProvider // with -traces
 }
 
 func startChain(s settings) (*chain, error) {
@@ -203,9 +212,14 @@ func startChain(s settings) (*chain, error) {
 	cfg.Concurrency = s.concurrency
 	cfg.MaxBodyBytes = 8 << 20
 	c := &chain{dir: dir}
-	c.s, err = stack.Start(stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync,
+	opts := stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync,
 		Logger: slog.New(slog.NewJSONHandler(s.logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Wrap:   c.timeTier})
+		Wrap:   c.timeTier}
+	if s.traces {
+		c.tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		opts.TracerProvider = c.tp
+	}
+	c.s, err = stack.Start(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +229,9 @@ func startChain(s settings) (*chain, error) {
 
 func (c *chain) stop() {
 	_ = c.s.Stop()
+	if c.tp != nil {
+		_ = c.tp.Shutdown(context.Background())
+	}
 	_ = os.RemoveAll(c.dir)
 }
 
