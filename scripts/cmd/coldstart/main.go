@@ -44,6 +44,8 @@ func main() {
 	runs := flag.Int("runs", 5, "cold starts per function; the median is printed")
 	only := flag.String("only", "", "comma-separated functions to measure (default: all)")
 	keep := flag.Bool("keep", false, "keep the work directory (binaries, logs, stores) and print its path")
+	flag.Func("env", "extra KEY=VALUE for the functions, repeatable (e.g. GODEBUG=inittrace=1,gctrace=1 with -keep to see why a start is slow)",
+		func(kv string) error { extraEnv = append(extraEnv, kv); return nil })
 	prebuilt := flag.String("bins", "", "measure the binaries in this directory instead of building them (to compare builds)")
 	flag.Parse()
 	if err := run(*root, *runs, *only, *prebuilt, *keep); err != nil {
@@ -97,6 +99,8 @@ func run(root string, runs int, only, prebuilt string, keep bool) error {
 	}
 	return nil
 }
+
+var extraEnv []string
 
 // sample is one cold start.
 type sample struct {

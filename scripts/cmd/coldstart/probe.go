@@ -176,8 +176,8 @@ func (b *bench) coldStart(t target, bin, dir string) (sample, error) {
 }
 
 func (b *bench) env(addr, dir string) []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "NATS_URL=" + b.srv.URL(), "OMNIMEMBER_HTTP_ADDR=" + addr,
-		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys}
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "NATS_URL=" + b.srv.URL(), "OMNIMEMBER_HTTP_ADDR=" + addr,
+		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys}, extraEnv...)
 }
 
 // measure races the readiness probe against the first event, then samples memory at rest.
