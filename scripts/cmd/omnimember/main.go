@@ -32,7 +32,7 @@ type config struct {
 	// ExternalNATS (OMNIMEMBER_EXTERNAL_NATS) runs the chain against that NATS server instead of an
 	// embedded one (the fault harness does, to kill NATS and the functions separately).
 	ExternalNATS string
-	Demo     bool   // OMNIMEMBER_DEMO=0 skips the replay
+	Demo         bool // OMNIMEMBER_DEMO=0 skips the replay
 	// AdminToken opens the operator endpoints (OMNIMEMBER_ADMIN_TOKEN) and APIToken the channel
 	// APIs such as redemptions (OMNIMEMBER_API_TOKEN); development tokens are printed when unset.
 	AdminToken, APIToken string
