@@ -13,10 +13,13 @@ import (
 
 // Identity types of the contract (MISSION §4).
 const (
-	Phone               = "phone"
-	PhoneSHA256Type     = "phone_sha256"
-	PhoneMD5Type        = "phone_md5"
-	PhoneMasked         = "phone_masked"
+	Phone           = "phone"
+	PhoneSHA256Type = "phone_sha256"
+	PhoneMD5Type    = "phone_md5"
+	PhoneMasked     = "phone_masked"
+	// PhoneCiphertext is a platform's encrypted phone (Douyin encrypt_post_tel, Youzan $..$1$,
+	// JD): only that platform's key opens it, so it is scoped to platform:shop and weak.
+	PhoneCiphertext     = "phone_ciphertext"
 	TmallOUID           = "tmall_ouid"
 	TmallOMID           = "tmall_omid"
 	TaobaoOpenUID       = "taobao_open_uid"
@@ -24,6 +27,7 @@ const (
 	DouyinUnionID       = "douyin_unionid"
 	JDPin               = "jd_pin"
 	JDXID               = "jd_xid"
+	JDOpenID            = "jd_open_id"
 	WeChatOpenID        = "wechat_openid"
 	WeChatUnionID       = "wechat_unionid"
 	WeComExternalUserID = "wecom_external_userid"
@@ -35,7 +39,7 @@ const (
 )
 
 // scoped identity types are only unique within a shop or app, so they need a scope.
-var scoped = map[string]bool{TmallOUID: true, TaobaoOpenUID: true, DouyinOpenID: true, WeChatOpenID: true, JDXID: true, WeComExternalUserID: true}
+var scoped = map[string]bool{TmallOUID: true, TaobaoOpenUID: true, DouyinOpenID: true, WeChatOpenID: true, JDXID: true, JDOpenID: true, WeComExternalUserID: true, PhoneCiphertext: true}
 
 var (
 	hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
