@@ -93,6 +93,14 @@ replay: ## replay dead letters to their subjects after a fix (NATS_URL, FUNC= to
 chaos: ## the fault harness: nats-server and every function as processes on Firestore (emulator), kill -9/pause/restart, checked against ground truth
 	go run ./scripts/cmd/chaos $(CHAOS_FLAGS)
 
+# The short form CI runs after make test: both stores, fixed workloads, faults for 20 s each.
+CHAOS_SHORT = -people 100 -orders 600 -fault-for 20s -fault-every 3s
+
+.PHONY: chaos-short
+chaos-short: ## the fault harness's short form (CI): the embedded all-in-one and the Firestore processes, a few minutes
+	go run ./scripts/cmd/chaos -store embedded $(CHAOS_SHORT) -seed 7
+	go run ./scripts/cmd/chaos -store firestore $(CHAOS_SHORT) -seed 11
+
 .PHONY: backfill
 backfill: ## import a platform export into the running chain: make backfill FORMAT=tmall-orders FILE=orders.csv [SHOP=...]
 	go run ./scripts/cmd/backfill -format "$(FORMAT)" -file "$(FILE)" $(if $(SHOP),-shop $(SHOP))

@@ -73,3 +73,44 @@ func countOrders(w *Workload) int {
 	}
 	return n
 }
+
+func TestCheckNotificationsClassifiesLostDoubledAndWrong(t *testing.T) {
+	w := &Workload{People: []*Person{{Phone: "15100000001", Orders: map[string]*Order{
+		"tmall/a": {Channel: "tmall", ID: "a", PaidFen: 10_000},
+		"jd/b":    {Channel: "jd", ID: "b", PaidFen: 5_000, RefundsFen: []int64{5_000}}, // no points to award
+	}}}}
+	sent := map[string]bool{events.NotificationSent: true}
+	failed := map[string]bool{events.NotificationFailed: true}
+	tests := []struct {
+		name                 string
+		awards               map[string]map[string]bool
+		causes               []string
+		outcomes             map[string]map[string]map[string]bool
+		lost, doubled, wrong int
+	}{
+		{"one award, one notification sent", map[string]map[string]bool{"a": {"aw1": true}}, []string{"aw1"},
+			map[string]map[string]map[string]bool{"aw1": {"n1": sent}}, 0, 0, 0},
+		{"the award never came", nil, nil, nil, 1, 0, 0},
+		{"two awards for one order", map[string]map[string]bool{"a": {"aw1": true, "aw2": true}}, []string{"aw1", "aw2"},
+			map[string]map[string]map[string]bool{"aw1": {"n1": sent}, "aw2": {"n2": sent}}, 0, 1, 0},
+		{"an award without its notification", map[string]map[string]bool{"a": {"aw1": true}}, []string{"aw1"}, nil, 1, 0, 0},
+		{"a tier change notified twice", map[string]map[string]bool{"a": {"aw1": true}}, []string{"aw1", "tc1"},
+			map[string]map[string]map[string]bool{"aw1": {"n1": sent}, "tc1": {"n2": sent, "n3": sent}}, 0, 1, 0},
+		{"a notification both sent and failed", map[string]map[string]bool{"a": {"aw1": true}}, []string{"aw1"},
+			map[string]map[string]map[string]bool{"aw1": {"n1": {events.NotificationSent: true, events.NotificationFailed: true}}}, 0, 0, 1},
+		{"a notification failed", map[string]map[string]bool{"a": {"aw1": true}}, []string{"aw1"},
+			map[string]map[string]map[string]bool{"aw1": {"n1": failed}}, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &Notices{Awards: tt.awards, Causes: map[string]bool{}, Outcomes: tt.outcomes}
+			for _, c := range tt.causes {
+				n.Causes[c] = true
+			}
+			var r Report
+			r.CheckNotifications(w, n)
+			assert.Equal(t, []int{tt.lost, tt.doubled, tt.wrong}, []int{r.Lost, r.Doubled, r.Wrong}, "lost, doubled, wrong: got, want; %v", r.Problems)
+			assert.Equal(t, len(tt.causes), r.Notifications)
+		})
+	}
+}

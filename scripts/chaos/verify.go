@@ -17,15 +17,11 @@ import (
 // Quiesce waits until every chained function's consumer has acknowledged everything in the stream,
 // three checks in a row a second apart (a redelivery in flight shows up in between).
 func (c *Cluster) Quiesce(ctx context.Context) error {
-	nc, err := nats.Connect(c.NATSURL, nats.MaxReconnects(-1))
+	js, closeConn, err := c.jetStream()
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer closeConn()
 	for calm := 0; calm < 3; {
 		all := true
 		for _, f := range Chained {
@@ -51,17 +47,37 @@ func (c *Cluster) Quiesce(ctx context.Context) error {
 
 // DeadLetters counts events a function gave up on: each is an effect lost.
 func (c *Cluster) DeadLetters(ctx context.Context) (int, error) {
-	nc, err := nats.Connect(c.NATSURL)
+	js, closeConn, err := c.jetStream()
 	if err != nil {
 		return 0, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
+	defer closeConn()
 	dead, err := stream.ListDeadLetters(ctx, js, "")
 	return len(dead), err
+}
+
+// Notices reads what the stream says about member notifications.
+func (c *Cluster) Notices(ctx context.Context) (*Notices, error) {
+	js, closeConn, err := c.jetStream()
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn()
+	return ReadNotices(ctx, js)
+}
+
+// jetStream connects the harness itself to the cluster's nats-server, riding out its restarts.
+func (c *Cluster) jetStream() (jetstream.JetStream, func(), error) {
+	nc, err := nats.Connect(c.NATSURL, nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
 }
 
 // Truth is what one person's profile must say, worked out from the generated orders alone with
@@ -119,8 +135,8 @@ type profile struct {
 
 // Report is the verdict: every effect lost, doubled or wrong, per person.
 type Report struct {
-	People, Lost, Doubled, Wrong, DeadLetters int
-	Problems                                  []string
+	People, Notifications, Lost, Doubled, Wrong, DeadLetters int
+	Problems                                                 []string
 }
 
 // OK is true when nothing was lost, doubled or wrong.

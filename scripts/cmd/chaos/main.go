@@ -140,6 +140,11 @@ func report(ctx context.Context, cluster *chaos.Cluster, w *chaos.Workload) (boo
 	if r.DeadLetters, err = cluster.DeadLetters(ctx); err != nil {
 		return false, err
 	}
+	notices, err := cluster.Notices(ctx)
+	if err != nil {
+		return false, err
+	}
+	r.CheckNotifications(w, notices)
 	for i, p := range r.Problems {
 		if i == 20 {
 			fmt.Printf("  ... and %d more\n", len(r.Problems)-20)
@@ -151,7 +156,8 @@ func report(ctx context.Context, cluster *chaos.Cluster, w *chaos.Workload) (boo
 	if !r.OK() {
 		verdict = "FAIL"
 	}
-	fmt.Printf("%s: %d people checked: %d lost, %d doubled, %d wrong, %d dead letters\n", verdict, r.People, r.Lost, r.Doubled, r.Wrong, r.DeadLetters)
+	fmt.Printf("%s: %d people and %d member notifications checked: %d lost, %d doubled, %d wrong, %d dead letters\n",
+		verdict, r.People, r.Notifications, r.Lost, r.Doubled, r.Wrong, r.DeadLetters)
 	return r.OK(), nil
 }
 
