@@ -29,6 +29,13 @@ bench: ## Go benchmarks, raw JetStream vs the whole chain, identity, loyalty, ba
 	go run ./scripts/cmd/bench $(BENCH_FLAGS)
 	go run ./scripts/cmd/coldstart $(COLDSTART_FLAGS)
 
+# SOAK is how long make soak runs (MISSION: 30 minutes at half the measured peak).
+SOAK ?= 30m
+
+.PHONY: soak
+soak: ## the soak: half the measured peak through the whole chain for SOAK (30m), heap and goroutines sampled; exit 1 on growth
+	go run ./scripts/cmd/bench -soak $(SOAK)
+
 .PHONY: coldstart
 coldstart: ## each function built alone and started as its own process: start → ready, → first event, idle RSS
 	go run ./scripts/cmd/coldstart $(COLDSTART_FLAGS)

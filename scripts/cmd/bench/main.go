@@ -51,6 +51,9 @@ type settings struct {
 	segmentMembers int
 	campaignOnly   bool
 	traces         bool
+	// soakFor, if set, runs only the soak: orders at soakRate (0: half the measured peak) that long.
+	soakFor, soakEvery time.Duration
+	soakRate           float64
 }
 
 func main() {
@@ -71,6 +74,9 @@ func main() {
 	flag.BoolVar(&s.campaignOnly, "campaign-only", false, "run only the campaign benchmark")
 	flag.BoolVar(&s.traces, "traces", false, "trace every event with the OpenTelemetry SDK (spans batched to an exporter that drops them)")
 	flag.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
+	flag.DurationVar(&s.soakFor, "soak", 0, "run only the soak this long (heap and goroutines sampled; fails on growth)")
+	flag.DurationVar(&s.soakEvery, "soak-every", 30*time.Second, "soak sampling interval")
+	flag.Float64Var(&s.soakRate, "soak-rate", 0, "soak orders per second (0: half the peak measured first)")
 	flag.Parse()
 	s.logTo = io.Discard
 	if *logFile != "" {
@@ -96,6 +102,9 @@ func run(s settings) error {
 	fmt.Printf("omnimember bench — %d CPUs, %s, embedded NATS JetStream + embedded store%s\n", runtime.NumCPU(), runtime.Version(), traced)
 	if s.campaignOnly {
 		return campaignBench(s.segmentMembers)
+	}
+	if s.soakFor > 0 {
+		return runSoak(s)
 	}
 	raw, err := rawJetStream(s.rawMessages, false)
 	if err != nil {
