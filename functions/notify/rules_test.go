@@ -36,7 +36,7 @@ func requested(t *testing.T, id, oneID, category, channel string) cloudevents.Ev
 	t.Helper()
 	ev, err := events.New(events.NotificationRequested, id, events.Source("campaign"), now, events.NotificationRequestedData{
 		NotificationID: id, OneID: oneID, Category: category, Channel: channel, Template: "winback_coupon",
-		Vars: map[string]string{"text": "好久不见！送您50元券。"}, CampaignID: "c1", SourceID: "c1"})
+		Vars: map[string]string{"text": "好久不见！送您50元券。", "coupon": "50元券"}, CampaignID: "c1", SourceID: "c1"})
 	require.NoError(t, err)
 	return ev
 }
