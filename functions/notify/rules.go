@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/omnimember/omnimember/shared/contact"
 	"github.com/omnimember/omnimember/shared/member"
@@ -19,12 +20,22 @@ import (
 var defaultRules []byte
 
 // DefaultRules are contact.json as shipped: MISSION §5's defaults.
-func DefaultRules() contact.Rules {
+func DefaultRules() contact.Rules { return builtinRules() }
+
+var builtinRules = sync.OnceValue(func() contact.Rules {
 	r, err := contact.Parse(defaultRules)
 	if err != nil {
 		panic(fmt.Sprintf("built-in contact.json: %v", err))
 	}
 	return r
+})
+
+// rules are the handler's rules of contact; a handler built without any applies the defaults.
+func (h *Handler) rules() contact.Rules {
+	if h.Rules.Location() == nil {
+		return builtinRules()
+	}
+	return h.Rules
 }
 
 // admit applies the rules of contact inside the transaction that records the notification, so the
@@ -39,7 +50,7 @@ func (h *Handler) admit(tx store.Tx, rec *record, queued bool) (bool, error) {
 	if err := tx.Get(contact.Collection, rec.OneID, &st); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, fmt.Errorf("read contact state of %s: %w", rec.OneID, err)
 	}
-	d := h.Rules.Decide(st, contact.Message{ID: rec.ID, Category: rec.Category, Channel: rec.Channel}, h.Now())
+	d := h.rules().Decide(st, contact.Message{ID: rec.ID, Category: rec.Category, Channel: rec.Channel}, h.Now())
 	switch d.Verdict {
 	case contact.Suppress:
 		rec.Status, rec.Reason = "suppressed", d.Reason
