@@ -46,11 +46,11 @@ func (h *Handler) admit(tx store.Tx, rec *record, queued bool) (bool, error) {
 	if rec.Status == "deferred" && !queued {
 		return false, nil // the deferred queue sends it when quiet hours end
 	}
-	var st contact.State
-	if err := tx.Get(contact.Collection, rec.OneID, &st); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return false, fmt.Errorf("read contact state of %s: %w", rec.OneID, err)
+	st, view, err := contactState(tx, rec.OneID)
+	if err != nil {
+		return false, err
 	}
-	d := h.rules().Decide(st, contact.Message{ID: rec.ID, Category: rec.Category, Channel: rec.Channel}, h.Now())
+	d := h.rules().Decide(view, contact.Message{ID: rec.ID, Category: rec.Category, Channel: rec.Channel}, h.Now())
 	switch d.Verdict {
 	case contact.Suppress:
 		rec.Status, rec.Reason = "suppressed", d.Reason
@@ -67,6 +67,37 @@ func (h *Handler) admit(tx store.Tx, rec *record, queued bool) (bool, error) {
 	st.Count(d.Day, rec.ID)
 	st.Updated = h.Now()
 	return true, tx.Set(contact.Collection, rec.OneID, st)
+}
+
+// contactState reads a member's contact document and the view the rules decide on: merged with
+// the documents of the OneIDs match merged with it, so a choice made under any of them holds.
+func contactState(tx store.Tx, oneID string) (own, view contact.State, err error) {
+	if err := tx.Get(contact.Collection, oneID, &own); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return own, view, fmt.Errorf("read contact state of %s: %w", oneID, err)
+	}
+	var m member.Member
+	if err := tx.Get(member.Members, oneID, &m); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return own, view, fmt.Errorf("read member %s: %w", oneID, err)
+	}
+	related := m.MergedFrom
+	if m.MergedInto != "" {
+		related = append(slices.Clone(related), m.MergedInto)
+	}
+	if len(related) == 0 {
+		return own, own, nil
+	}
+	docs, err := tx.GetAll(contact.Collection, related)
+	if err != nil {
+		return own, view, fmt.Errorf("read contact states merged with %s: %w", oneID, err)
+	}
+	var others []contact.State
+	for _, d := range docs {
+		var s contact.State
+		if d.Exists && d.DataTo(&s) == nil {
+			others = append(others, s)
+		}
+	}
+	return own, contact.Merged(own, others...), nil
 }
 
 // uncount gives back the cap a notification took when nothing reached the member.

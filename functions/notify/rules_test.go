@@ -250,3 +250,17 @@ func TestConsentRoute(t *testing.T) {
 	assert.Equal(t, contact.Change{At: at(25, 10, 0).UTC(), Channel: "sms", Field: "consent", From: "", To: contact.ConsentWithdrawn,
 		By: "agent-li", Source: "api"}, st.History[0])
 }
+
+func TestOptOutUnderAMergedOneIDHolds(t *testing.T) {
+	h, s := rulesHandler(t, newClock(at(25, 10, 0)))
+	ctx := context.Background()
+	const absorbed = "om_bbbbbbbbbbbbbbbbbbbb"
+	require.NoError(t, s.Set(ctx, member.Members, alice, member.Member{OneID: alice, MergedFrom: []string{absorbed}}))
+	require.NoError(t, s.Set(ctx, member.Members, absorbed, member.Member{OneID: absorbed, MergedInto: alice}))
+	yes := true
+	_, err := h.setContact(ctx, absorbed, ConsentRequest{Channel: "outbox", OptedOut: &yes}, "aliyun", "sms-reply")
+	require.NoError(t, err)
+	typ, d := handleOne(t, h, requested(t, "m1", alice, events.CategoryMarketing, "outbox"))
+	assert.Equal(t, events.NotificationSuppressed, typ)
+	assert.Equal(t, contact.ReasonOptedOut, d.Reason)
+}

@@ -155,3 +155,17 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestMergedKeepsTheLatestChoiceAndTheWholeCap(t *testing.T) {
+	early, late := shanghai(20, 10, 0), shanghai(22, 10, 0)
+	survivor := State{OneID: "om_a", Channels: map[string]ChannelState{"wecom": {Consent: ConsentGranted, Updated: early}},
+		Marketing: map[string][]string{"2026-11-25": {"n1"}}}
+	absorbed := State{OneID: "om_b", Channels: map[string]ChannelState{"sms": {OptedOut: true, Updated: early},
+		"wecom": {Consent: ConsentWithdrawn, Updated: late}}, Marketing: map[string][]string{"2026-11-25": {"n2", "n1"}}}
+	got := Merged(survivor, absorbed)
+	want := State{OneID: "om_a", Channels: map[string]ChannelState{"sms": {OptedOut: true, Updated: early},
+		"wecom": {Consent: ConsentWithdrawn, Updated: late}}, Marketing: map[string][]string{"2026-11-25": {"n1", "n2"}}}
+	assert.Equal(t, want, got)
+	d := rules(t).Decide(got, Message{"n3", Marketing, "sms"}, shanghai(25, 10, 0))
+	assert.Equal(t, Decision{Verdict: Suppress, Reason: ReasonOptedOut}, d, "an opt-out survives the merge")
+}

@@ -181,3 +181,25 @@ func boolWord(b bool) string {
 	}
 	return "false"
 }
+
+// Merged is what the rules see for a member whose profile absorbed others (match's merges): per
+// channel the most recently changed state of any of them, so an opt-out given under an absorbed
+// OneID still holds; and the marketing counted under any of them, so the cap is the person's.
+func Merged(primary State, absorbed ...State) State {
+	out := State{OneID: primary.OneID, Channels: map[string]ChannelState{}, Marketing: map[string][]string{}}
+	for _, s := range append([]State{primary}, absorbed...) {
+		for name, ch := range s.Channels {
+			if cur, ok := out.Channels[name]; !ok || ch.Updated.After(cur.Updated) {
+				out.Channels[name] = ch
+			}
+		}
+		for day, ids := range s.Marketing {
+			for _, id := range ids {
+				if !slices.Contains(out.Marketing[day], id) {
+					out.Marketing[day] = append(out.Marketing[day], id)
+				}
+			}
+		}
+	}
+	return out
+}
