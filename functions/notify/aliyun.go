@@ -65,31 +65,31 @@ func aliyunQuery(params map[string]string) string {
 }
 
 // Send implements SMSProvider: one signed POST of the SendSms action.
-func (a Aliyun) Send(ctx context.Context, m SMSMessage) error {
+func (a Aliyun) Send(ctx context.Context, m SMSMessage) (string, error) {
 	params, err := a.params(m)
 	if err != nil {
-		return err
+		return "", err
 	}
 	body := "Signature=" + aliyunEncode(AliyunSignature(http.MethodPost, a.AccessKeySecret, params)) + "&" + aliyunQuery(params)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.Endpoint, "/")+"/", strings.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: aliyun request: %v", ErrRejected, err)
+		return "", fmt.Errorf("%w: aliyun request: %v", ErrRejected, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := a.Client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post aliyun SendSms: %w", err)
+		return "", fmt.Errorf("post aliyun SendSms: %w", err)
 	}
 	defer resp.Body.Close()
 	var out struct{ Code, Message, BizId, RequestId string }
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err := json.Unmarshal(raw, &out); err != nil || out.Code == "" {
 		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-			return fmt.Errorf("aliyun answered %d", resp.StatusCode)
+			return "", fmt.Errorf("aliyun answered %d", resp.StatusCode)
 		}
-		return fmt.Errorf("%w: aliyun answered %d without a code", ErrRejected, resp.StatusCode)
+		return "", fmt.Errorf("%w: aliyun answered %d without a code", ErrRejected, resp.StatusCode)
 	}
-	return aliyunResult(out.Code, out.Message)
+	return out.BizId, aliyunResult(out.Code, out.Message)
 }
 
 func (a Aliyun) params(m SMSMessage) (map[string]string, error) {

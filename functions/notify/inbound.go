@@ -136,6 +136,13 @@ func (h *Handler) receipts(ctx context.Context, provider string, body []byte) (i
 	}
 	applied := 0
 	for _, r := range rs {
+		if r.NotificationID == "" && r.ProviderID != "" {
+			var m smsMessage
+			if err := h.Store.Get(ctx, SMSMessages, smsMessageKey(provider, r.ProviderID), &m); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return applied, err
+			}
+			r.NotificationID = m.NotificationID
+		}
 		changed, err := h.applyReceipt(ctx, r)
 		if err != nil {
 			return applied, err
@@ -148,7 +155,7 @@ func (h *Handler) receipts(ctx context.Context, provider string, body []byte) (i
 }
 
 func (h *Handler) applyReceipt(ctx context.Context, r Receipt) (bool, error) {
-	if store.CheckNames(member.Notifications, r.NotificationID) != nil {
+	if r.NotificationID == "" || store.CheckNames(member.Notifications, r.NotificationID) != nil {
 		return false, nil // not one of ours
 	}
 	changed := false
@@ -184,9 +191,11 @@ type Reply struct {
 	Content string
 }
 
-// Receipt is the carrier's word on one message.
+// Receipt is the carrier's word on one message, naming it by our notification id (Aliyun's
+// out_id) or by the provider's message id (Tencent's sid, the SerialNo SendSms returned).
 type Receipt struct {
 	NotificationID string
+	ProviderID     string
 	Delivered      bool
 	Code           string
 	At             time.Time
@@ -251,14 +260,10 @@ func ParseReplies(provider string, body []byte) ([]Reply, error) {
 	return out, nil
 }
 
-// TencentReceiptContextField names the receipt field that echoes SendSms's SessionContext (our
-// notification id). Unconfirmed: Tencent's status callback documents `ext` as the user's
-// extension; if a live receipt shows the context elsewhere, change this one constant.
-const TencentReceiptContextField = "ext"
-
 // ParseReceipts reads a provider's delivery receipt callback: Aliyun's SmsReport array
 // ({out_id, success, err_code, report_time, ...}) or Tencent's status array ({report_status
-// SUCCESS|FAIL, errmsg, user_receive_time, sid, ext, ...}).
+// SUCCESS|FAIL, errmsg, user_receive_time, sid, ...}, per Tencent Cloud SMS "SMS Sending Status
+// Notification", document 382/43547).
 func ParseReceipts(provider string, body []byte) ([]Receipt, error) {
 	items, err := decodeList[map[string]any](body)
 	if err != nil {
@@ -283,22 +288,23 @@ func ParseReceipts(provider string, body []byte) ([]Receipt, error) {
 
 func aliyunReceipt(i int, it map[string]any) (Receipt, error) {
 	id, _ := it["out_id"].(string)
+	bizID, _ := it["biz_id"].(string)
 	ok, isBool := it["success"].(bool)
 	if !isBool {
 		return Receipt{}, bad(fmt.Sprintf("[%d].success", i), "want true or false")
 	}
 	code, _ := it["err_code"].(string)
-	return Receipt{NotificationID: id, Delivered: ok, Code: code, At: providerTime(it["report_time"])}, nil
+	return Receipt{NotificationID: id, ProviderID: bizID, Delivered: ok, Code: code, At: providerTime(it["report_time"])}, nil
 }
 
 func tencentReceipt(i int, it map[string]any) (Receipt, error) {
-	id, _ := it[TencentReceiptContextField].(string)
+	sid, _ := it["sid"].(string)
 	status, _ := it["report_status"].(string)
 	if status != "SUCCESS" && status != "FAIL" {
 		return Receipt{}, bad(fmt.Sprintf("[%d].report_status", i), "want SUCCESS or FAIL")
 	}
 	code, _ := it["errmsg"].(string)
-	return Receipt{NotificationID: id, Delivered: status == "SUCCESS", Code: code, At: providerTime(it["user_receive_time"])}, nil
+	return Receipt{ProviderID: sid, Delivered: status == "SUCCESS", Code: code, At: providerTime(it["user_receive_time"])}, nil
 }
 
 // shanghaiTZ is the zone both providers write their "2006-01-02 15:04:05" times in.

@@ -129,7 +129,7 @@ func TestReceiptsUpdateTheNotificationOnce(t *testing.T) {
 					`"err_code":"DELIVERED","err_msg":"用户接收成功","sms_size":"1","biz_id":"b","out_id":"` + d.NotificationID + `"},` +
 					`{"out_id":"not-ours","success":false,"err_code":"MK:0001"}]`,
 				"tencent": `[{"user_receive_time":"2026-11-25 10:00:05","nationcode":"86","mobile":"13812345678","report_status":"SUCCESS",` +
-					`"errmsg":"DELIVRD","description":"用户短信送达成功","sid":"s1","ext":"` + d.NotificationID + `"}]`,
+					`"errmsg":"DELIVRD","description":"用户短信送达成功","sid":"sn-` + d.NotificationID + `"},{"report_status":"FAIL","errmsg":"MK:0001","sid":"unknown"}]`,
 			}[provider]
 			for range 2 {
 				status, _ := e.post(t, "/webhooks/sms/"+provider+"/receipts?token=callback-token-123", body)

@@ -67,6 +67,7 @@ type Store interface {
 	RunTransaction(ctx context.Context, fn func(context.Context, store.Tx) error) error
 	Get(ctx context.Context, collection, id string, dst any) error
 	Query(ctx context.Context, q store.Query) ([]store.Document, error)
+	Set(ctx context.Context, collection, id string, src any) error
 	Delete(ctx context.Context, collection, id string) error
 }
 

@@ -2,11 +2,15 @@ package notify
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/omnimember/omnimember/shared/contact"
 	"github.com/omnimember/omnimember/shared/identity"
@@ -15,10 +19,29 @@ import (
 	"github.com/omnimember/omnimember/shared/store"
 )
 
-// SMSProvider sends one templated text through a provider's API.
+// SMSProvider sends one templated text through a provider's API and returns the provider's id of
+// the message (Aliyun BizId, Tencent SerialNo), which its delivery receipts name.
 type SMSProvider interface {
 	Name() string
-	Send(ctx context.Context, m SMSMessage) error
+	Send(ctx context.Context, m SMSMessage) (string, error)
+}
+
+// SMSMessages maps a provider's message id to our notification id, for receipts that only name the
+// provider's id (Tencent's carry the SerialNo as sid, not our SessionContext).
+const SMSMessages = "sms_messages"
+
+// smsMessage is an SMSMessages document.
+type smsMessage struct {
+	NotificationID string    `json:"notificationId"`
+	Provider       string    `json:"provider"`
+	At             time.Time `json:"at"`
+}
+
+// smsMessageKey is the document id of a provider's message id (hashed: provider ids may hold
+// characters document ids cannot).
+func smsMessageKey(provider, id string) string {
+	sum := sha256.Sum256([]byte(provider + "\x00" + id))
+	return hex.EncodeToString(sum[:20])
 }
 
 // SMSMessage is one templated text to one number. Phone is plaintext: never log it.
@@ -96,8 +119,16 @@ func (s SMS) Deliver(ctx context.Context, n Notification) error {
 		}
 		m.Params = append(m.Params, SMSParam{Name: name, Value: v})
 	}
-	if err := s.Provider.Send(ctx, m); err != nil {
+	providerID, err := s.Provider.Send(ctx, m)
+	if err != nil {
 		return fmt.Errorf("send sms %s to %s through %s: %w", n.ID, identity.MaskPhone(phone), s.Provider.Name(), err)
+	}
+	if providerID != "" {
+		// Sent is sent: a failure to remember the id costs only the receipt, never a second text.
+		doc := smsMessage{NotificationID: n.ID, Provider: s.Provider.Name(), At: n.CreatedAt}
+		if err := s.Store.Set(ctx, SMSMessages, smsMessageKey(s.Provider.Name(), providerID), doc); err != nil {
+			slog.Warn("remember sms id for receipts", "notification", n.ID, "provider", s.Provider.Name(), "error", err)
+		}
 	}
 	return nil
 }

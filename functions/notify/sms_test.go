@@ -157,7 +157,7 @@ func (p *smsServer) aliyun(w http.ResponseWriter, r *http.Request) {
 			"params": params, "outId": form.Get("OutId")})
 		code = p.next()
 	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"Code": code, "Message": code, "RequestId": "r", "BizId": "b"})
+	_ = json.NewEncoder(w).Encode(map[string]string{"Code": code, "Message": code, "RequestId": "r", "BizId": "biz-" + form.Get("OutId")})
 }
 
 var tc3Header = regexp.MustCompile(`^TC3-HMAC-SHA256 Credential=([^/]+)/(\d{4}-\d{2}-\d{2})/sms/tc3_request, SignedHeaders=content-type;host, Signature=([0-9a-f]{64})$`)
@@ -208,7 +208,7 @@ func (p *smsServer) tencent(w http.ResponseWriter, r *http.Request) {
 		code = "Ok"
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"Response": map[string]any{"RequestId": "r", "SendStatusSet": []map[string]any{
-		{"SerialNo": "s1", "PhoneNumber": req.PhoneNumberSet[0], "Code": code, "Message": code, "SessionContext": req.SessionContext}}}})
+		{"SerialNo": "sn-" + req.SessionContext, "PhoneNumber": req.PhoneNumberSet[0], "Code": code, "Message": code, "SessionContext": req.SessionContext}}}})
 }
 
 const bobPhone = "13812345678"

@@ -82,7 +82,7 @@ type tencentResponse struct {
 }
 
 // Send implements SMSProvider: one signed SendSms call for one number (E.164, +86).
-func (t Tencent) Send(ctx context.Context, m SMSMessage) error {
+func (t Tencent) Send(ctx context.Context, m SMSMessage) (string, error) {
 	params := make([]string, len(m.Params))
 	for i, p := range m.Params {
 		params[i] = p.Value
@@ -90,33 +90,33 @@ func (t Tencent) Send(ctx context.Context, m SMSMessage) error {
 	body, err := json.Marshal(tencentRequest{PhoneNumberSet: []string{"+86" + m.Phone}, SmsSdkAppId: t.SDKAppID,
 		SignName: m.SignName, TemplateId: m.TemplateCode, TemplateParamSet: params, SessionContext: m.OutID})
 	if err != nil {
-		return err
+		return "", err
 	}
 	req, err := t.request(ctx, body)
 	if err != nil {
-		return fmt.Errorf("%w: tencent request: %v", ErrRejected, err)
+		return "", fmt.Errorf("%w: tencent request: %v", ErrRejected, err)
 	}
 	resp, err := t.Client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post tencent SendSms: %w", err)
+		return "", fmt.Errorf("post tencent SendSms: %w", err)
 	}
 	defer resp.Body.Close()
 	var out tencentResponse
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err := json.Unmarshal(raw, &out); err != nil {
 		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-			return fmt.Errorf("tencent answered %d", resp.StatusCode)
+			return "", fmt.Errorf("tencent answered %d", resp.StatusCode)
 		}
-		return fmt.Errorf("%w: tencent answered %d: %v", ErrRejected, resp.StatusCode, err)
+		return "", fmt.Errorf("%w: tencent answered %d: %v", ErrRejected, resp.StatusCode, err)
 	}
 	if e := out.Response.Error; e != nil {
-		return tencentResult(e.Code, e.Message)
+		return "", tencentResult(e.Code, e.Message)
 	}
 	if len(out.Response.SendStatusSet) != 1 {
-		return fmt.Errorf("tencent answered %d statuses for one number (request %s)", len(out.Response.SendStatusSet), out.Response.RequestId)
+		return "", fmt.Errorf("tencent answered %d statuses for one number (request %s)", len(out.Response.SendStatusSet), out.Response.RequestId)
 	}
 	s := out.Response.SendStatusSet[0]
-	return tencentResult(s.Code, s.Message)
+	return s.SerialNo, tencentResult(s.Code, s.Message)
 }
 
 func (t Tencent) request(ctx context.Context, body []byte) (*http.Request, error) {
