@@ -343,3 +343,20 @@ func TestSMSClockSkewIsRetried(t *testing.T) {
 	assert.Contains(t, err.Error(), "SignatureExpire")
 	assert.NotContains(t, err.Error(), bobPhone)
 }
+
+func FuzzParseSMSTemplates(f *testing.F) {
+	f.Add([]byte(`{"winback_coupon": {"code": "SMS_900001", "params": ["coupon", "optOut"]}}`))
+	f.Add([]byte(`{"a": {"code": " "}}`))
+	f.Add([]byte(`{"a": {"code": "1", "params": [""]}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := ParseSMSTemplates(raw)
+		if err != nil {
+			return
+		}
+		for name, tpl := range got {
+			if strings.TrimSpace(tpl.Code) == "" {
+				t.Fatalf("template %q accepted without a code", name)
+			}
+		}
+	})
+}

@@ -55,18 +55,25 @@ func loadSMSConfig() (smsConfig, error) {
 	default:
 		return c, fmt.Errorf("NOTIFY_SMS_PROVIDER %q: want aliyun or tencent", c.Provider)
 	}
+	var err error
+	c.Templates, err = loadSMSTemplates()
+	return c, err
+}
+
+func loadSMSTemplates() (map[string]notify.SMSTemplate, error) {
 	path := os.Getenv("NOTIFY_SMS_TEMPLATES_FILE")
 	if path == "" {
-		return c, fmt.Errorf("NOTIFY_SMS_TEMPLATES_FILE: required with NOTIFY_SMS_PROVIDER (our template → provider template code)")
+		return nil, fmt.Errorf("NOTIFY_SMS_TEMPLATES_FILE: required with NOTIFY_SMS_PROVIDER (our template → provider template code)")
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("NOTIFY_SMS_TEMPLATES_FILE: %w", err)
+		return nil, fmt.Errorf("NOTIFY_SMS_TEMPLATES_FILE: %w", err)
 	}
-	if c.Templates, err = notify.ParseSMSTemplates(raw); err != nil {
-		return c, fmt.Errorf("NOTIFY_SMS_TEMPLATES_FILE %s: %w", path, err)
+	t, err := notify.ParseSMSTemplates(raw)
+	if err != nil {
+		return nil, fmt.Errorf("NOTIFY_SMS_TEMPLATES_FILE %s: %w", path, err)
 	}
-	return c, nil
+	return t, nil
 }
 
 func required(names ...string) error {
