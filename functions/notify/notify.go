@@ -191,7 +191,7 @@ func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink,
 func (h *Handler) finish(ctx context.Context, n Notification, status, reason string, attempts int) ([]cloudevents.Event, error) {
 	return h.transact(ctx, n, func(tx store.Tx, rec *record) error {
 		rec.Status, rec.Reason, rec.Attempts = status, reason, max(rec.Attempts, attempts)
-		if reason == contact.ReasonNoAddress {
+		if status == "failed" || reason == contact.ReasonNoAddress {
 			return h.uncount(tx, rec) // nothing reached the member: the day's cap is not used up
 		}
 		return nil

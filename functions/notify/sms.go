@@ -121,7 +121,7 @@ func (s SMS) Deliver(ctx context.Context, n Notification) error {
 	}
 	providerID, err := s.Provider.Send(ctx, m)
 	if err != nil {
-		return fmt.Errorf("send sms %s to %s through %s: %w", n.ID, identity.MaskPhone(phone), s.Provider.Name(), err)
+		return scrubPhone(fmt.Errorf("send sms %s to %s through %s: %w", n.ID, identity.MaskPhone(phone), s.Provider.Name(), err), phone)
 	}
 	if providerID != "" {
 		// Sent is sent: a failure to remember the id costs only the receipt, never a second text.
@@ -157,4 +157,17 @@ func (s SMS) phone(ctx context.Context, oneID string) (string, error) {
 		return "", fmt.Errorf("%w: open phone %s of %s: %v", ErrRejected, latest.Masked, oneID, err)
 	}
 	return phone, nil
+}
+
+// scrubPhone masks the phone wherever a provider's message echoed it, keeping whether the error
+// is a rejection: errors end up in logs and in notification.failed reasons.
+func scrubPhone(err error, phone string) error {
+	text := strings.ReplaceAll(err.Error(), phone, identity.MaskPhone(phone))
+	if errors.Is(err, ErrRejected) {
+		return fmt.Errorf("%w: %s", ErrRejected, text)
+	}
+	if errors.Is(err, ErrNoAddress) {
+		return fmt.Errorf("%w: %s", ErrNoAddress, text)
+	}
+	return errors.New(text)
 }

@@ -157,7 +157,9 @@ func (p *smsServer) aliyun(w http.ResponseWriter, r *http.Request) {
 			"params": params, "outId": form.Get("OutId")})
 		code = p.next()
 	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"Code": code, "Message": code, "RequestId": "r", "BizId": "biz-" + form.Get("OutId")})
+	// Like real providers, a refusal may quote the number it refused.
+	_ = json.NewEncoder(w).Encode(map[string]string{"Code": code, "Message": code + " for " + form.Get("PhoneNumbers"), "RequestId": "r",
+		"BizId": "biz-" + form.Get("OutId")})
 }
 
 var tc3Header = regexp.MustCompile(`^TC3-HMAC-SHA256 Credential=([^/]+)/(\d{4}-\d{2}-\d{2})/sms/tc3_request, SignedHeaders=content-type;host, Signature=([0-9a-f]{64})$`)
@@ -288,6 +290,10 @@ func TestSMSDelivery(t *testing.T) {
 					assert.Equal(t, tt.wantReason, d.Reason)
 				}
 				assert.Equal(t, tt.wantAttempts, d.Attempts)
+				assert.NotContains(t, d.Reason, bobPhone, "a provider's message quoting the number is masked")
+				if typ == events.NotificationFailed && provider == "aliyun" {
+					assert.Contains(t, d.Reason, "138****5678")
+				}
 				require.Equal(t, tt.wantCalls, p.calls())
 				if typ == events.NotificationSent {
 					last := p.got[len(p.got)-1]
@@ -359,4 +365,17 @@ func FuzzParseSMSTemplates(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestFailedSMSGivesTheDaysCapBack(t *testing.T) {
+	c := newClock(at(25, 10, 0))
+	p := &smsServer{t: t, now: c.now, codes: []string{"isv.MOBILE_NUMBER_ILLEGAL"}, nonces: map[string]bool{}}
+	h, _ := newSMSHandler(t, "aliyun", p, "secret")
+	typ, _ := handleOne(t, h, requested(t, "m1", alice, events.CategoryMarketing, "sms"))
+	require.Equal(t, events.NotificationFailed, typ)
+	typ, _ = handleOne(t, h, requested(t, "m2", alice, events.CategoryMarketing, "sms"))
+	assert.Equal(t, events.NotificationSent, typ, "a text that never went does not use up the day")
+	typ, d := handleOne(t, h, requested(t, "m3", alice, events.CategoryMarketing, "sms"))
+	assert.Equal(t, events.NotificationSuppressed, typ)
+	assert.Equal(t, contact.ReasonDailyCap, d.Reason)
 }
