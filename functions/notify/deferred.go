@@ -36,7 +36,13 @@ func StoreIndexes(memberIndexes map[string][]string) map[string][]string {
 type deferred struct {
 	Notification Notification `json:"notification"`
 	Due          time.Time    `json:"due"`
+	// ClaimedUntil is how long the instance sending it holds it: with several replicas draining at
+	// 08:00, only one calls the provider; if it dies, the claim lapses and another one sends.
+	ClaimedUntil *time.Time `json:"claimedUntil,omitempty"`
 }
+
+// claimFor is how long a claim on a deferred notification lasts: longer than a provider call.
+const claimFor = 2 * time.Minute
 
 // deferredBatch bounds one poll; the next poll takes the rest at once.
 const deferredBatch = 500
@@ -79,8 +85,8 @@ func (h *Handler) DrainDeferred(ctx context.Context, pub Publisher) (int, error)
 	var done int
 	var errs error
 	for _, doc := range docs {
-		var d deferred
-		if err := doc.DataTo(&d); err != nil {
+		d, claimed, err := h.claim(ctx, doc.ID)
+		if err != nil || !claimed {
 			errs = errors.Join(errs, err)
 			continue
 		}
@@ -99,6 +105,32 @@ func (h *Handler) DrainDeferred(ctx context.Context, pub Publisher) (int, error)
 		done++
 	}
 	return done, errs
+}
+
+// claim takes a due deferred notification for this instance, unless another one holds it.
+func (h *Handler) claim(ctx context.Context, id string) (deferred, bool, error) {
+	var d deferred
+	claimed := false
+	err := h.Store.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
+		d, claimed = deferred{}, false
+		if err := tx.Get(Deferred, id, &d); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // sent meanwhile by another instance
+			}
+			return err
+		}
+		now := h.Now()
+		if d.ClaimedUntil != nil && d.ClaimedUntil.After(now) {
+			return nil
+		}
+		until := now.Add(claimFor)
+		d.ClaimedUntil, claimed = &until, true
+		return tx.Set(Deferred, id, d)
+	})
+	if err != nil {
+		return d, false, fmt.Errorf("claim deferred notification %s: %w", id, err)
+	}
+	return d, claimed, nil
 }
 
 // setContact changes a member's contact state in one transaction and returns it.

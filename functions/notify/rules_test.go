@@ -264,3 +264,32 @@ func TestOptOutUnderAMergedOneIDHolds(t *testing.T) {
 	assert.Equal(t, events.NotificationSuppressed, typ)
 	assert.Equal(t, contact.ReasonOptedOut, d.Reason)
 }
+
+func TestDeferredIsSentByOneDrainerOnly(t *testing.T) {
+	c := newClock(at(25, 22, 30))
+	h, s := rulesHandler(t, c)
+	ctx := context.Background()
+	for i := range 10 {
+		outs, err := h.Handle(ctx, requested(t, "night"+itoa(int64(i)), oneIDOf(i), events.CategoryMarketing, "outbox"))
+		require.NoError(t, err)
+		require.Empty(t, outs)
+	}
+	c.set(at(26, 8, 0))
+	pubs := []*collected{{}, {}, {}}
+	var wg sync.WaitGroup
+	for _, pub := range pubs { // three replicas wake at 08:00 together
+		wg.Go(func() {
+			_, err := h.DrainDeferred(ctx, pub)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, pub := range pubs {
+		total += len(pub.evs)
+	}
+	assert.Equal(t, 10, total, "each deferred notification reported by exactly one drainer")
+	docs, err := s.Query(ctx, store.Query{Collection: member.Outbox})
+	require.NoError(t, err)
+	assert.Len(t, docs, 10)
+}
