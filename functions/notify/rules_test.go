@@ -16,6 +16,8 @@ import (
 	"github.com/omnimember/omnimember/shared/contact"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/store"
+	"github.com/omnimember/omnimember/shared/store/firestore/firestoretest"
+	"github.com/omnimember/omnimember/shared/store/teststores"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -54,10 +56,22 @@ func (c *collected) Publish(_ context.Context, _ *cloudevents.Event, evs []cloud
 	return nil
 }
 
+func TestMain(m *testing.M) { firestoretest.Main(m) }
+
 func rulesHandler(t *testing.T, c *clock) (*Handler, store.Store) {
 	h, s := newHandler(t, map[string]any{"outbox": Outbox{}}, "outbox")
 	h.Now = c.now
 	return h, s
+}
+
+// onEachStore runs a rules test on the embedded store and on the Firestore emulator, whose
+// optimistic transactions retry under contention: the cap must hold on both.
+func onEachStore(t *testing.T, c *clock, test func(t *testing.T, h *Handler, s store.Store)) {
+	teststores.Each(t, StoreIndexes(member.Indexes), func(t *testing.T, s store.Store) {
+		h := &Handler{Store: s, Sinks: map[string]any{"outbox": Outbox{}}, Channel: "outbox", Locale: "zh-CN", Templates: DefaultTemplates(),
+			MaxAttempts: 3, Rules: DefaultRules(), Now: c.now}
+		test(t, h, s)
+	})
 }
 
 func handleOne(t *testing.T, h *Handler, ev cloudevents.Event) (string, events.NotificationOutcomeData) {
@@ -118,7 +132,13 @@ func TestRulesOfContact(t *testing.T) {
 
 func TestQuietHoursDeferToEightNotDrop(t *testing.T) {
 	c := newClock(at(25, 22, 30))
-	h, s := rulesHandler(t, c)
+	onEachStore(t, c, func(t *testing.T, h *Handler, s store.Store) {
+		c.set(at(25, 22, 30))
+		quietHoursDeferToEight(t, c, h, s)
+	})
+}
+
+func quietHoursDeferToEight(t *testing.T, c *clock, h *Handler, s store.Store) {
 	ctx := context.Background()
 	ev := requested(t, "night", alice, events.CategoryMarketing, "outbox")
 	for range 2 { // a redelivery while deferred changes nothing
@@ -176,7 +196,10 @@ func TestOptOutWhileDeferredSuppresses(t *testing.T) {
 }
 
 func TestConcurrentMarketingSendsOneThePerDayCap(t *testing.T) {
-	h, s := rulesHandler(t, newClock(at(25, 10, 0)))
+	onEachStore(t, newClock(at(25, 10, 0)), concurrentMarketing)
+}
+
+func concurrentMarketing(t *testing.T, h *Handler, s store.Store) {
 	const n = 8
 	types := make(chan string, n)
 	var wg sync.WaitGroup
