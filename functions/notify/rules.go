@@ -46,6 +46,9 @@ func (h *Handler) admit(tx store.Tx, rec *record, queued bool) (bool, error) {
 	if rec.Status == "deferred" && !queued {
 		return false, nil // the deferred queue sends it when quiet hours end
 	}
+	if rec.Category == contact.Sync {
+		return true, nil // a platform sync is not a message to the member: no reads needed
+	}
 	st, view, err := contactState(tx, rec.OneID)
 	if err != nil {
 		return false, err

@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -378,4 +380,18 @@ func TestFailedSMSGivesTheDaysCapBack(t *testing.T) {
 	typ, d := handleOne(t, h, requested(t, "m3", alice, events.CategoryMarketing, "sms"))
 	assert.Equal(t, events.NotificationSuppressed, typ)
 	assert.Equal(t, contact.ReasonDailyCap, d.Reason)
+}
+
+func TestExampleSMSTemplatesParse(t *testing.T) {
+	raw, err := os.ReadFile("sms-templates.example.json")
+	require.NoError(t, err)
+	got, err := ParseSMSTemplates(raw)
+	require.NoError(t, err)
+	for _, name := range []string{"winback_coupon", "tier_upgraded", "points_awarded"} {
+		assert.Contains(t, got, name)
+	}
+	for name, tpl := range got {
+		_, transactional := DefaultTemplates()[name]
+		assert.Equal(t, !transactional, slices.Contains(tpl.Params, OptOutParam), "%s: marketing templates carry the opt-out", name)
+	}
 }
