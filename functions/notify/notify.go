@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/contact"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
@@ -55,15 +57,25 @@ type TxSink interface {
 // ErrRejected wraps a provider's refusal that retrying cannot change (a 4xx): the notification fails at once.
 var ErrRejected = errors.New("rejected by the provider")
 
-// Store is the part of the store notify uses: transactions, and reads of members for syncs.
+// ErrNoAddress says the member has no address on the channel (no phone for SMS, say): the
+// notification is suppressed with reason no_address.
+var ErrNoAddress = errors.New("member has no address on this channel")
+
+// Store is the part of the store notify uses: transactions, reads of members for syncs and
+// addresses, and the deferred queue.
 type Store interface {
 	RunTransaction(ctx context.Context, fn func(context.Context, store.Tx) error) error
 	Get(ctx context.Context, collection, id string, dst any) error
+	Query(ctx context.Context, q store.Query) ([]store.Document, error)
+	Set(ctx context.Context, collection, id string, src any) error
+	Delete(ctx context.Context, collection, id string) error
 }
 
 // Handler renders and delivers. Sinks maps a channel name to its sink (a Sink or a TxSink);
 // Channel is where member-facing messages go; SyncChannels maps an identity type to the channel
-// whose sink syncs it (tmall_ouid → sync-tmall, say); MaxAttempts is when retrying stops.
+// whose sink syncs it (tmall_ouid → sync-tmall, say); MaxAttempts is when retrying stops; Rules
+// are the rules of contact every message passes before it goes; PollEvery is how often deferred
+// messages are looked at; APIToken guards the consent route; Inbound configures the SMS webhooks.
 type Handler struct {
 	Store        Store
 	Sinks        map[string]any
@@ -72,12 +84,18 @@ type Handler struct {
 	Locale       string
 	Templates    Templates
 	MaxAttempts  int
+	Rules        contact.Rules
+	PollEvery    time.Duration
+	APIToken     string
+	Inbound      Inbound
+	Log          *slog.Logger
 	Now          func() time.Time
 }
 
-// Function is notify as the runtime runs it.
+// Function is notify as the runtime runs it: the consumer, the consent and inbound SMS routes, and
+// the loop that sends deferred messages when quiet hours end.
 func (h *Handler) Function() runtime.Function {
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle}
+	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle, Routes: h.routes, Background: h.background}
 }
 
 // record is the notifications collection's document: the state of one notification.
@@ -87,6 +105,12 @@ type record struct {
 	Attempts int       `json:"attempts"`
 	Reason   string    `json:"reason,omitempty"`
 	Updated  time.Time `json:"updated"`
+	// NotBefore is when a deferred notification may go (the end of quiet hours).
+	NotBefore *time.Time `json:"notBefore,omitempty"`
+	// Carrier is what the provider's delivery receipt said: delivered or failed, with its code.
+	Carrier     string     `json:"carrier,omitempty"`
+	CarrierCode string     `json:"carrierCode,omitempty"`
+	CarrierAt   *time.Time `json:"carrierAt,omitempty"`
 }
 
 // Handle builds the notifications an event asks for and delivers each. A notification already
@@ -101,7 +125,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 	var retry error
 	for _, n := range ns {
 		runtime.SetOneID(ctx, n.OneID)
-		out, err := h.deliver(ctx, n)
+		out, err := h.deliver(ctx, n, false)
 		if err != nil {
 			retry = errors.Join(retry, err)
 			continue
@@ -111,13 +135,18 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 	return outs, retry
 }
 
-func (h *Handler) deliver(ctx context.Context, n Notification) ([]cloudevents.Event, error) {
+// deliver passes the notification through the rules of contact and, if it may go now, sends it.
+// queued is true when the deferred queue resumes it; the consumer leaves deferred ones alone.
+func (h *Handler) deliver(ctx context.Context, n Notification, queued bool) ([]cloudevents.Event, error) {
 	sink, known := h.Sinks[n.Channel]
 	if !known {
 		return h.finish(ctx, n, "failed", "no sink configured for channel "+n.Channel, 0)
 	}
 	if txSink, ok := sink.(TxSink); ok {
 		return h.transact(ctx, n, func(tx store.Tx, rec *record) error {
+			if ok, err := h.admit(tx, rec, queued); !ok || err != nil {
+				return err
+			}
 			if err := txSink.DeliverTx(tx, n); err != nil {
 				return err
 			}
@@ -125,25 +154,33 @@ func (h *Handler) deliver(ctx context.Context, n Notification) ([]cloudevents.Ev
 			return nil
 		})
 	}
-	return h.deliverOutside(ctx, n, sink.(Sink))
+	return h.deliverOutside(ctx, n, sink.(Sink), queued)
 }
 
-// deliverOutside records the attempt, calls the provider, then records the outcome. A crash
-// between the call and the record repeats the call with the same idempotency key.
-func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink) ([]cloudevents.Event, error) {
+// deliverOutside admits and records the attempt, calls the provider, then records the outcome. A
+// crash between the call and the record repeats the call with the same idempotency key.
+func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink, queued bool) ([]cloudevents.Event, error) {
 	var attempts int
+	var admitted bool
 	outs, err := h.transact(ctx, n, func(tx store.Tx, rec *record) error {
+		ok, err := h.admit(tx, rec, queued)
+		if !ok || err != nil {
+			return err
+		}
+		admitted = true
 		rec.Status, rec.Attempts = "sending", rec.Attempts+1
 		attempts = rec.Attempts
 		return nil
 	})
-	if err != nil || outs != nil {
+	if err != nil || !admitted {
 		return outs, err
 	}
 	err = sink.Deliver(ctx, n)
 	switch {
 	case err == nil:
 		return h.finish(ctx, n, "sent", "", attempts)
+	case errors.Is(err, ErrNoAddress):
+		return h.finish(ctx, n, "suppressed", contact.ReasonNoAddress, attempts)
 	case errors.Is(err, ErrRejected) || attempts >= h.MaxAttempts:
 		return h.finish(ctx, n, "failed", err.Error(), attempts)
 	}
@@ -152,8 +189,11 @@ func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink)
 
 // finish records a final outcome.
 func (h *Handler) finish(ctx context.Context, n Notification, status, reason string, attempts int) ([]cloudevents.Event, error) {
-	return h.transact(ctx, n, func(_ store.Tx, rec *record) error {
+	return h.transact(ctx, n, func(tx store.Tx, rec *record) error {
 		rec.Status, rec.Reason, rec.Attempts = status, reason, max(rec.Attempts, attempts)
+		if status == "failed" || reason == contact.ReasonNoAddress {
+			return h.uncount(tx, rec) // nothing reached the member: the day's cap is not used up
+		}
 		return nil
 	})
 }

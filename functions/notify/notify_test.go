@@ -29,11 +29,11 @@ var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 const alice = "om_aaaaaaaaaaaaaaaaaaaa"
 
 func newHandler(t *testing.T, sinks map[string]any, channel string) (*Handler, store.Store) {
-	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{Indexes: StoreIndexes(member.Indexes)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return &Handler{Store: s, Sinks: sinks, Channel: channel, Locale: "zh-CN", Templates: DefaultTemplates(),
-		MaxAttempts: 3, Now: func() time.Time { return now }}, s
+		MaxAttempts: 3, Rules: DefaultRules(), Now: func() time.Time { return now }}, s
 }
 
 func tierChanged(t *testing.T, id string) cloudevents.Event {

@@ -66,11 +66,16 @@ func variables(text string) []string {
 	return slices.Compact(out)
 }
 
-// Render fills a template; an unknown locale falls back to zh-CN, a missing variable to empty.
+// Render fills a template; an unknown locale falls back to zh-CN, a missing variable to empty,
+// and a template notify does not have (a campaign's own) to the text the campaign rendered into
+// vars.text.
 func (t Templates) Render(name, locale string, vars map[string]string) (string, error) {
 	byLocale, ok := t[name]
 	if !ok {
-		return "", fmt.Errorf("unknown template %q", name)
+		if text := strings.TrimSpace(vars["text"]); text != "" {
+			return text, nil
+		}
+		return "", fmt.Errorf("unknown template %q and no vars.text to fall back to", name)
 	}
 	text, ok := byLocale[locale]
 	if !ok {

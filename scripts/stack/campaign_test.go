@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/functions/campaign"
+	"github.com/omnimember/omnimember/shared/contact"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -32,6 +33,11 @@ func marketerCall(t *testing.T, s *Stack, method, path string, body, out any) in
 func TestCampaignThroughTheChain(t *testing.T) {
 	opts := testOptions(t, t.TempDir())
 	opts.MarketerToken = "marketer"
+	// The stack runs on the wall clock: without quiet hours, so the campaign finishes at any hour
+	// (notify's own tests cover deferral at night).
+	rules, err := contact.Parse([]byte(`{"timeZone": "Asia/Shanghai", "defaultConsent": {"*": true}, "marketingPerDay": 1}`))
+	require.NoError(t, err)
+	opts.ContactRules = &rules
 	s := start(t, opts)
 	replayDemo(t, s)
 	var count campaign.SegmentCount

@@ -21,6 +21,7 @@ import (
 	"github.com/omnimember/omnimember/functions/profile"
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
 	"github.com/omnimember/omnimember/shared/broker"
+	"github.com/omnimember/omnimember/shared/contact"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
@@ -61,6 +62,8 @@ type Options struct {
 	Wrap func(function string, h runtime.Handler) runtime.Handler
 	// Now is the clock of every function.
 	Now func() time.Time
+	// ContactRules are notify's rules of contact (consent, caps, quiet hours); nil: contact.json's defaults.
+	ContactRules *contact.Rules
 	// AdminToken opens the operator endpoints (quarantine, merge preview, split, erasure, jobs);
 	// APIToken the channel-facing write APIs (redemptions).
 	AdminToken, APIToken string
@@ -133,7 +136,7 @@ func (s *Stack) open(opts Options) error {
 	var err error
 	s.Store = opts.Store
 	if s.Store == nil {
-		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync, Indexes: campaign.StoreIndexes(member.Indexes)}); err != nil {
+		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync, Indexes: notify.StoreIndexes(campaign.StoreIndexes(member.Indexes))}); err != nil {
 			return err
 		}
 		s.ownStore = true
@@ -203,7 +206,7 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 		wrap(s.Points.Function()),
 		wrap(s.Tiers.Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
-			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Now: opts.Now}).Function()),
+			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Rules: contactRules(opts), Now: opts.Now}).Function()),
 		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now}).Function()),
 		wrap(s.Campaigns.Function()),
 	}
@@ -311,4 +314,11 @@ func (s *Stack) close() {
 	if s.Broker != nil {
 		s.Broker.Shutdown()
 	}
+}
+
+func contactRules(opts Options) contact.Rules {
+	if opts.ContactRules != nil {
+		return *opts.ContactRules
+	}
+	return notify.DefaultRules()
 }

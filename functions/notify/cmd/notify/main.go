@@ -26,6 +26,8 @@ type config struct {
 	WebhookURL    string // NOTIFY_WEBHOOK_URL
 	WebhookSecret string // NOTIFY_WEBHOOK_SECRET (a secret; never logged)
 	Templates     notify.Templates
+	Contact       contactConfig
+	SMS           smsConfig
 }
 
 func loadConfig() (config, error) {
@@ -34,6 +36,12 @@ func loadConfig() (config, error) {
 		Templates: notify.DefaultTemplates()}
 	var err error
 	if c.Runtime, err = runtime.FromEnv(); err != nil {
+		return c, err
+	}
+	if c.Contact, err = loadContactConfig(); err != nil {
+		return c, err
+	}
+	if c.SMS, err = loadSMSConfig(); err != nil {
 		return c, err
 	}
 	if path := os.Getenv("NOTIFY_TEMPLATES_FILE"); path != "" {
@@ -54,6 +62,10 @@ func (c config) validate() error {
 	}
 	switch c.Channel {
 	case "outbox":
+	case "sms":
+		if c.SMS.Provider == "" {
+			return fmt.Errorf("NOTIFY_CHANNEL sms: set NOTIFY_SMS_PROVIDER")
+		}
 	case "webhook":
 		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return fmt.Errorf("NOTIFY_WEBHOOK_URL %q: want an http(s) URL", c.WebhookURL)
@@ -62,7 +74,7 @@ func (c config) validate() error {
 			return fmt.Errorf("NOTIFY_WEBHOOK_SECRET: want at least 16 characters")
 		}
 	default:
-		return fmt.Errorf("NOTIFY_CHANNEL %q: want outbox or webhook", c.Channel)
+		return fmt.Errorf("NOTIFY_CHANNEL %q: want outbox, webhook or sms", c.Channel)
 	}
 	return nil
 }
@@ -115,7 +127,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
+	st, sc, err := backend.OpenFromEnv(context.Background(), notify.StoreIndexes(member.Indexes))
 	if err != nil {
 		return err
 	}
@@ -124,6 +136,11 @@ func run() error {
 	sinks := map[string]any{"outbox": notify.Outbox{}}
 	if cfg.Channel == "webhook" {
 		sinks["webhook"] = notify.Webhook{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), Client: client, Now: time.Now}
+	}
+	if cfg.SMS.Provider != "" {
+		if sinks["sms"], err = cfg.SMS.sink(st, client); err != nil {
+			return err
+		}
 	}
 	syncSinks, err := syncSinksFromEnv(client)
 	if err != nil {
@@ -136,8 +153,10 @@ func run() error {
 		}
 	}
 	h := &notify.Handler{Store: st, Sinks: sinks, Channel: cfg.Channel, SyncChannels: syncChannels, Locale: cfg.Locale,
-		Templates: cfg.Templates, MaxAttempts: cfg.Runtime.MaxDeliver, Now: time.Now}
+		Templates: cfg.Templates, MaxAttempts: cfg.Runtime.MaxDeliver, Rules: cfg.Contact.Rules, PollEvery: cfg.Contact.PollEvery,
+		APIToken: cfg.Contact.APIToken, Inbound: notify.Inbound{Token: cfg.Contact.CallbackToken}, Now: time.Now}
 	settings := slog.Group("notify", "store", sc, "channel", cfg.Channel, "locale", cfg.Locale, "webhook", cfg.WebhookURL,
-		"syncs", fmt.Sprint(syncChannels))
+		"syncs", fmt.Sprint(syncChannels), "sms", cfg.SMS, "contactRules", cfg.Contact.Rules.TimeZone,
+		"consentApi", cfg.Contact.APIToken != "", "smsCallbacks", cfg.Contact.CallbackToken != "")
 	return runtime.Run(cfg.Runtime, settings, h.Function())
 }
