@@ -23,14 +23,19 @@ import (
 // current one is accepted.
 type tokenIssuer struct {
 	issued  int
+	forced  int
 	current string
 	expired bool
+	revoked bool // refused by the API yet still handed out without a forced refresh
 }
 
 func (ti *tokenIssuer) get(force bool) string {
+	if force {
+		ti.forced++
+	}
 	if ti.current == "" || ti.expired || force {
 		ti.issued++
-		ti.current, ti.expired = fmt.Sprintf("tok-%d", ti.issued), false
+		ti.current, ti.expired, ti.revoked = fmt.Sprintf("tok-%d", ti.issued), false, false
 	}
 	return ti.current
 }
@@ -38,7 +43,7 @@ func (ti *tokenIssuer) get(force bool) string {
 // check answers as the providers do for a token: 0 if current, 42001 if expired, 40014/40001 if unknown.
 func (ti *tokenIssuer) check(token string, invalid int) int {
 	switch {
-	case token == "" || token != ti.current:
+	case token == "" || token != ti.current || ti.revoked:
 		return invalid
 	case ti.expired:
 		return 42001
