@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"mime"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
@@ -66,17 +66,15 @@ func (e Email) Deliver(ctx context.Context, n Notification) error {
 // message writes an RFC 5322 message: UTF-8 subject as an RFC 2047 encoded word, the text body
 // quoted-printable with CRLF line ends.
 func (e Email) message(n Notification, from, to *mail.Address) ([]byte, error) {
-	subject := n.Vars["subject"]
-	if subject == "" {
-		subject = e.Subjects[n.Locale]
+	subject := ""
+	for _, s := range []string{n.Vars["subject"], e.Subjects[n.Locale], DefaultSubjects["zh-CN"]} {
+		if subject = cut(strings.Join(strings.Fields(s), " "), 200); subject != "" { // no line breaks reach the header
+			break
+		}
 	}
-	if subject == "" {
-		subject = DefaultSubjects["zh-CN"]
-	}
-	subject = cut(strings.Join(strings.Fields(subject), " "), 200) // no line breaks can reach the header
 	domain := from.Address[strings.LastIndex(from.Address, "@")+1:]
 	var b bytes.Buffer
-	for _, h := range [][2]string{{"From", from.String()}, {"To", to.String()}, {"Subject", mime.BEncoding.Encode("UTF-8", subject)},
+	for _, h := range [][2]string{{"From", from.String()}, {"To", to.String()}, {"Subject", encodeWords(subject)},
 		{"Date", e.Now().Format(time.RFC1123Z)}, {"Message-ID", "<" + n.ID + "@" + domain + ">"}, {"MIME-Version", "1.0"},
 		{"Content-Type", "text/plain; charset=UTF-8"}, {"Content-Transfer-Encoding", "quoted-printable"}} {
 		b.WriteString(h[0] + ": " + h[1] + "\r\n")
@@ -91,6 +89,27 @@ func (e Email) message(n Notification, from, to *mail.Address) ([]byte, error) {
 	}
 	b.WriteString("\r\n")
 	return b.Bytes(), nil
+}
+
+// encodeWords writes a header text as RFC 2047 "B" encoded words, always: an ASCII text that
+// merely looks like an encoded word (=?UTF-8?B?...?=) would otherwise reach the reader decoded.
+// Each word holds at most 45 bytes (60 base64 characters, 72 in all: within the 75 of RFC 2047
+// section 2), cut between characters.
+func encodeWords(s string) string {
+	var words []string
+	for len(s) > 0 {
+		n := 0
+		for n < len(s) {
+			_, size := utf8.DecodeRuneInString(s[n:])
+			if n+size > 45 {
+				break
+			}
+			n += size
+		}
+		words = append(words, "=?UTF-8?B?"+base64.StdEncoding.EncodeToString([]byte(s[:n]))+"?=")
+		s = s[n:]
+	}
+	return strings.Join(words, " ")
 }
 
 // send runs one SMTP session. A 5xx answer (bad credentials, unknown recipient, refused

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -13,10 +14,12 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/omnimember/omnimember/events"
 	"github.com/stretchr/testify/assert"
@@ -291,4 +294,41 @@ func TestMaskEmail(t *testing.T) {
 	err := masked(errors.Join(ErrRejected, errors.New("550 <a.b@c.d> unknown")), "a.b@c.d")
 	assert.NotContains(t, err.Error(), "a.b@c.d")
 	assert.ErrorIs(t, err, ErrRejected)
+}
+
+// FuzzEmailMessage checks that whatever subject and text a notification carries, the message is
+// one a mail client reads back: exactly our headers, the subject on one line (whitespace folded),
+// and the body unchanged but for line ends.
+func FuzzEmailMessage(f *testing.F) {
+	f.Add("积分提醒", "您的积分即将到期。\n请尽快使用。")
+	f.Add("hello\r\nBcc: victim@example.com", "line\r\n.\r\nQUIT\r\n")
+	f.Add("=?UTF-8?B?5L2g5aW9?=", "=3D trailing space \n")
+	f.Fuzz(func(t *testing.T, subject, text string) {
+		if !utf8.ValidString(subject) {
+			return // subjects come from JSON variables: valid UTF-8
+		}
+		sink := Email{From: "member@brand.example", Now: func() time.Time { return now }}
+		raw, err := sink.message(Notification{ID: "n1", Locale: "zh-CN", Text: text, Vars: map[string]string{"subject": subject}},
+			&mail.Address{Name: "品牌", Address: "member@brand.example"}, &mail.Address{Address: "x@example.com"})
+		require.NoError(t, err)
+		m, err := mail.ReadMessage(bytes.NewReader(raw))
+		require.NoError(t, err)
+		var keys []string
+		for k := range m.Header {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		assert.Equal(t, []string{"Content-Transfer-Encoding", "Content-Type", "Date", "From", "Message-Id", "Mime-Version", "Subject", "To"}, keys)
+		got, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+		require.NoError(t, err)
+		want := cut(strings.Join(strings.Fields(subject), " "), 200)
+		if want == "" {
+			want = DefaultSubjects["zh-CN"]
+		}
+		assert.Equal(t, want, got)
+		body, err := io.ReadAll(quotedprintable.NewReader(m.Body))
+		require.NoError(t, err)
+		lf := strings.NewReplacer("\r\n", "\n", "\r", "\n")
+		assert.Equal(t, lf.Replace(text)+"\n", lf.Replace(string(body)))
+	})
 }
