@@ -63,7 +63,8 @@ type Store interface {
 
 // Handler renders and delivers. Sinks maps a channel name to its sink (a Sink or a TxSink);
 // Channel is where member-facing messages go; SyncChannels maps an identity type to the channel
-// whose sink syncs it (tmall_ouid → sync-tmall, say); MaxAttempts is when retrying stops.
+// whose sink syncs it (tmall_ouid → sync-tmall, say); MaxAttempts is when retrying stops;
+// SendingLease (default DefaultSendingLease) is how long a call in flight keeps others off.
 type Handler struct {
 	Store        Store
 	Sinks        map[string]any
@@ -72,6 +73,7 @@ type Handler struct {
 	Locale       string
 	Templates    Templates
 	MaxAttempts  int
+	SendingLease time.Duration
 	Now          func() time.Time
 }
 
@@ -133,6 +135,9 @@ func (h *Handler) deliver(ctx context.Context, n Notification) ([]cloudevents.Ev
 func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink) ([]cloudevents.Event, error) {
 	var attempts int
 	outs, err := h.transact(ctx, n, func(tx store.Tx, rec *record) error {
+		if rec.Status == "sending" && h.Now().Sub(rec.Updated) < h.lease() {
+			return errInFlight
+		}
 		rec.Status, rec.Attempts = "sending", rec.Attempts+1
 		attempts = rec.Attempts
 		return nil
@@ -147,7 +152,28 @@ func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink)
 	case errors.Is(err, ErrRejected) || attempts >= h.MaxAttempts:
 		return h.finish(ctx, n, "failed", err.Error(), attempts)
 	}
-	return nil, fmt.Errorf("deliver notification %s on %s (attempt %d of %d): %w", n.ID, n.Channel, attempts, h.MaxAttempts, err)
+	err = fmt.Errorf("deliver notification %s on %s (attempt %d of %d): %w", n.ID, n.Channel, attempts, h.MaxAttempts, err)
+	_, recErr := h.transact(ctx, n, func(_ store.Tx, rec *record) error {
+		rec.Status, rec.Reason = "retrying", err.Error() // the call is over: a redelivery may call again
+		return nil
+	})
+	return nil, errors.Join(err, recErr)
+}
+
+// errInFlight says another delivery of the same event is calling the provider for this
+// notification right now (a redelivery that overtook a slow call): the event is retried later,
+// when that call has finished, instead of calling the provider a second time.
+var errInFlight = errors.New("another delivery of this notification is in flight")
+
+// DefaultSendingLease is how long a notification marked sending is left to its caller: longer
+// than any provider call, so only a crash mid-call lets another delivery call again.
+const DefaultSendingLease = 2 * time.Minute
+
+func (h *Handler) lease() time.Duration {
+	if h.SendingLease > 0 {
+		return h.SendingLease
+	}
+	return DefaultSendingLease
 }
 
 // finish records a final outcome.
