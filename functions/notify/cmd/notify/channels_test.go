@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/omnimember/omnimember/functions/notify"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -58,13 +63,53 @@ func TestChannelsFromEnv(t *testing.T) {
 	assert.Contains(t, logged.String(), "m***@brand.example")
 }
 
+// oneContact is a member store holding one member with a WeCom external contact in ww-corp.
+type oneContact struct{}
+
+func (oneContact) Get(_ context.Context, _, id string, dst any) error {
+	*dst.(*member.Member) = member.Member{OneID: id, Identities: []member.StoredIdentity{{Type: "wecom_external_userid", Scope: "ww-corp", Value: "wmEXT"}}}
+	return nil
+}
+
+// TestChannelsShareTheWeComTokenCacheWithTheSync counts gettoken calls at a WeCom stand-in: the
+// level sync and the messages, configured with the same corp and secret, fetch one token.
 func TestChannelsShareTheWeComTokenCacheWithTheSync(t *testing.T) {
-	env := full(t)
-	c, err := loadChannels(func(k string) string { return env[k] })
-	require.NoError(t, err)
-	sync := notify.NewWeCom(notify.WeCom{URL: "https://qyapi.weixin.qq.com", CorpID: "ww-corp", Secret: "wecom-contact-secret"})
-	got := c.sinks(http.DefaultClient, noMembers{}, map[string]any{notify.SyncWeCom: sync})["wecom"].(notify.WeComContact)
-	assert.Equal(t, sync, got.API, "same corp and secret: one client, one token cache")
+	var mu sync.Mutex
+	gettoken := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/cgi-bin/gettoken" {
+			gettoken++
+			_, _ = io.WriteString(w, `{"errcode":0,"access_token":"tok","expires_in":7200}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"errcode":0,"errmsg":"ok"}`)
+	}))
+	defer srv.Close()
+	for _, tt := range []struct {
+		name         string
+		secret       string
+		wantGettoken int
+	}{{"same corp and secret", "wecom-contact-secret", 1}, {"another secret", "sync-secret", 2}} {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			gettoken = 0
+			mu.Unlock()
+			env := full(t)
+			env["NOTIFY_WECOM_URL"] = srv.URL
+			c, err := loadChannels(func(k string) string { return env[k] })
+			require.NoError(t, err)
+			syncSink := notify.NewWeCom(notify.WeCom{URL: srv.URL, CorpID: "ww-corp", Secret: tt.secret, TagByLevel: map[string]string{"gold": "t1"},
+				Client: srv.Client(), Now: time.Now})
+			contact := c.sinks(srv.Client(), oneContact{}, map[string]any{notify.SyncWeCom: syncSink})["wecom"].(notify.Sink)
+			require.NoError(t, syncSink.Deliver(context.Background(), notify.Notification{Vars: map[string]string{"level": "gold", "identity": "wmEXT"}}))
+			require.NoError(t, contact.Deliver(context.Background(), notify.Notification{ID: "n1", OneID: "om_x", Text: "hi"}))
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, tt.wantGettoken, gettoken)
+		})
+	}
 }
 
 func TestChannelsRefuseIncompleteSettings(t *testing.T) {
