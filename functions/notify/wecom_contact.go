@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/omnimember/omnimember/shared/identity"
 )
@@ -32,7 +33,7 @@ func (c WeComContact) Deliver(ctx context.Context, n Notification) error {
 		return err
 	}
 	// add_msg_template request fields: developer.work.weixin.qq.com/document/path/92135 (创建企业群发).
-	body := map[string]any{"chat_type": "single", "external_userid": []string{to}, "text": map[string]string{"content": n.Text}}
+	body := map[string]any{"chat_type": "single", "external_userid": []string{to}, "text": map[string]string{"content": cutBytes(n.Text, wecomTextLimit)}}
 	if c.Sender != "" {
 		body["sender"] = c.Sender
 	}
@@ -53,4 +54,19 @@ func (c WeComContact) Deliver(ctx context.Context, n Notification) error {
 		return fmt.Errorf("wecom add_msg_template %s: %d %s", n.ID, r.ErrCode, r.ErrMsg)
 	}
 	return fmt.Errorf("%w: wecom add_msg_template %s: %d %s", ErrRejected, n.ID, r.ErrCode, r.ErrMsg)
+}
+
+// wecomTextLimit is the most text.content may hold, in bytes (add_msg_template: "最长4000个字节").
+const wecomTextLimit = 4000
+
+// cutBytes shortens s to at most limit bytes, between characters, marking the cut with an ellipsis.
+func cutBytes(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	end := limit - len("…")
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + "…"
 }

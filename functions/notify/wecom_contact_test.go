@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
@@ -150,6 +152,7 @@ func TestWeComContactMessages(t *testing.T) {
 		wantReason   string
 	}{
 		{"sent", []member.StoredIdentity{otherCorp, ext}, nil, 0, events.NotificationSent, 1, 1, 1, ""},
+		{"long text is cut to 4000 bytes", []member.StoredIdentity{ext}, nil, 0, events.NotificationSent, 1, 1, 1, ""},
 		{"expired token is refreshed once", []member.StoredIdentity{ext}, nil, 1, events.NotificationSent, 1, 1, 2, ""},
 		{"system busy is retried", []member.StoredIdentity{ext}, []string{busy}, 0, events.NotificationSent, 2, 2, 1, ""},
 		{"busy until max attempts fails", []member.StoredIdentity{ext}, []string{busy, busy, busy}, 0, events.NotificationFailed, 3, 3, 1, "-1"},
@@ -167,7 +170,11 @@ func TestWeComContactMessages(t *testing.T) {
 			h.Sinks = map[string]any{"wecom": WeComContact{API: api, Sender: "guide-1", Members: s}}
 			require.NoError(t, s.Set(context.Background(), member.Members, alice, member.Member{OneID: alice, Identities: tt.identities}))
 
-			ev := requested(t, "c1", "wecom", map[string]string{"text": "双11会员日"})
+			text, want := "双11会员日", "双11会员日"
+			if strings.HasPrefix(tt.name, "long") {
+				text, want = strings.Repeat("会员日", 500), cutBytes(strings.Repeat("会员日", 500), 4000)
+			}
+			ev := requested(t, "c1", "wecom", map[string]string{"text": text})
 			typ, d := outcome(t, handleUntilDone(t, h, ev))
 			assert.Equal(t, tt.wantType, typ, d.Reason)
 			assert.Equal(t, tt.wantAttempts, d.Attempts)
@@ -176,11 +183,30 @@ func TestWeComContactMessages(t *testing.T) {
 			assert.Equal(t, tt.wantTokens, wc.tokens.issued)
 			for _, got := range wc.got {
 				assert.Equal(t, map[string]any{"chat_type": "single", "external_userid": []any{"wmEXT1"}, "sender": "guide-1",
-					"text": map[string]any{"content": "双11会员日"}}, got)
+					"text": map[string]any{"content": want}}, got)
 			}
 			handleUntilDone(t, h, ev)
 			assert.Len(t, wc.got, tt.wantSent, "a finished notification is never sent again")
 		})
+	}
+}
+
+func TestCutBytes(t *testing.T) {
+	for _, tt := range []struct {
+		in    string
+		limit int
+		want  string
+	}{
+		{"会员日", 9, "会员日"},
+		{"会员日", 8, "会…"},
+		{"会员日", 6, "会…"},
+		{"会员日", 5, "…"},
+		{"abcdef", 5, "ab…"},
+	} {
+		got := cutBytes(tt.in, tt.limit)
+		assert.Equal(t, tt.want, got, "%q to %d", tt.in, tt.limit)
+		assert.LessOrEqual(t, len(got), tt.limit)
+		assert.True(t, utf8.ValidString(got))
 	}
 }
 
