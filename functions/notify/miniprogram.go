@@ -51,8 +51,12 @@ func ParseSubscribeTemplates(raw []byte) (SubscribeTemplates, error) {
 	return t, t.Validate()
 }
 
-// Validate checks each mapping has a template id, at least one field, and field keys WeChat knows.
+// Validate checks there is a mapping, and each has a template id, at least one field, and field
+// keys WeChat knows.
 func (t SubscribeTemplates) Validate() error {
+	if len(t) == 0 {
+		return fmt.Errorf("subscription templates: none mapped")
+	}
 	for name, tpl := range t {
 		switch {
 		case strings.TrimSpace(name) == "":

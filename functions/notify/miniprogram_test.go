@@ -192,6 +192,8 @@ func TestParseSubscribeTemplates(t *testing.T) {
 		{"empty value", `{"a": {"templateId": "T", "data": {"thing1": " "}}}`, "empty value"},
 		{"page with slash", `{"a": {"templateId": "T", "page": "/pages/x", "data": {"thing1": "x"}}}`, "leading slash"},
 		{"trailing data", `{} {}`, "trailing data"},
+		{"empty", `{}`, "none mapped"},
+		{"null", `null`, "none mapped"},
 	} {
 		_, err := ParseSubscribeTemplates([]byte(tt.raw))
 		require.Error(t, err, tt.name)
