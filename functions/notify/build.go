@@ -141,15 +141,5 @@ func (h *Handler) syncs(ctx context.Context, ev cloudevents.Event, m message) ([
 
 // liveMember reads a member, following merges to its survivor.
 func (h *Handler) liveMember(ctx context.Context, oneID string) (member.Member, error) {
-	for range member.MaxMergeHops + 1 {
-		var m member.Member
-		if err := h.Store.Get(ctx, member.Members, oneID, &m); err != nil {
-			return m, err
-		}
-		if m.MergedInto == "" {
-			return m, nil
-		}
-		oneID = m.MergedInto
-	}
-	return member.Member{}, fmt.Errorf("member %s: merge chain too long", oneID)
+	return liveMember(ctx, h.Store, oneID)
 }

@@ -57,10 +57,6 @@ type TxSink interface {
 // ErrRejected wraps a provider's refusal that retrying cannot change (a 4xx): the notification fails at once.
 var ErrRejected = errors.New("rejected by the provider")
 
-// ErrNoAddress says the member has no address on the channel (no phone for SMS, say): the
-// notification is suppressed with reason no_address.
-var ErrNoAddress = errors.New("member has no address on this channel")
-
 // Store is the part of the store notify uses: transactions, reads of members for syncs and
 // addresses, and the deferred queue.
 type Store interface {
@@ -75,7 +71,8 @@ type Store interface {
 // Channel is where member-facing messages go; SyncChannels maps an identity type to the channel
 // whose sink syncs it (tmall_ouid → sync-tmall, say); MaxAttempts is when retrying stops; Rules
 // are the rules of contact every message passes before it goes; PollEvery is how often deferred
-// messages are looked at; APIToken guards the consent route; Inbound configures the SMS webhooks.
+// messages are looked at; APIToken guards the consent route; Inbound configures the SMS webhooks;
+// SendingLease (default DefaultSendingLease) is how long a call in flight keeps others off.
 type Handler struct {
 	Store        Store
 	Sinks        map[string]any
@@ -89,6 +86,7 @@ type Handler struct {
 	APIToken     string
 	Inbound      Inbound
 	Log          *slog.Logger
+	SendingLease time.Duration
 	Now          func() time.Time
 }
 
@@ -163,6 +161,9 @@ func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink,
 	var attempts int
 	var admitted bool
 	outs, err := h.transact(ctx, n, func(tx store.Tx, rec *record) error {
+		if rec.Status == "sending" && h.Now().Sub(rec.Updated) < h.lease() {
+			return errInFlight
+		}
 		ok, err := h.admit(tx, rec, queued)
 		if !ok || err != nil {
 			return err
@@ -184,7 +185,28 @@ func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink,
 	case errors.Is(err, ErrRejected) || attempts >= h.MaxAttempts:
 		return h.finish(ctx, n, "failed", err.Error(), attempts)
 	}
-	return nil, fmt.Errorf("deliver notification %s on %s (attempt %d of %d): %w", n.ID, n.Channel, attempts, h.MaxAttempts, err)
+	err = fmt.Errorf("deliver notification %s on %s (attempt %d of %d): %w", n.ID, n.Channel, attempts, h.MaxAttempts, err)
+	_, recErr := h.transact(ctx, n, func(_ store.Tx, rec *record) error {
+		rec.Status, rec.Reason = "retrying", err.Error() // the call is over: a redelivery may call again
+		return nil
+	})
+	return nil, errors.Join(err, recErr)
+}
+
+// errInFlight says another delivery of the same event is calling the provider for this
+// notification right now (a redelivery that overtook a slow call): the event is retried later,
+// when that call has finished, instead of calling the provider a second time.
+var errInFlight = errors.New("another delivery of this notification is in flight")
+
+// DefaultSendingLease is how long a notification marked sending is left to its caller: longer
+// than any provider call, so only a crash mid-call lets another delivery call again.
+const DefaultSendingLease = 2 * time.Minute
+
+func (h *Handler) lease() time.Duration {
+	if h.SendingLease > 0 {
+		return h.SendingLease
+	}
+	return DefaultSendingLease
 }
 
 // finish records a final outcome.

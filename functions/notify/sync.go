@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
@@ -13,7 +14,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -195,7 +195,8 @@ func (d Doudian) Deliver(ctx context.Context, n Notification) error {
 
 // WeCom tags an external contact with its level through the WeCom API: an access token from
 // gettoken (corp id + secret, cached until it expires), then externalcontact/mark_tag by the
-// staff member the contact belongs to. Balance-only syncs have nothing to tag.
+// staff member the contact belongs to. Balance-only syncs have nothing to tag. The same client
+// (and token cache) sends messages to external contacts (WeComContact).
 type WeCom struct {
 	URL, CorpID, Secret, StaffUserID string
 	// TagByLevel maps a level to its WeCom tag id.
@@ -203,27 +204,22 @@ type WeCom struct {
 	Client     *http.Client
 	Now        func() time.Time
 
-	mu      *sync.Mutex
-	token   *string
-	expires *time.Time
+	tokens *tokenCache
 }
 
 // NewWeCom prepares the token cache.
 func NewWeCom(w WeCom) WeCom {
-	w.mu, w.token, w.expires = &sync.Mutex{}, new(string), new(time.Time)
+	w.tokens = &tokenCache{fetch: w.fetchToken, now: w.Now}
 	return w
 }
 
-func (w WeCom) accessToken(ctx context.Context, refresh bool) (string, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !refresh && *w.token != "" && w.Now().Before(*w.expires) {
-		return *w.token, nil
-	}
+// fetchToken calls gettoken. WeCom hands out the same token until it expires, so a refresh
+// after 40014/42001 needs nothing more than asking again.
+func (w WeCom) fetchToken(ctx context.Context, _ bool, _ string) (string, time.Duration, error) {
 	u := strings.TrimRight(w.URL, "/") + "/cgi-bin/gettoken?" + url.Values{"corpid": {w.CorpID}, "corpsecret": {w.Secret}}.Encode()
 	raw, err := post(ctx, w.Client, http.MethodGet, u, "", nil)
 	if err != nil {
-		return "", err
+		return "", 0, fmt.Errorf("wecom gettoken: %w", err)
 	}
 	var answer struct {
 		ErrCode     int    `json:"errcode"`
@@ -231,11 +227,44 @@ func (w WeCom) accessToken(ctx context.Context, refresh bool) (string, error) {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int    `json:"expires_in"`
 	}
-	if err := json.Unmarshal(raw, &answer); err != nil || answer.ErrCode != 0 {
-		return "", fmt.Errorf("%w: wecom gettoken: %d %s", ErrRejected, answer.ErrCode, answer.ErrMsg)
+	if err := json.Unmarshal(raw, &answer); err != nil || answer.ErrCode != 0 || answer.AccessToken == "" {
+		return "", 0, fmt.Errorf("%w: wecom gettoken: %d %s", ErrRejected, answer.ErrCode, answer.ErrMsg)
 	}
-	*w.token, *w.expires = answer.AccessToken, w.Now().Add(time.Duration(answer.ExpiresIn-60)*time.Second)
-	return *w.token, nil
+	return answer.AccessToken, time.Duration(answer.ExpiresIn) * time.Second, nil
+}
+
+// wecomAnswer is the envelope of every WeCom API answer; FailList is add_msg_template's list of
+// recipients it could not reach.
+type wecomAnswer struct {
+	ErrCode  int      `json:"errcode"`
+	ErrMsg   string   `json:"errmsg"`
+	FailList []string `json:"fail_list"`
+	MsgID    string   `json:"msgid"`
+}
+
+// call POSTs a JSON body to a WeCom API path with the access token, fetching a new token once
+// when WeCom says the token is invalid (40014) or expired (42001). Other error codes are for the
+// caller to judge.
+func (w WeCom) call(ctx context.Context, path string, body []byte) (wecomAnswer, error) {
+	for attempt := range 2 {
+		token, err := w.tokens.get(ctx, attempt > 0)
+		if err != nil {
+			return wecomAnswer{}, err
+		}
+		u := strings.TrimRight(w.URL, "/") + path + "?access_token=" + url.QueryEscape(token)
+		raw, err := post(ctx, w.Client, http.MethodPost, u, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return wecomAnswer{}, fmt.Errorf("wecom %s: %w", path, err)
+		}
+		var r wecomAnswer
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return r, fmt.Errorf("%w: wecom %s answered %.200s", ErrRejected, path, raw)
+		}
+		if r.ErrCode != 40014 && r.ErrCode != 42001 {
+			return r, nil
+		}
+	}
+	return wecomAnswer{}, fmt.Errorf("wecom %s: the access token kept expiring", path)
 }
 
 // Deliver implements Sink.
@@ -257,30 +286,18 @@ func (w WeCom) Deliver(ctx context.Context, n Notification) error {
 	if err != nil {
 		return err
 	}
-	for attempt := range 2 {
-		token, err := w.accessToken(ctx, attempt > 0)
-		if err != nil {
-			return err
-		}
-		u := strings.TrimRight(w.URL, "/") + "/cgi-bin/externalcontact/mark_tag?access_token=" + url.QueryEscape(token)
-		answer, err := post(ctx, w.Client, http.MethodPost, u, "application/json", strings.NewReader(string(raw)))
-		if err != nil {
-			return err
-		}
-		var r struct {
-			ErrCode int    `json:"errcode"`
-			ErrMsg  string `json:"errmsg"`
-		}
-		if err := json.Unmarshal(answer, &r); err != nil {
-			return fmt.Errorf("%w: wecom answered %.200s", ErrRejected, answer)
-		}
-		switch r.ErrCode {
-		case 0:
-			return nil
-		case 40014, 42001: // invalid or expired token: fetch a new one once
-			continue
-		}
-		return fmt.Errorf("%w: wecom mark_tag: %d %s", ErrRejected, r.ErrCode, r.ErrMsg)
+	r, err := w.call(ctx, "/cgi-bin/externalcontact/mark_tag", raw)
+	switch {
+	case err != nil:
+		return err
+	case r.ErrCode == 0:
+		return nil
+	case wecomBusy(r.ErrCode):
+		return fmt.Errorf("wecom mark_tag: %d %s", r.ErrCode, r.ErrMsg)
 	}
-	return fmt.Errorf("wecom mark_tag: the token kept expiring")
+	return fmt.Errorf("%w: wecom mark_tag: %d %s", ErrRejected, r.ErrCode, r.ErrMsg)
 }
+
+// wecomBusy reports the WeCom error codes worth retrying: system busy (-1) and the frequency
+// limits (45009 API calls, 45033 concurrency).
+func wecomBusy(code int) bool { return code == -1 || code == 45009 || code == 45033 }

@@ -1,5 +1,5 @@
 // Command notify runs the notify function alone: consumer of tier changes, points awards and
-// notification requests; delivers to the outbox or a signed webhook.
+// notification requests; delivers to the outbox, a signed webhook, WeCom, the mini-program or email.
 package main
 
 import (
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -20,19 +19,17 @@ import (
 )
 
 type config struct {
-	Runtime       runtime.Config
-	Channel       string // NOTIFY_CHANNEL: outbox (default) or webhook
-	Locale        string // NOTIFY_LOCALE: zh-CN (default) or en
-	WebhookURL    string // NOTIFY_WEBHOOK_URL
-	WebhookSecret string // NOTIFY_WEBHOOK_SECRET (a secret; never logged)
-	Templates     notify.Templates
-	Contact       contactConfig
-	SMS           smsConfig
+	Runtime   runtime.Config
+	Channel   string // NOTIFY_CHANNEL: where transactional messages go: outbox (default) or a configured channel
+	Locale    string // NOTIFY_LOCALE: zh-CN (default) or en
+	Channels  channels
+	Templates notify.Templates
+	Contact   contactConfig
+	SMS       smsConfig
 }
 
 func loadConfig() (config, error) {
 	c := config{Channel: envOr("NOTIFY_CHANNEL", "outbox"), Locale: envOr("NOTIFY_LOCALE", "zh-CN"),
-		WebhookURL: os.Getenv("NOTIFY_WEBHOOK_URL"), WebhookSecret: os.Getenv("NOTIFY_WEBHOOK_SECRET"),
 		Templates: notify.DefaultTemplates()}
 	var err error
 	if c.Runtime, err = runtime.FromEnv(); err != nil {
@@ -42,6 +39,9 @@ func loadConfig() (config, error) {
 		return c, err
 	}
 	if c.SMS, err = loadSMSConfig(); err != nil {
+		return c, err
+	}
+	if c.Channels, err = loadChannels(os.Getenv); err != nil {
 		return c, err
 	}
 	if path := os.Getenv("NOTIFY_TEMPLATES_FILE"); path != "" {
@@ -60,21 +60,12 @@ func (c config) validate() error {
 	if !slices.Contains(notify.Locales, c.Locale) {
 		return fmt.Errorf("NOTIFY_LOCALE %q: want one of %v", c.Locale, notify.Locales)
 	}
-	switch c.Channel {
-	case "outbox":
-	case "sms":
-		if c.SMS.Provider == "" {
-			return fmt.Errorf("NOTIFY_CHANNEL sms: set NOTIFY_SMS_PROVIDER")
-		}
-	case "webhook":
-		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("NOTIFY_WEBHOOK_URL %q: want an http(s) URL", c.WebhookURL)
-		}
-		if len(c.WebhookSecret) < 16 {
-			return fmt.Errorf("NOTIFY_WEBHOOK_SECRET: want at least 16 characters")
-		}
-	default:
-		return fmt.Errorf("NOTIFY_CHANNEL %q: want outbox, webhook or sms", c.Channel)
+	names := c.Channels.names()
+	if c.SMS.Provider != "" {
+		names = append(names, "sms")
+	}
+	if !slices.Contains(names, c.Channel) {
+		return fmt.Errorf("NOTIFY_CHANNEL %q: want one of the configured channels %v", c.Channel, names)
 	}
 	return nil
 }
@@ -133,18 +124,16 @@ func run() error {
 	}
 	defer st.Close()
 	client := &http.Client{Timeout: 10 * time.Second}
-	sinks := map[string]any{"outbox": notify.Outbox{}}
-	if cfg.Channel == "webhook" {
-		sinks["webhook"] = notify.Webhook{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), Client: client, Now: time.Now}
+	syncSinks, err := syncSinksFromEnv(client)
+	if err != nil {
+		return err
 	}
+	sinks := cfg.Channels.sinks(client, st, syncSinks)
+	sinks["outbox"] = notify.Outbox{}
 	if cfg.SMS.Provider != "" {
 		if sinks["sms"], err = cfg.SMS.sink(st, client); err != nil {
 			return err
 		}
-	}
-	syncSinks, err := syncSinksFromEnv(client)
-	if err != nil {
-		return err
 	}
 	syncChannels := map[string]string{}
 	for idType, channel := range notify.DefaultSyncChannels {
@@ -155,7 +144,7 @@ func run() error {
 	h := &notify.Handler{Store: st, Sinks: sinks, Channel: cfg.Channel, SyncChannels: syncChannels, Locale: cfg.Locale,
 		Templates: cfg.Templates, MaxAttempts: cfg.Runtime.MaxDeliver, Rules: cfg.Contact.Rules, PollEvery: cfg.Contact.PollEvery,
 		APIToken: cfg.Contact.APIToken, Inbound: notify.Inbound{Token: cfg.Contact.CallbackToken}, Now: time.Now}
-	settings := slog.Group("notify", "store", sc, "channel", cfg.Channel, "locale", cfg.Locale, "webhook", cfg.WebhookURL,
+	settings := slog.Group("notify", "store", sc, "channel", cfg.Channel, "locale", cfg.Locale, cfg.Channels.logValue(),
 		"syncs", fmt.Sprint(syncChannels), "sms", cfg.SMS, "contactRules", cfg.Contact.Rules.TimeZone,
 		"consentApi", cfg.Contact.APIToken != "", "smsCallbacks", cfg.Contact.CallbackToken != "")
 	return runtime.Run(cfg.Runtime, settings, h.Function())
