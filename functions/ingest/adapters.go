@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/app"
 	"github.com/omnimember/omnimember/shared/platform/pos"
 )
 
@@ -14,6 +15,7 @@ func Adapters(client *http.Client) map[string]platform.Adapter {
 	_ = client
 	list := []platform.Adapter{
 		pos.Adapter{},
+		app.Adapter{},
 	}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {
