@@ -135,7 +135,7 @@ func decodeError(err error) error {
 // through them); track and page → interaction.recorded. Calls of other types, or without any id,
 // are acknowledged and reported unhandled.
 func Normalise(appKey string, b Batch) (platform.Result, error) {
-	res := platform.Result{}
+	res := platform.Result{Shop: appKey}
 	for i, c := range b.Batch {
 		ids := c.identities()
 		if len(ids) == 0 || (c.Type != TypeIdentify && c.Type != TypeTrack && c.Type != TypePage) {

@@ -51,6 +51,7 @@ type normalised struct {
 func TestHandleNormalisesABatch(t *testing.T) {
 	res, err := Adapter{}.Handle(context.Background(), signed("brand-app", "app-secret-1", received, batchBody), creds)
 	require.NoError(t, err)
+	assert.Equal(t, "brand-app", res.Shop)
 	assert.Equal(t, []string{"screen", "track (no id)"}, res.Unhandled)
 	assert.JSONEq(t, `{"ok":true,"events":3}`, string(res.Reply.Body))
 	want := []struct {
