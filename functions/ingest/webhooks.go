@@ -197,6 +197,9 @@ func (h *webhookHandler) finish(w http.ResponseWriter, name string, n int, err e
 	if fe, ok := errors.AsType[*events.FieldError](err); ok && status == http.StatusBadRequest {
 		field = fe.Field
 	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1") // as /v1/events does; most platforms keep their own schedule
+	}
 	runtime.WriteError(w, status, field, "%s", redact(publicReason(status, err)))
 }
 

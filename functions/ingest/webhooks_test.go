@@ -307,3 +307,15 @@ func TestRawArchiveRoundTrip(t *testing.T) {
 	assert.Equal(t, RawID(push), RawID(retry), "a retry with other transport headers archives once")
 	assert.NotEqual(t, RawID(push), RawID(resigned), "another signature is another push")
 }
+
+// TestArchiveFailureStoresNothing: without the raw archive nothing is published and the platform is
+// told to retry, so no event exists that could not be re-normalised.
+func TestArchiveFailureStoresNothing(t *testing.T) {
+	e := startHooks(t, testWebhooks())
+	require.NoError(t, e.js.DeleteStream(context.Background(), stream.Raw))
+	body := []byte(`{"type":"paid","id":"o-8","phone":"13812345678","fen":100}`)
+	got := e.post("/webhooks/testpay", "shop-1", sign("s3cret-s3cret", body), body)
+	assert.Equal(t, http.StatusServiceUnavailable, got.status, got.body)
+	assert.Empty(t, brokertest.Events(t, e.js, stream.Events, events.OrderPaid))
+	assert.Equal(t, 1.0, e.count("testpay", OutcomeUpstream))
+}
