@@ -16,6 +16,8 @@ import (
 
 // Push is one native request as ingest received it: the raw body byte for byte (signatures cover
 // the exact bytes), the headers and the query. Rest is the path after /webhooks/{platform}/.
+// ReceivedAt is when ingest read it: adapters check timestamp windows against ReceivedAt, not the
+// wall clock, so that re-normalising an archived push days later verifies as it did on arrival.
 type Push struct {
 	Platform   string
 	Rest       string
@@ -40,6 +42,8 @@ type Result struct {
 	Events    []cloudevents.Event
 	Unhandled []string
 	Reply     Reply
+	// Shop is the shop/app key the push named (optional), for ingest's outcome log line.
+	Shop string
 }
 
 // Adapter verifies and normalises one platform's pushes. Handle must not have side effects beyond
