@@ -1,0 +1,222 @@
+// Package wecom verifies WeCom (企业微信) callbacks and turns external-contact events into
+// interactions that carry the contact's wecom_external_userid.
+package wecom
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/wxcrypt"
+)
+
+// Name is the platform name: pushes arrive at /webhooks/wecom/{corpId}.
+const Name = "wecom"
+
+// Credential keys of one corp (or app) under platform.Credentials.
+const (
+	KeyToken     = "token"     // the callback Token set in the WeCom console
+	KeyAESKey    = "aesKey"    // the callback EncodingAESKey (43 characters)
+	KeyCorpID    = "corpId"    // the corp id; defaults to the credentials key
+	KeyReceiveID = "receiveId" // what the plaintext ends with; defaults to corpId (a suite id for third-party apps)
+)
+
+// reply is the body WeCom expects once a callback is handled; anything else within 5 s and it
+// retries (90930 §"回调被动回复"; replying "success" or an empty body both count as handled).
+var reply = platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte("success")}
+
+// Adapter handles WeCom callbacks; it holds no state.
+type Adapter struct{}
+
+// Name is "wecom".
+func (Adapter) Name() string { return Name }
+
+// Handle answers the URL check (GET) and verifies, decrypts and normalises an event (POST).
+func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+	key := strings.Trim(push.Rest, "/")
+	shop, err := creds.Lookup(key)
+	if err != nil {
+		return platform.Result{}, fmt.Errorf("wecom callback: %w", err)
+	}
+	corpID := firstSet(shop[KeyCorpID], key)
+	c, err := wxcrypt.New(shop[KeyToken], shop[KeyAESKey], firstSet(shop[KeyReceiveID], corpID))
+	if err != nil {
+		return platform.Result{}, fmt.Errorf("wecom corp %s credentials: %w", key, err)
+	}
+	if push.Method == "GET" {
+		return verifyURL(c, push.Query)
+	}
+	return receive(c, corpID, push)
+}
+
+// verifyURL answers the console's URL check: the echostr is signed and encrypted like a message,
+// and the reply is its plaintext, without quotes or newline (90930 §"验证URL有效性"). No timestamp
+// window here: a replayed check publishes nothing and only echoes what it carries.
+func verifyURL(c *wxcrypt.Crypter, q map[string][]string) (platform.Result, error) {
+	get := func(k string) string { return first(q[k]) }
+	echo := get("echostr")
+	if echo == "" {
+		return platform.Result{}, platform.Malformed("echostr", "missing on the URL check")
+	}
+	if err := c.Verify(get("msg_signature"), get("timestamp"), get("nonce"), echo); err != nil {
+		return platform.Result{}, fmt.Errorf("verify wecom url check: %w", err)
+	}
+	plain, err := c.Decrypt(echo)
+	if err != nil {
+		return platform.Result{}, fmt.Errorf("decrypt wecom echostr: %w", err)
+	}
+	return platform.Result{Reply: platform.Reply{ContentType: "text/plain; charset=utf-8", Body: plain}}, nil
+}
+
+// receive verifies msg_signature over the Encrypt element, applies our timestamp window (WeCom
+// signs the timestamp but documents no window), decrypts and normalises.
+func receive(c *wxcrypt.Crypter, corpID string, push platform.Push) (platform.Result, error) {
+	env, err := wxcrypt.ParseEnvelope(push.Body)
+	if err != nil {
+		return platform.Result{}, err
+	}
+	ts := push.Query.Get("timestamp")
+	if err := c.Verify(push.Query.Get("msg_signature"), ts, push.Query.Get("nonce"), env.Encrypt); err != nil {
+		return platform.Result{}, fmt.Errorf("verify wecom push: %w", err)
+	}
+	if _, err := wxcrypt.CheckTimestamp(ts, receivedAt(push)); err != nil {
+		return platform.Result{}, fmt.Errorf("verify wecom push: %w", err)
+	}
+	plain, err := c.Decrypt(env.Encrypt)
+	if err != nil {
+		return platform.Result{}, fmt.Errorf("decrypt wecom push: %w", err)
+	}
+	var m Message
+	if err := wxcrypt.Unmarshal(plain, &m); err != nil {
+		return platform.Result{}, err
+	}
+	res, err := Normalize(corpID, m)
+	res.Reply = reply
+	return res, err
+}
+
+func receivedAt(push platform.Push) time.Time {
+	if push.ReceivedAt.IsZero() {
+		return time.Now()
+	}
+	return push.ReceivedAt
+}
+
+// Message is a decrypted callback. The external-contact events are 92130 (客户联系 › 回调通知 ›
+// 事件格式): add_external_contact and add_half_external_contact carry UserID, ExternalUserID,
+// State and WelcomeCode; edit_external_contact, del_external_contact (with Source) and
+// del_follow_user carry UserID and ExternalUserID.
+type Message struct {
+	ToUserName     string         `xml:"ToUserName" json:"ToUserName"`
+	FromUserName   string         `xml:"FromUserName" json:"FromUserName"`
+	CreateTime     wxcrypt.Scalar `xml:"CreateTime" json:"CreateTime"`
+	MsgType        string         `xml:"MsgType" json:"MsgType"`
+	Event          string         `xml:"Event" json:"Event"`
+	ChangeType     string         `xml:"ChangeType" json:"ChangeType"`
+	UserID         string         `xml:"UserID" json:"UserID"`
+	ExternalUserID string         `xml:"ExternalUserID" json:"ExternalUserID"`
+	State          string         `xml:"State" json:"State"`
+	Source         string         `xml:"Source" json:"Source"`
+	MsgID          wxcrypt.Scalar `xml:"MsgId" json:"MsgId"`
+}
+
+// kinds maps the external-contact changes we keep to interaction kinds (the contract's kind
+// pattern allows no colon, hence the underscore).
+var kinds = map[string]string{
+	"add_external_contact":      "wecom_add_external_contact",
+	"add_half_external_contact": "wecom_add_half_external_contact",
+	"edit_external_contact":     "wecom_edit_external_contact",
+	"del_external_contact":      "wecom_del_external_contact",
+	"del_follow_user":           "wecom_del_follow_user",
+}
+
+// Normalize turns a decrypted callback of corpID into events: an external-contact change becomes
+// omnimember.interaction.recorded with the contact's wecom_external_userid scoped to the corp, so
+// match creates or links the member; everything else is acknowledged as unhandled.
+//
+// Why interaction.recorded and not member.registered for add_external_contact: match resolves
+// both the same way (a new scoped id makes a new member, a known one links), but only an
+// interaction keeps the staff UserID and the State (the channel code of the 「联系我」 QR) and
+// shows in the profile's activity.
+func Normalize(corpID string, m Message) (platform.Result, error) {
+	kind, ok := kinds[m.ChangeType]
+	if m.MsgType != "event" || m.Event != "change_external_contact" || !ok {
+		return platform.Result{Unhandled: []string{unhandledName(m)}}, nil
+	}
+	if m.ExternalUserID == "" {
+		return platform.Result{}, platform.Malformed("ExternalUserID", "missing on %s", m.ChangeType)
+	}
+	sec, err := strconv.ParseInt(string(m.CreateTime), 10, 64)
+	if err != nil || sec <= 0 {
+		return platform.Result{}, platform.Malformed("CreateTime", "not unix seconds: %q", m.CreateTime)
+	}
+	at := time.Unix(sec, 0).UTC()
+	data := events.InteractionRecordedData{
+		Channel:    events.ChannelWeChat,
+		Kind:       kind,
+		OccurredAt: at,
+		Identities: []events.Identity{{Type: identity.WeComExternalUserID, Value: m.ExternalUserID, Scope: corpID}},
+		Attributes: attributes(corpID, m),
+	}
+	ev, err := events.New(events.InteractionRecorded, platform.EventID(Name, DedupeKey(m), 0), platform.Source(Name), at, data)
+	if err != nil {
+		return platform.Result{}, fmt.Errorf("wecom %s event: %w", m.ChangeType, err)
+	}
+	return platform.Result{Events: []cloudevents.Event{ev}}, nil
+}
+
+// DedupeKey identifies one event across WeCom's retries. Events carry no MsgId; WeCom's advice for
+// events is FromUserName + CreateTime (90930 §"消息排重"), but FromUserName is always "sys" for
+// external-contact events, so the corp (ToUserName), both parties, the second and the change make
+// the key: the same contact added by two staff members in one second is two events, a retry of
+// either is the same one.
+func DedupeKey(m Message) string {
+	if m.MsgID != "" {
+		return m.ToUserName + "|msg|" + string(m.MsgID)
+	}
+	return strings.Join([]string{m.ToUserName, m.FromUserName, m.ExternalUserID, m.UserID, string(m.CreateTime), m.Event, m.ChangeType}, "|")
+}
+
+func attributes(corpID string, m Message) map[string]string {
+	attrs := map[string]string{"corpId": corpID}
+	for k, v := range map[string]string{"userId": m.UserID, "state": m.State, "source": m.Source} {
+		if v != "" {
+			attrs[k] = v
+		}
+	}
+	return attrs
+}
+
+func unhandledName(m Message) string {
+	switch {
+	case m.Event != "" && m.ChangeType != "":
+		return m.Event + "." + m.ChangeType
+	case m.Event != "":
+		return m.Event
+	case m.MsgType != "":
+		return m.MsgType
+	}
+	return "unknown"
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func firstSet(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
