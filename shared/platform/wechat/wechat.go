@@ -1,0 +1,209 @@
+// Package wechat verifies WeChat official account and mini-program message pushes (plain and safe
+// mode, XML or JSON) and turns follow events into interactions carrying the app's openid.
+package wechat
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/wxcrypt"
+)
+
+// Name is the platform name: pushes arrive at /webhooks/wechat/{appId}.
+const Name = "wechat"
+
+// Credential keys of one app under platform.Credentials.
+const (
+	KeyToken  = "token"  // the server Token set in the console (服务器配置 / 消息推送)
+	KeyAESKey = "aesKey" // the EncodingAESKey; when set, only safe-mode pushes are accepted
+	KeyAppID  = "appId"  // the AppID (receive id of safe mode); defaults to the credentials key
+)
+
+// reply acknowledges a push; without "success" (or an empty body) within 5 s WeChat retries three
+// times (公众号 › 被动回复用户消息: "直接回复success").
+var reply = platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte("success")}
+
+// Adapter handles WeChat pushes; it holds no state.
+type Adapter struct{}
+
+// Name is "wechat".
+func (Adapter) Name() string { return Name }
+
+// Handle answers the URL check (GET) and verifies and normalises a push (POST).
+func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+	key := strings.Trim(push.Rest, "/")
+	app, err := creds.Lookup(key)
+	if err != nil {
+		return platform.Result{}, fmt.Errorf("wechat push: %w", err)
+	}
+	token := app[KeyToken]
+	if token == "" {
+		return platform.Result{}, fmt.Errorf("wechat app %s credentials: no %s", key, KeyToken)
+	}
+	appID := key
+	if app[KeyAppID] != "" {
+		appID = app[KeyAppID]
+	}
+	q := push.Query
+	if push.Method == "GET" {
+		// 接入指南 §"验证消息的确来自微信服务器": signature over token, timestamp, nonce;
+		// the reply is echostr as received.
+		if err := verifyPlain(token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
+			return platform.Result{}, fmt.Errorf("verify wechat url check: %w", err)
+		}
+		return platform.Result{Reply: platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte(q.Get("echostr"))}}, nil
+	}
+	plain, err := open(push, token, app[KeyAESKey], appID)
+	if err != nil {
+		return platform.Result{}, err
+	}
+	var m Message
+	if err := wxcrypt.Unmarshal(plain, &m); err != nil {
+		return platform.Result{}, err
+	}
+	res, err := Normalize(appID, m)
+	res.Reply = reply
+	return res, err
+}
+
+// open verifies a POST and returns its message. Safe mode (encrypt_type=aes) signs the ciphertext
+// with msg_signature and encrypts with the AppID as receive id (消息加解密说明); plain mode signs
+// only token, timestamp and nonce, not the body, so an app with an EncodingAESKey accepts safe
+// mode only. Both carry a timestamp, checked against our window (WeChat documents none).
+func open(push platform.Push, token, aesKey, appID string) ([]byte, error) {
+	q := push.Query
+	ts := q.Get("timestamp")
+	if q.Get("encrypt_type") != "aes" {
+		if aesKey != "" {
+			return nil, fmt.Errorf("verify wechat push: %w: plain-mode push for an app configured with an EncodingAESKey", platform.ErrSignature)
+		}
+		if err := verifyPlain(token, q.Get("signature"), ts, q.Get("nonce")); err != nil {
+			return nil, fmt.Errorf("verify wechat push: %w", err)
+		}
+		if _, err := wxcrypt.CheckTimestamp(ts, receivedAt(push)); err != nil {
+			return nil, fmt.Errorf("verify wechat push: %w", err)
+		}
+		return push.Body, nil
+	}
+	if aesKey == "" {
+		return nil, fmt.Errorf("wechat app %s credentials: safe-mode push but no %s", appID, KeyAESKey)
+	}
+	c, err := wxcrypt.New(token, aesKey, appID)
+	if err != nil {
+		return nil, fmt.Errorf("wechat app %s credentials: %w", appID, err)
+	}
+	env, err := wxcrypt.ParseEnvelope(push.Body)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Verify(q.Get("msg_signature"), ts, q.Get("nonce"), env.Encrypt); err != nil {
+		return nil, fmt.Errorf("verify wechat push: %w", err)
+	}
+	if _, err := wxcrypt.CheckTimestamp(ts, receivedAt(push)); err != nil {
+		return nil, fmt.Errorf("verify wechat push: %w", err)
+	}
+	plain, err := c.Decrypt(env.Encrypt)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt wechat push: %w", err)
+	}
+	return plain, nil
+}
+
+func verifyPlain(token, signature, timestamp, nonce string) error {
+	if signature == "" {
+		return fmt.Errorf("%w: missing signature", platform.ErrSignature)
+	}
+	if !wxcrypt.Equal(signature, wxcrypt.Signature(token, timestamp, nonce)) {
+		return fmt.Errorf("%w: signature", platform.ErrSignature)
+	}
+	return nil
+}
+
+func receivedAt(push platform.Push) time.Time {
+	if push.ReceivedAt.IsZero() {
+		return time.Now()
+	}
+	return push.ReceivedAt
+}
+
+// Message is a push's (decrypted) message: 公众号 › 接收事件推送 (关注/取消关注事件: ToUserName,
+// FromUserName = openid, CreateTime, MsgType event, Event subscribe|unsubscribe, EventKey
+// qrscene_... when followed through a QR code), and the same names in a mini-program's JSON.
+type Message struct {
+	ToUserName   string         `xml:"ToUserName" json:"ToUserName"`
+	FromUserName string         `xml:"FromUserName" json:"FromUserName"`
+	CreateTime   wxcrypt.Scalar `xml:"CreateTime" json:"CreateTime"`
+	MsgType      string         `xml:"MsgType" json:"MsgType"`
+	Event        string         `xml:"Event" json:"Event"`
+	EventKey     string         `xml:"EventKey" json:"EventKey"`
+	MsgID        wxcrypt.Scalar `xml:"MsgId" json:"MsgId"`
+	// UnionID appears only in some pushes (unconfirmed which; the element name UnionId follows
+	// the mini-program's JSON field) and is taken when present.
+	UnionID string `xml:"UnionId" json:"UnionId"`
+}
+
+var kinds = map[string]string{
+	"subscribe":   "wechat_subscribe",
+	"unsubscribe": "wechat_unsubscribe",
+}
+
+// Normalize turns a push to appID into events: a follow or unfollow becomes
+// omnimember.interaction.recorded with the wechat_openid scoped to the app (and the
+// wechat_unionid when the push has one), so match creates or links the member; everything else
+// is acknowledged as unhandled.
+func Normalize(appID string, m Message) (platform.Result, error) {
+	kind, ok := kinds[m.Event]
+	if m.MsgType != "event" || !ok {
+		return platform.Result{Unhandled: []string{unhandledName(m)}}, nil
+	}
+	if m.FromUserName == "" {
+		return platform.Result{}, platform.Malformed("FromUserName", "missing on %s", m.Event)
+	}
+	sec, err := strconv.ParseInt(string(m.CreateTime), 10, 64)
+	if err != nil || sec <= 0 {
+		return platform.Result{}, platform.Malformed("CreateTime", "not unix seconds: %q", m.CreateTime)
+	}
+	at := time.Unix(sec, 0).UTC()
+	ids := []events.Identity{{Type: identity.WeChatOpenID, Value: m.FromUserName, Scope: appID}}
+	if m.UnionID != "" {
+		ids = append(ids, events.Identity{Type: identity.WeChatUnionID, Value: m.UnionID})
+	}
+	attrs := map[string]string{"appId": appID}
+	if m.EventKey != "" {
+		attrs["eventKey"] = m.EventKey
+	}
+	data := events.InteractionRecordedData{Channel: events.ChannelWeChat, Kind: kind, OccurredAt: at, Identities: ids, Attributes: attrs}
+	ev, err := events.New(events.InteractionRecorded, platform.EventID(Name, DedupeKey(appID, m), 0), platform.Source(Name), at, data)
+	if err != nil {
+		return platform.Result{}, fmt.Errorf("wechat %s event: %w", m.Event, err)
+	}
+	return platform.Result{Events: []cloudevents.Event{ev}}, nil
+}
+
+// DedupeKey follows WeChat's rule for retried pushes: messages by MsgId (接收普通消息 "推荐使用
+// msgid排重"), events by FromUserName + CreateTime (接收事件推送 "推荐使用FromUserName +
+// CreateTime 排重"), with the event name and the app added so that a follow and an unfollow in
+// the same second stay two events.
+func DedupeKey(appID string, m Message) string {
+	if m.MsgID != "" {
+		return appID + "|msg|" + string(m.MsgID)
+	}
+	return strings.Join([]string{appID, m.FromUserName, string(m.CreateTime), m.Event}, "|")
+}
+
+func unhandledName(m Message) string {
+	switch {
+	case m.MsgType == "event" && m.Event != "":
+		return m.Event
+	case m.MsgType != "":
+		return m.MsgType
+	}
+	return "unknown"
+}
