@@ -39,7 +39,14 @@ func (Adapter) Name() string { return Name }
 
 // Handle answers the URL check (GET) and verifies, decrypts and normalises an event (POST).
 func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
-	key := strings.Trim(push.Rest, "/")
+	var env wxcrypt.Envelope
+	if push.Method != "GET" {
+		var err error
+		if env, err = wxcrypt.ParseEnvelope(push.Body); err != nil {
+			return platform.Result{}, err
+		}
+	}
+	key := corpKey(push.Rest, env.ToUserName, creds)
 	shop, err := creds.Lookup(key)
 	if err != nil {
 		return platform.Result{}, fmt.Errorf("wecom callback: %w", err)
@@ -52,7 +59,25 @@ func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Cred
 	if push.Method == "GET" {
 		return verifyURL(c, push.Query)
 	}
-	return receive(c, corpID, push)
+	return receive(c, corpID, env, push)
+}
+
+// corpKey names the corp's credentials: the path segment after /webhooks/wecom/ when there is one;
+// for a bare /webhooks/wecom the envelope's ToUserName (the corp id, 90930 §"接收数据格式"; not
+// signed, but the signature is then checked with that corp's token) or the only corp configured.
+func corpKey(rest, toUserName string, creds platform.Credentials) string {
+	if key := strings.Trim(rest, "/"); key != "" {
+		return key
+	}
+	if _, ok := creds[toUserName]; ok {
+		return toUserName
+	}
+	if len(creds) == 1 {
+		for key := range creds {
+			return key
+		}
+	}
+	return ""
 }
 
 // verifyURL answers the console's URL check: the echostr is signed and encrypted like a message,
@@ -76,11 +101,7 @@ func verifyURL(c *wxcrypt.Crypter, q map[string][]string) (platform.Result, erro
 
 // receive verifies msg_signature over the Encrypt element, applies our timestamp window (WeCom
 // signs the timestamp but documents no window), decrypts and normalises.
-func receive(c *wxcrypt.Crypter, corpID string, push platform.Push) (platform.Result, error) {
-	env, err := wxcrypt.ParseEnvelope(push.Body)
-	if err != nil {
-		return platform.Result{}, err
-	}
+func receive(c *wxcrypt.Crypter, corpID string, env wxcrypt.Envelope, push platform.Push) (platform.Result, error) {
 	ts := push.Query.Get("timestamp")
 	if err := c.Verify(push.Query.Get("msg_signature"), ts, push.Query.Get("nonce"), env.Encrypt); err != nil {
 		return platform.Result{}, fmt.Errorf("verify wecom push: %w", err)
@@ -124,6 +145,8 @@ type Message struct {
 	State          string         `xml:"State" json:"State"`
 	Source         string         `xml:"Source" json:"Source"`
 	MsgID          wxcrypt.Scalar `xml:"MsgId" json:"MsgId"`
+	// InfoType marks a third-party app's (suite) instruction callback (92277), left unhandled.
+	InfoType string `xml:"InfoType" json:"InfoType"`
 }
 
 // kinds maps the external-contact changes we keep to interaction kinds (the contract's kind
@@ -201,6 +224,8 @@ func unhandledName(m Message) string {
 		return m.Event
 	case m.MsgType != "":
 		return m.MsgType
+	case m.InfoType != "":
+		return "suite." + m.InfoType
 	}
 	return "unknown"
 }

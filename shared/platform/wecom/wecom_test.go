@@ -216,7 +216,6 @@ func TestRejects(t *testing.T) {
 			return signedPush(otherCorp, addContact, addContactTime, "n", "0123456789abcdef", addContactTime)
 		}, platform.ErrSignature, ""},
 		{"unknown corp", func() platform.Push { p := good(); p.Rest = "ww404"; return p }, platform.ErrUnknownShop, ""},
-		{"no corp in the path", func() platform.Push { p := good(); p.Rest = ""; return p }, platform.ErrUnknownShop, ""},
 		{"body not XML", func() platform.Push { p := good(); p.Body = []byte("<xml><Encrypt>"); return p }, nil, "body"},
 		{"root not xml", func() platform.Push { p := good(); p.Body = []byte("<html></html>"); return p }, nil, "body"},
 		{"no Encrypt", func() platform.Push { p := good(); p.Body = []byte("<xml><ToUserName>x</ToUserName></xml>"); return p }, nil, "Encrypt"},
@@ -264,6 +263,43 @@ func TestCorpIDAndReceiveIDFromCredentials(t *testing.T) {
 	d, err := events.Decode[events.InteractionRecordedData](res.Events[0])
 	require.NoError(t, err)
 	assert.Equal(t, "ww-corp-1", d.Identities[0].Scope)
+}
+
+func TestCorpFromEnvelopeOrOnlyCorp(t *testing.T) {
+	several := platform.Credentials{sampleCorpID: creds[sampleCorpID], "ww-other": {"token": "t", "aesKey": sampleAESKey}}
+	post := func(toUserName string) platform.Push {
+		p := signedPush(sender, addContact, addContactTime, "n", "0123456789abcdef", addContactTime)
+		p.Rest = ""
+		p.Body = []byte(strings.Replace(string(p.Body), sampleCorpID, toUserName, 1))
+		return p
+	}
+	get, err := url.ParseQuery("msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780&echostr=P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D")
+	require.NoError(t, err)
+	tests := []struct {
+		name       string
+		push       platform.Push
+		creds      platform.Credentials
+		wantEvents int
+		wantErr    error
+	}{
+		{"bare path, ToUserName names a corp", post(sampleCorpID), several, 1, nil},
+		{"bare path, ToUserName unknown, one corp", post("ww-unknown"), creds, 1, nil},
+		{"bare path, ToUserName unknown, several corps", post("ww-unknown"), several, 0, platform.ErrUnknownShop},
+		{"bare path, ToUserName of another configured corp", post("ww-other"), several, 0, platform.ErrSignature},
+		{"bare GET, one corp", platform.Push{Platform: wecom.Name, Method: "GET", Query: get}, creds, 0, nil},
+		{"bare GET, several corps", platform.Push{Platform: wecom.Name, Method: "GET", Query: get}, several, 0, platform.ErrUnknownShop},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := wecom.Adapter{}.Handle(context.Background(), tt.push, tt.creds)
+			if tt.wantErr != nil {
+				assert.ErrorIs(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Len(t, res.Events, tt.wantEvents)
+		})
+	}
 }
 
 func signedEnvelope(encrypt string) platform.Push {
