@@ -58,6 +58,9 @@ func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Cred
 		if err := verifyPlain(token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
 			return platform.Result{}, fmt.Errorf("verify wechat url check: %w", err)
 		}
+		if q.Get("echostr") == "" {
+			return platform.Result{}, platform.Malformed("echostr", "missing on the URL check")
+		}
 		return platform.Result{Reply: platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte(q.Get("echostr"))}}, nil
 	}
 	plain, err := open(push, token, app[KeyAESKey], appID)
@@ -183,6 +186,10 @@ func Normalize(appID string, m Message) (platform.Result, error) {
 	ev, err := events.New(events.InteractionRecorded, platform.EventID(Name, DedupeKey(appID, m), 0), platform.Source(Name), at, data)
 	if err != nil {
 		return platform.Result{}, fmt.Errorf("wechat %s event: %w", m.Event, err)
+	}
+	// A value the contract refuses (an id over 256 bytes, say) is the push's fault: 400 naming it.
+	if err := events.Validate(ev); err != nil {
+		return platform.Result{}, err
 	}
 	return platform.Result{Events: []cloudevents.Event{ev}}, nil
 }

@@ -218,6 +218,13 @@ func TestRejects(t *testing.T) {
 		{"missing FromUserName", func() platform.Push {
 			return plainPush(strings.Replace(subscribe, openID, "", 1), at, "n", at)
 		}, nil, "FromUserName"},
+		{"openid over the contract's 256 bytes", func() platform.Push {
+			return plainPush(strings.Replace(subscribe, openID, strings.Repeat("o", 257), 1), at, "n", at)
+		}, nil, "data.identities.0.value"},
+		{"URL check without echostr", func() platform.Push {
+			q := url.Values{"signature": {wxcrypttest.Sign(token, "1700000000", "n1")}, "timestamp": {"1700000000"}, "nonce": {"n1"}}
+			return platform.Push{Platform: wechat.Name, Rest: plainApp, Method: "GET", Query: q}
+		}, nil, "echostr"},
 		{"bad CreateTime", func() platform.Push { return plainPush(strings.Replace(subscribe, "1700000000", "0", 1), at, "n", at) }, nil, "CreateTime"},
 	}
 	for _, tt := range tests {

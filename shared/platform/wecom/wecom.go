@@ -191,6 +191,10 @@ func Normalize(corpID string, m Message) (platform.Result, error) {
 	if err != nil {
 		return platform.Result{}, fmt.Errorf("wecom %s event: %w", m.ChangeType, err)
 	}
+	// A value the contract refuses (an id over 256 bytes, say) is the push's fault: 400 naming it.
+	if err := events.Validate(ev); err != nil {
+		return platform.Result{}, err
+	}
 	return platform.Result{Events: []cloudevents.Event{ev}}, nil
 }
 
@@ -206,6 +210,8 @@ func DedupeKey(m Message) string {
 	return strings.Join([]string{m.ToUserName, m.FromUserName, m.ExternalUserID, m.UserID, string(m.CreateTime), m.Event, m.ChangeType}, "|")
 }
 
+// attributes keep the corp, the staff member and the channel code; not WelcomeCode, a credential
+// for sending the welcome message that expires within seconds.
 func attributes(corpID string, m Message) map[string]string {
 	attrs := map[string]string{"corpId": corpID}
 	for k, v := range map[string]string{"userId": m.UserID, "state": m.State, "source": m.Source} {

@@ -229,6 +229,12 @@ func TestRejects(t *testing.T) {
 		{"no ExternalUserID", func() platform.Push {
 			return signedPush(sender, strings.ReplaceAll(addContact, "woAJ2GCAAAXtWyujaWJHDDGi0mAAAA", ""), addContactTime, "n", "0123456789abcdef", addContactTime)
 		}, nil, "ExternalUserID"},
+		{"ExternalUserID over the contract's 256 bytes", func() platform.Push {
+			return signedPush(sender, strings.ReplaceAll(addContact, "woAJ2GCAAAXtWyujaWJHDDGi0mAAAA", strings.Repeat("w", 257)), addContactTime, "n", "0123456789abcdef", addContactTime)
+		}, nil, "data.identities.0.value"},
+		{"URL check without echostr", func() platform.Push {
+			return platform.Push{Platform: wecom.Name, Rest: sampleCorpID, Method: "GET", Query: url.Values{"msg_signature": {"x"}, "timestamp": {"1"}, "nonce": {"n"}}}
+		}, nil, "echostr"},
 		{"bad CreateTime", func() platform.Push {
 			return signedPush(sender, strings.ReplaceAll(addContact, "1403610513", "yesterday"), addContactTime, "n", "0123456789abcdef", addContactTime)
 		}, nil, "CreateTime"},
