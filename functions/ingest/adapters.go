@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/wechat"
+	"github.com/omnimember/omnimember/shared/platform/wecom"
 )
 
 // Adapters are the platforms served at /webhooks/{platform}, listed explicitly (no registry): the
@@ -11,7 +13,7 @@ import (
 // makes the outgoing calls some adapters need (an order detail, a batch decrypt).
 func Adapters(client *http.Client) map[string]platform.Adapter {
 	_ = client
-	list := []platform.Adapter{}
+	list := []platform.Adapter{wecom.Adapter{}, wechat.Adapter{}}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {
 		out[a.Name()] = a

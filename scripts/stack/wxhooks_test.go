@@ -1,12 +1,16 @@
 package stack
 
 import (
-	"context"
+	"bytes"
+	"encoding/xml"
+	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/omnimember/omnimember/functions/ingest"
 	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
@@ -23,8 +27,9 @@ const (
 	wxAppID  = "wx-brand-mp"
 )
 
-var wxCreds = map[string]platform.Credentials{
-	wecom.Name:  {wxCorpID: {"token": wxToken, "aesKey": wxAESKey}},
+// wxSecrets configure the brand's corp and mini-program, and the corp of WeCom's official sample.
+var wxSecrets = ingest.Secrets{
+	wecom.Name:  {wxCorpID: {"token": wxToken, "aesKey": wxAESKey}, "wx5823bf96d3bd56c7": {"token": wxToken, "aesKey": wxAESKey}},
 	wechat.Name: {wxAppID: {"token": wxToken, "aesKey": wxAESKey}},
 }
 
@@ -44,16 +49,28 @@ func wxPush(platformName, receiveID, msg, nonce string) platform.Push {
 	}
 }
 
-// deliver hands a push to its adapter and posts what it yields to ingest, as the webhook
-// framework does, then waits for the chain to settle.
-func deliver(t *testing.T, s *Stack, a platform.Adapter, push platform.Push) {
+// deliver sends a push to ingest's /webhooks/{platform}/{rest} as the platform would and checks
+// the answer (WeCom and WeChat retry anything but 200 "success"), then waits for the chain.
+func deliver(t *testing.T, s *Stack, push platform.Push) {
 	t.Helper()
-	res, err := a.Handle(context.Background(), push, wxCreds[a.Name()])
+	status, body := send(t, s, push)
+	require.Equal(t, http.StatusOK, status, body)
+	require.Equal(t, "success", body)
+	waitQuiet(t, s)
+}
+
+func send(t *testing.T, s *Stack, push platform.Push) (int, string) {
+	t.Helper()
+	target := "http://" + s.Addr + "/webhooks/" + push.Platform + "/" + push.Rest + "?" + push.Query.Encode()
+	req, err := http.NewRequest(push.Method, target, bytes.NewReader(push.Body))
 	require.NoError(t, err)
-	require.Equal(t, "success", string(res.Reply.Body))
-	for _, ev := range res.Events {
-		post(t, s, ev)
-	}
+	req.Header.Set("Content-Type", "text/xml")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(raw)
 }
 
 func kindCount(p profile.Profile, kind string) int64 {
@@ -69,13 +86,15 @@ func lookupScoped(t *testing.T, s *Stack, typ, value, scope string) profile.Prof
 // makes a member holding the wecom_external_userid; a WeChat subscribe makes one holding the
 // openid and unionid; a redelivered push changes nothing.
 func TestWeComAndWeChatPushesReachTheProfile(t *testing.T) {
-	s := start(t, testOptions(t, t.TempDir()))
+	opts := testOptions(t, t.TempDir())
+	opts.WebhookSecrets = wxSecrets
+	s := start(t, opts)
 	created := strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
 	add := `<xml><ToUserName><![CDATA[` + wxCorpID + `]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>` + created +
 		`</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[add_external_contact]]></ChangeType>` +
 		`<UserID><![CDATA[zhangsan]]></UserID><ExternalUserID><![CDATA[wmExternal001]]></ExternalUserID><State><![CDATA[store42]]></State><WelcomeCode><![CDATA[WELCOMECODE]]></WelcomeCode></xml>`
-	deliver(t, s, wecom.Adapter{}, wxPush(wecom.Name, wxCorpID, add, "n1"))
-	deliver(t, s, wecom.Adapter{}, wxPush(wecom.Name, wxCorpID, add, "n2")) // WeCom's retry
+	deliver(t, s, wxPush(wecom.Name, wxCorpID, add, "n1"))
+	deliver(t, s, wxPush(wecom.Name, wxCorpID, add, "n2")) // WeCom's retry
 
 	p := lookupScoped(t, s, "wecom_external_userid", "wmExternal001", wxCorpID)
 	assert.Contains(t, identitiesOf(p), "wecom_external_userid:wmExternal001@"+wxCorpID)
@@ -83,8 +102,8 @@ func TestWeComAndWeChatPushesReachTheProfile(t *testing.T) {
 
 	follow := `<xml><ToUserName><![CDATA[gh_brand]]></ToUserName><FromUserName><![CDATA[oOpenID001]]></FromUserName><CreateTime>` + created +
 		`</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event><UnionId><![CDATA[oUnion001]]></UnionId></xml>`
-	deliver(t, s, wechat.Adapter{}, wxPush(wechat.Name, wxAppID, follow, "n3"))
-	deliver(t, s, wechat.Adapter{}, wxPush(wechat.Name, wxAppID, follow, "n4"))
+	deliver(t, s, wxPush(wechat.Name, wxAppID, follow, "n3"))
+	deliver(t, s, wxPush(wechat.Name, wxAppID, follow, "n4"))
 
 	m := lookupScoped(t, s, "wechat_openid", "oOpenID001", wxAppID)
 	assert.Subset(t, identitiesOf(m), []string{"wechat_openid:oOpenID001@" + wxAppID, "wechat_unionid:oUnion001@"})
@@ -98,4 +117,56 @@ func identitiesOf(p profile.Profile) []string {
 		out = append(out, id.Type+":"+id.Value+"@"+id.Scope)
 	}
 	return out
+}
+
+// TestWeComCallbackOverHTTP: the URL check of WeCom's official sample answers the plain echostr;
+// a push with a bad signature, a stale timestamp or for an unknown corp is refused with its status
+// and reaches nothing.
+func TestWeComCallbackOverHTTP(t *testing.T) {
+	opts := testOptions(t, t.TempDir())
+	opts.WebhookSecrets = wxSecrets
+	s := start(t, opts)
+	check, err := url.ParseQuery("msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780&echostr=P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D")
+	require.NoError(t, err)
+	status, body := send(t, s, platform.Push{Platform: wecom.Name, Rest: "wx5823bf96d3bd56c7", Method: http.MethodGet, Query: check})
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, "1616140317555161061", body)
+
+	add := `<xml><ToUserName>` + wxCorpID + `</ToUserName><FromUserName>sys</FromUserName><CreateTime>1700000000</CreateTime><MsgType>event</MsgType>` +
+		`<Event>change_external_contact</Event><ChangeType>add_external_contact</ChangeType><UserID>u</UserID><ExternalUserID>wmRefused</ExternalUserID></xml>`
+	badSig := wxPush(wecom.Name, wxCorpID, add, "n")
+	badSig.Query.Set("msg_signature", wxcrypttest.Sign("not the token"))
+	stale := wxPush(wecom.Name, wxCorpID, add, "n")
+	staleTS := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	stale.Query.Set("timestamp", staleTS)
+	stale.Query.Set("msg_signature", wxcrypttest.Sign(wxToken, staleTS, "n", encryptOf(t, stale.Body)))
+	unknown := wxPush(wecom.Name, wxCorpID, add, "n")
+	unknown.Rest = "ww-unknown"
+	tests := []struct {
+		name string
+		push platform.Push
+		want int
+	}{
+		{"bad signature", badSig, http.StatusUnauthorized},
+		{"stale timestamp", stale, http.StatusUnauthorized},
+		{"unknown corp", unknown, http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		status, body := send(t, s, tt.push)
+		assert.Equal(t, tt.want, status, "%s: %s", tt.name, body)
+	}
+	waitQuiet(t, s)
+	resp, err := http.Get("http://" + s.Addr + "/v1/members:lookup?type=wecom_external_userid&value=wmRefused&scope=" + wxCorpID)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "a refused push makes no member")
+}
+
+func encryptOf(t *testing.T, body []byte) string {
+	t.Helper()
+	var env struct {
+		Encrypt string `xml:"Encrypt"`
+	}
+	require.NoError(t, xml.Unmarshal(body, &env))
+	return env.Encrypt
 }
