@@ -112,6 +112,8 @@ func TestFollowEvents(t *testing.T) {
 		{"plain subscribe", plainPush(subscribe, at, "n", at), "wechat_subscribe", []events.Identity{openIDOf(plainApp)}, map[string]string{"appId": plainApp}},
 		{"plain unsubscribe", plainPush(strings.Replace(subscribe, "[subscribe]", "[unsubscribe]", 1), at, "n", at), "wechat_unsubscribe", []events.Identity{openIDOf(plainApp)}, map[string]string{"appId": plainApp}},
 		{"plain subscribe through a QR code", plainPush(subscribeByQR, at, "n", at), "wechat_subscribe", []events.Identity{openIDOf(plainApp)}, map[string]string{"appId": plainApp, "eventKey": "qrscene_store42"}},
+		{"plain JSON subscribe", plainPush(`{"ToUserName":"gh_7f083739789a","FromUserName":"`+openID+`","CreateTime":1700000000,"MsgType":"event","Event":"subscribe"}`, at, "n", at),
+			"wechat_subscribe", []events.Identity{openIDOf(plainApp)}, map[string]string{"appId": plainApp}},
 		{"safe subscribe", safePush(sender, subscribe, at, "n", at, false), "wechat_subscribe", []events.Identity{openIDOf(safeApp)}, map[string]string{"appId": safeApp}},
 		{"safe JSON with a unionid", safePush(sender, `{"ToUserName":"gh_7f083739789a","FromUserName":"`+openID+`","CreateTime":1700000000,"MsgType":"event","Event":"subscribe","UnionId":"o6_bmasdasdsad6_2sgVt7hMZOPfL"}`, at, "n", at, true),
 			"wechat_subscribe", []events.Identity{openIDOf(safeApp), {Type: "wechat_unionid", Value: "o6_bmasdasdsad6_2sgVt7hMZOPfL"}}, map[string]string{"appId": safeApp}},
