@@ -27,8 +27,9 @@ const (
 	KeyReceiveID = "receiveId" // what the plaintext ends with; defaults to corpId (a suite id for third-party apps)
 )
 
-// reply is the body WeCom expects once a callback is handled; anything else within 5 s and it
-// retries (90930 §"回调被动回复"; replying "success" or an empty body both count as handled).
+// reply acknowledges a callback. WeCom retries a callback it gets no HTTP 200 for within 5 s
+// (接收消息与事件 › 被动回复: with nothing to say, reply an empty body); the exact body is
+// unconfirmed to matter, and "success" is what WeChat documents and WeCom accepts, so both share it.
 var reply = platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte("success")}
 
 // Adapter handles WeCom callbacks; it holds no state.
@@ -198,11 +199,11 @@ func Normalize(corpID string, m Message) (platform.Result, error) {
 	return platform.Result{Events: []cloudevents.Event{ev}}, nil
 }
 
-// DedupeKey identifies one event across WeCom's retries. Events carry no MsgId; WeCom's advice for
-// events is FromUserName + CreateTime (90930 §"消息排重"), but FromUserName is always "sys" for
-// external-contact events, so the corp (ToUserName), both parties, the second and the change make
-// the key: the same contact added by two staff members in one second is two events, a retry of
-// either is the same one.
+// DedupeKey identifies one event across WeCom's retries. Events carry no MsgId, and WeCom
+// documents no dedupe rule (unconfirmed; WeChat's is FromUserName + CreateTime for events). For
+// external-contact events FromUserName is always "sys", so the corp (ToUserName), both parties,
+// the second and the change make the key: the same contact added by two staff members in one
+// second is two events, a retry of either (new nonce, timestamp and ciphertext) is the same one.
 func DedupeKey(m Message) string {
 	if m.MsgID != "" {
 		return m.ToUserName + "|msg|" + string(m.MsgID)
