@@ -6,14 +6,14 @@ import (
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
 	"github.com/omnimember/omnimember/shared/platform/wecom"
+	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi"
 )
 
 // Adapters are the platforms served at /webhooks/{platform}, listed explicitly (no registry): the
 // ingest command, the all-in-one stack and the re-normalisation command share this list. client
 // makes the outgoing calls some adapters need (an order detail, a batch decrypt).
 func Adapters(client *http.Client) map[string]platform.Adapter {
-	_ = client
-	list := []platform.Adapter{wecom.Adapter{}, wechat.Adapter{}}
+	list := []platform.Adapter{wecom.Adapter{Contacts: wecomapi.New(client)}, wechat.Adapter{}}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {
 		out[a.Name()] = a

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
 	"github.com/omnimember/omnimember/shared/platform/wecom"
+	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi/wecomapitest"
 	"github.com/omnimember/omnimember/shared/platform/wxcrypt/wxcrypttest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -169,4 +171,46 @@ func encryptOf(t *testing.T, body []byte) string {
 	}
 	require.NoError(t, xml.Unmarshal(body, &env))
 	return env.Encrypt
+}
+
+// toServer sends every request to srv, whatever host it names (the adapters call the real API
+// hosts; the test points them at the stand-in).
+type toServer struct{ srv *httptest.Server }
+
+func (t toServer) RoundTrip(r *http.Request) (*http.Response, error) {
+	target, err := url.Parse(t.srv.URL)
+	if err != nil {
+		return nil, err
+	}
+	r = r.Clone(r.Context())
+	r.URL.Scheme, r.URL.Host, r.Host = target.Scheme, target.Host, target.Host
+	return t.srv.Client().Transport.RoundTrip(r)
+}
+
+// TestWeComContactAndWeChatFollowerAreOneMember: the contact-detail API gives the unionid behind
+// a WeCom contact, so the contact and the same person's mini-program follow are one member.
+func TestWeComContactAndWeChatFollowerAreOneMember(t *testing.T) {
+	api := wecomapitest.New(wxCorpID, "contact-secret", map[string]wecomapitest.Contact{"wmShared001": {Type: 1, UnionID: "oUnionShared"}})
+	defer api.Close()
+	opts := testOptions(t, t.TempDir())
+	opts.WebhookSecrets = ingest.Secrets{
+		wecom.Name:  {wxCorpID: {"token": wxToken, "aesKey": wxAESKey, "secret": "contact-secret"}},
+		wechat.Name: {wxAppID: {"token": wxToken, "aesKey": wxAESKey}},
+	}
+	opts.HTTPClient = &http.Client{Transport: toServer{api.Server}}
+	s := start(t, opts)
+
+	created := strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
+	follow := `<xml><ToUserName>gh_brand</ToUserName><FromUserName>oOpenShared</FromUserName><CreateTime>` + created +
+		`</CreateTime><MsgType>event</MsgType><Event>subscribe</Event><UnionId>oUnionShared</UnionId></xml>`
+	deliver(t, s, wxPush(wechat.Name, wxAppID, follow, "n1"))
+	add := `<xml><ToUserName>` + wxCorpID + `</ToUserName><FromUserName>sys</FromUserName><CreateTime>` + created + `</CreateTime><MsgType>event</MsgType>` +
+		`<Event>change_external_contact</Event><ChangeType>add_external_contact</ChangeType><UserID>zhangsan</UserID><ExternalUserID>wmShared001</ExternalUserID></xml>`
+	deliver(t, s, wxPush(wecom.Name, wxCorpID, add, "n2"))
+
+	byContact := lookupScoped(t, s, "wecom_external_userid", "wmShared001", wxCorpID)
+	byFollow := lookupScoped(t, s, "wechat_openid", "oOpenShared", wxAppID)
+	assert.Equal(t, byFollow.OneID, byContact.OneID, "one person")
+	assert.Subset(t, identitiesOf(byContact), []string{"wecom_external_userid:wmShared001@" + wxCorpID, "wechat_openid:oOpenShared@" + wxAppID, "wechat_unionid:oUnionShared@"})
+	assert.Equal(t, 1, api.TokensIssued())
 }

@@ -4,6 +4,7 @@ package wecom
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi"
 	"github.com/omnimember/omnimember/shared/platform/wxcrypt"
 )
 
@@ -25,6 +27,7 @@ const (
 	KeyAESKey    = "aesKey"    // the callback EncodingAESKey (43 characters)
 	KeyCorpID    = "corpId"    // the corp id; defaults to the credentials key
 	KeyReceiveID = "receiveId" // what the plaintext ends with; defaults to corpId (a suite id for third-party apps)
+	KeySecret    = "secret"    // optional: a secret with 客户联系 rights, to read a contact's unionid
 )
 
 // reply acknowledges a callback. WeCom retries a callback it gets no HTTP 200 for within 5 s
@@ -32,14 +35,18 @@ const (
 // unconfirmed to matter, and "success" is what WeChat documents and WeCom accepts, so both share it.
 var reply = platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte("success")}
 
-// Adapter handles WeCom callbacks; it holds no state.
-type Adapter struct{}
+// Adapter handles WeCom callbacks.
+type Adapter struct {
+	// Contacts, if set, reads the unionid of a contact added or edited in a corp whose credentials
+	// have a secret, so that the contact links to the same person's WeChat identities.
+	Contacts *wecomapi.Client
+}
 
 // Name is "wecom".
 func (Adapter) Name() string { return Name }
 
 // Handle answers the URL check (GET) and verifies, decrypts and normalises an event (POST).
-func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
 	var env wxcrypt.Envelope
 	if push.Method != "GET" {
 		var err error
@@ -60,7 +67,17 @@ func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Cred
 	if push.Method == "GET" {
 		return verifyURL(c, push.Query)
 	}
-	return receive(c, corpID, env, push)
+	m, err := receive(c, env, push)
+	if err != nil {
+		return platform.Result{}, err
+	}
+	unionID, err := a.unionID(ctx, corpID, shop[KeySecret], m)
+	if err != nil {
+		return platform.Result{}, err
+	}
+	res, err := Normalize(corpID, m, unionID)
+	res.Reply = reply
+	return res, err
 }
 
 // corpKey names the corp's credentials: the path segment after /webhooks/wecom/ when there is one;
@@ -101,26 +118,43 @@ func verifyURL(c *wxcrypt.Crypter, q map[string][]string) (platform.Result, erro
 }
 
 // receive verifies msg_signature over the Encrypt element, applies our timestamp window (WeCom
-// signs the timestamp but documents no window), decrypts and normalises.
-func receive(c *wxcrypt.Crypter, corpID string, env wxcrypt.Envelope, push platform.Push) (platform.Result, error) {
+// signs the timestamp but documents no window), decrypts and parses the message.
+func receive(c *wxcrypt.Crypter, env wxcrypt.Envelope, push platform.Push) (Message, error) {
 	ts := push.Query.Get("timestamp")
 	if err := c.Verify(push.Query.Get("msg_signature"), ts, push.Query.Get("nonce"), env.Encrypt); err != nil {
-		return platform.Result{}, fmt.Errorf("verify wecom push: %w", err)
+		return Message{}, fmt.Errorf("verify wecom push: %w", err)
 	}
 	if _, err := wxcrypt.CheckTimestamp(ts, receivedAt(push)); err != nil {
-		return platform.Result{}, fmt.Errorf("verify wecom push: %w", err)
+		return Message{}, fmt.Errorf("verify wecom push: %w", err)
 	}
 	plain, err := c.Decrypt(env.Encrypt)
 	if err != nil {
-		return platform.Result{}, fmt.Errorf("decrypt wecom push: %w", err)
+		return Message{}, fmt.Errorf("decrypt wecom push: %w", err)
 	}
 	var m Message
 	if err := wxcrypt.Unmarshal(plain, &m); err != nil {
-		return platform.Result{}, err
+		return Message{}, err
 	}
-	res, err := Normalize(corpID, m)
-	res.Reply = reply
-	return res, err
+	return m, nil
+}
+
+// enriched are the changes after which the contact exists and its details can be read.
+var enriched = map[string]bool{"add_external_contact": true, "add_half_external_contact": true, "edit_external_contact": true}
+
+// unionID reads the contact's unionid when the adapter has an API client and the corp a secret.
+// A contact that is already gone has none; an API failure is ErrUpstream, so WeCom retries.
+func (a Adapter) unionID(ctx context.Context, corpID, secret string, m Message) (string, error) {
+	if a.Contacts == nil || secret == "" || m.ExternalUserID == "" || m.Event != "change_external_contact" || !enriched[m.ChangeType] {
+		return "", nil
+	}
+	c, err := a.Contacts.Contact(ctx, corpID, secret, m.ExternalUserID)
+	if errors.Is(err, wecomapi.ErrNoContact) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read wecom contact: %w", err)
+	}
+	return c.UnionID, nil
 }
 
 func receivedAt(push platform.Push) time.Time {
@@ -161,14 +195,15 @@ var kinds = map[string]string{
 }
 
 // Normalize turns a decrypted callback of corpID into events: an external-contact change becomes
-// omnimember.interaction.recorded with the contact's wecom_external_userid scoped to the corp, so
-// match creates or links the member; everything else is acknowledged as unhandled.
+// omnimember.interaction.recorded with the contact's wecom_external_userid scoped to the corp (and
+// its wechat_unionid when known), so match creates or links the member; everything else is
+// acknowledged as unhandled.
 //
 // Why interaction.recorded and not member.registered for add_external_contact: match resolves
 // both the same way (a new scoped id makes a new member, a known one links), but only an
 // interaction keeps the staff UserID and the State (the channel code of the 「联系我」 QR) and
 // shows in the profile's activity.
-func Normalize(corpID string, m Message) (platform.Result, error) {
+func Normalize(corpID string, m Message, unionID string) (platform.Result, error) {
 	kind, ok := kinds[m.ChangeType]
 	if m.MsgType != "event" || m.Event != "change_external_contact" || !ok {
 		return platform.Result{Unhandled: []string{unhandledName(m)}}, nil
@@ -187,6 +222,9 @@ func Normalize(corpID string, m Message) (platform.Result, error) {
 		OccurredAt: at,
 		Identities: []events.Identity{{Type: identity.WeComExternalUserID, Value: m.ExternalUserID, Scope: corpID}},
 		Attributes: attributes(corpID, m),
+	}
+	if unionID != "" {
+		data.Identities = append(data.Identities, events.Identity{Type: identity.WeChatUnionID, Value: unionID})
 	}
 	ev, err := events.New(events.InteractionRecorded, platform.EventID(Name, DedupeKey(m), 0), platform.Source(Name), at, data)
 	if err != nil {
