@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -101,13 +102,12 @@ func corpKey(rest, toUserName string, creds platform.Credentials) string {
 // verifyURL answers the console's URL check: the echostr is signed and encrypted like a message,
 // and the reply is its plaintext, without quotes or newline (90930 §"验证URL有效性"). No timestamp
 // window here: a replayed check publishes nothing and only echoes what it carries.
-func verifyURL(c *wxcrypt.Crypter, q map[string][]string) (platform.Result, error) {
-	get := func(k string) string { return first(q[k]) }
-	echo := get("echostr")
+func verifyURL(c *wxcrypt.Crypter, q url.Values) (platform.Result, error) {
+	echo := q.Get("echostr")
 	if echo == "" {
 		return platform.Result{}, platform.Malformed("echostr", "missing on the URL check")
 	}
-	if err := c.Verify(get("msg_signature"), get("timestamp"), get("nonce"), echo); err != nil {
+	if err := c.Verify(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), echo); err != nil {
 		return platform.Result{}, fmt.Errorf("verify wecom url check: %w", err)
 	}
 	plain, err := c.Decrypt(echo)
@@ -273,13 +273,6 @@ func unhandledName(m Message) string {
 		return "suite." + m.InfoType
 	}
 	return "unknown"
-}
-
-func first(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
 }
 
 func firstSet(v ...string) string {
