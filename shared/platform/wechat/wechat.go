@@ -5,6 +5,7 @@ package wechat
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,13 @@ func (Adapter) Name() string { return Name }
 // Handle answers the URL check (GET) and verifies and normalises a push (POST).
 func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
 	key := strings.Trim(push.Rest, "/")
+	if key == "" && len(creds) == 1 {
+		// A bare /webhooks/wechat serves the only app configured; WeChat's ToUserName is the
+		// account's original id (gh_...), not the AppID, so it cannot pick among several.
+		for only := range creds {
+			key = only
+		}
+	}
 	app, err := creds.Lookup(key)
 	if err != nil {
 		return platform.Result{}, fmt.Errorf("wechat push: %w", err)
@@ -51,17 +59,8 @@ func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Cred
 	if app[KeyAppID] != "" {
 		appID = app[KeyAppID]
 	}
-	q := push.Query
 	if push.Method == "GET" {
-		// 接入指南 §"验证消息的确来自微信服务器": signature over token, timestamp, nonce;
-		// the reply is echostr as received.
-		if err := verifyPlain(token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
-			return platform.Result{}, fmt.Errorf("verify wechat url check: %w", err)
-		}
-		if q.Get("echostr") == "" {
-			return platform.Result{}, platform.Malformed("echostr", "missing on the URL check")
-		}
-		return platform.Result{Reply: platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte(q.Get("echostr"))}}, nil
+		return verifyURL(token, push.Query)
 	}
 	plain, err := open(push, token, app[KeyAESKey], appID)
 	if err != nil {
@@ -74,6 +73,19 @@ func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Cred
 	res, err := Normalize(appID, m)
 	res.Reply = reply
 	return res, err
+}
+
+// verifyURL answers the console's URL check (接入指南 §"验证消息的确来自微信服务器"): the
+// signature covers token, timestamp and nonce, and the reply is echostr as received.
+func verifyURL(token string, q url.Values) (platform.Result, error) {
+	if err := verifyPlain(token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
+		return platform.Result{}, fmt.Errorf("verify wechat url check: %w", err)
+	}
+	echo := q.Get("echostr")
+	if echo == "" {
+		return platform.Result{}, platform.Malformed("echostr", "missing on the URL check")
+	}
+	return platform.Result{Reply: platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte(echo)}}, nil
 }
 
 // open verifies a POST and returns its message. Safe mode (encrypt_type=aes) signs the ciphertext

@@ -135,6 +135,14 @@ func TestFollowEvents(t *testing.T) {
 	}
 }
 
+func TestBarePathServesTheOnlyApp(t *testing.T) {
+	p := plainPush(subscribe, at, "n", at)
+	p.Rest = ""
+	res, err := wechat.Adapter{}.Handle(context.Background(), p, platform.Credentials{plainApp: creds[plainApp]})
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+}
+
 func TestUnhandled(t *testing.T) {
 	tests := []struct {
 		push platform.Push
@@ -216,6 +224,7 @@ func TestRejects(t *testing.T) {
 			return p
 		}, nil, "Encrypt"},
 		{"unknown app", func() platform.Push { p := plainPush(subscribe, at, "n", at); p.Rest = "wx404"; return p }, platform.ErrUnknownShop, ""},
+		{"bare path with several apps", func() platform.Push { p := plainPush(subscribe, at, "n", at); p.Rest = ""; return p }, platform.ErrUnknownShop, ""},
 		{"plain body not XML", func() platform.Push { return plainPush("<xml><Event>", at, "n", at) }, nil, "body"},
 		{"missing FromUserName", func() platform.Push {
 			return plainPush(strings.Replace(subscribe, openID, "", 1), at, "n", at)
