@@ -2,6 +2,10 @@ package wecomapi_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,4 +89,32 @@ func TestFailuresAreUpstream(t *testing.T) {
 	_, err = c.Contact(ctx, "ww-corp", "s3cret", "wmWeChatUser")
 	assert.ErrorIs(t, err, platform.ErrUpstream, "server gone")
 	assert.NotContains(t, err.Error(), "access_token", "the token stays out of errors")
+}
+
+// FuzzContact serves arbitrary answers to externalcontact/get: the client never panics, and
+// fails only as ErrUpstream (WeCom retries) or ErrNoContact.
+func FuzzContact(f *testing.F) {
+	f.Add(`{"errcode":0,"errmsg":"ok","external_contact":{"external_userid":"wm1","type":1,"unionid":"u"}}`)
+	f.Add(`{"errcode":84061,"errmsg":"not external contact"}`)
+	f.Add(`{"errcode":42001,"errmsg":"access_token expired"}`)
+	f.Add(`{"errcode":"0"}`)
+	f.Add(`[]`)
+	var body atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/cgi-bin/gettoken" {
+			_, _ = w.Write([]byte(`{"errcode":0,"access_token":"t","expires_in":7200}`))
+			return
+		}
+		_, _ = w.Write([]byte(body.Load().(string)))
+	}))
+	defer srv.Close()
+	c := wecomapi.New(srv.Client())
+	c.BaseURL = srv.URL
+	f.Fuzz(func(t *testing.T, answer string) {
+		body.Store(answer)
+		_, err := c.Contact(context.Background(), "ww-corp", "s", "wm1")
+		if err != nil && !errors.Is(err, platform.ErrUpstream) && !errors.Is(err, wecomapi.ErrNoContact) {
+			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
 }
