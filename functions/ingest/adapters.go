@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/app"
+	"github.com/omnimember/omnimember/shared/platform/pos"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
 	"github.com/omnimember/omnimember/shared/platform/wecom"
 	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi"
@@ -13,7 +15,12 @@ import (
 // ingest command, the all-in-one stack and the re-normalisation command share this list. client
 // makes the outgoing calls some adapters need (an order detail, a batch decrypt).
 func Adapters(client *http.Client) map[string]platform.Adapter {
-	list := []platform.Adapter{wecom.Adapter{Contacts: wecomapi.New(client)}, wechat.Adapter{}}
+	list := []platform.Adapter{
+		pos.Adapter{},
+		app.Adapter{},
+		wecom.Adapter{Contacts: wecomapi.New(client)},
+		wechat.Adapter{},
+	}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {
 		out[a.Name()] = a
