@@ -72,10 +72,11 @@ func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.
 	if err != nil {
 		return platform.Result{}, err
 	}
-	unionID, err := a.unionID(ctx, corpID, shop[KeySecret], m)
+	unionID, lookup, err := a.unionID(ctx, corpID, shop[KeySecret], m)
 	if err != nil {
 		return platform.Result{}, err
 	}
+	m.Lookup = lookup
 	res, err := Normalize(corpID, m, unionID)
 	res.Reply = reply
 	return res, err
@@ -142,19 +143,24 @@ func receive(c *wxcrypt.Crypter, env wxcrypt.Envelope, push platform.Push) (Mess
 var enriched = map[string]bool{"add_external_contact": true, "add_half_external_contact": true, "edit_external_contact": true}
 
 // unionID reads the contact's unionid when the adapter has an API client and the corp a secret.
-// A contact that is already gone has none; an API failure is ErrUpstream, so WeCom retries.
-func (a Adapter) unionID(ctx context.Context, corpID, secret string, m Message) (string, error) {
+// A contact already gone has none; an error code retrying will not change leaves it out too and
+// says so in lookup (the push is archived: re-normalise once the corp's settings are fixed); a
+// transient failure is ErrUpstream, so WeCom retries.
+func (a Adapter) unionID(ctx context.Context, corpID, secret string, m Message) (unionID, lookup string, err error) {
 	if a.Contacts == nil || secret == "" || m.ExternalUserID == "" || m.Event != "change_external_contact" || !enriched[m.ChangeType] {
-		return "", nil
+		return "", "", nil
 	}
 	c, err := a.Contacts.Contact(ctx, corpID, secret, m.ExternalUserID)
-	if errors.Is(err, wecomapi.ErrNoContact) {
-		return "", nil
+	var refused *wecomapi.RefusedError
+	switch {
+	case errors.Is(err, wecomapi.ErrNoContact):
+		return "", "", nil
+	case errors.As(err, &refused):
+		return "", refused.Error(), nil
+	case err != nil:
+		return "", "", fmt.Errorf("read wecom contact: %w", err)
 	}
-	if err != nil {
-		return "", fmt.Errorf("read wecom contact: %w", err)
-	}
-	return c.UnionID, nil
+	return c.UnionID, "", nil
 }
 
 func receivedAt(push platform.Push) time.Time {
@@ -182,6 +188,8 @@ type Message struct {
 	MsgID          wxcrypt.Scalar `xml:"MsgId" json:"MsgId"`
 	// InfoType marks a third-party app's (suite) instruction callback (92277), left unhandled.
 	InfoType string `xml:"InfoType" json:"InfoType"`
+	// Lookup is not WeCom's: why the unionid could not be read, kept as an attribute.
+	Lookup string `xml:"-" json:"-"`
 }
 
 // kinds maps the external-contact changes we keep to interaction kinds (the contract's kind
@@ -253,7 +261,7 @@ func DedupeKey(m Message) string {
 // for sending the welcome message that expires within seconds.
 func attributes(corpID string, m Message) map[string]string {
 	attrs := map[string]string{"corpId": corpID}
-	for k, v := range map[string]string{"userId": m.UserID, "state": m.State, "source": m.Source} {
+	for k, v := range map[string]string{"userId": m.UserID, "state": m.State, "source": m.Source, "unionidLookup": m.Lookup} {
 		if v != "" {
 			attrs[k] = v
 		}

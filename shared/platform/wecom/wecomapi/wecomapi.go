@@ -30,6 +30,20 @@ const (
 // ErrNoContact: the corp has no relation with the contact (any more).
 var ErrNoContact = errors.New("no such external contact")
 
+// RefusedError is an error code that retrying will not change (a secret without 客户联系 rights,
+// a server IP not on the corp's list, a wrong secret): the callback goes on without the unionid
+// instead of failing until WeCom gives up. System busy (-1) is not one: it is ErrUpstream.
+type RefusedError struct {
+	Call string
+	Code int
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("wecom %s refused: errcode %d", e.Call, e.Code)
+}
+
+const codeBusy = -1 // 系统繁忙
+
 // Client calls the API with one access token per corp and secret, cached until shortly before it
 // expires (获取access_token, document/path/91039: cache it, expires_in is usually 7200 s).
 type Client struct {
@@ -64,7 +78,8 @@ type Contact struct {
 }
 
 // Contact reads one external contact. A token WeCom reports invalid or expired is fetched anew
-// once; transport failures and other errors are platform.ErrUpstream (WeCom retries the callback).
+// once. Transport failures, HTTP errors and system busy are platform.ErrUpstream (WeCom retries
+// the callback); other error codes are a *RefusedError.
 func (c *Client) Contact(ctx context.Context, corpID, secret, externalUserID string) (Contact, error) {
 	for attempt := 0; ; attempt++ {
 		tok, err := c.token(ctx, corpID, secret)
@@ -89,6 +104,9 @@ func (c *Client) Contact(ctx context.Context, corpID, secret, externalUserID str
 			if attempt == 0 {
 				continue
 			}
+		case codeBusy:
+		default:
+			return Contact{}, &RefusedError{Call: "externalcontact/get", Code: out.ErrCode}
 		}
 		return Contact{}, fmt.Errorf("%w: wecom externalcontact/get: %s", platform.ErrUpstream, out.apiError)
 	}
@@ -117,7 +135,10 @@ func (c *Client) token(ctx context.Context, corpID, secret string) (string, erro
 	if err := c.get(ctx, "/cgi-bin/gettoken", url.Values{"corpid": {corpID}, "corpsecret": {secret}}, &out); err != nil {
 		return "", err
 	}
-	if out.ErrCode != 0 || out.AccessToken == "" {
+	if out.ErrCode != 0 && out.ErrCode != codeBusy {
+		return "", &RefusedError{Call: "gettoken", Code: out.ErrCode}
+	}
+	if out.AccessToken == "" {
 		return "", fmt.Errorf("%w: wecom gettoken for corp %s: %s", platform.ErrUpstream, corpID, out.apiError)
 	}
 	// Refresh five minutes early so that a token never expires between the check and the call.

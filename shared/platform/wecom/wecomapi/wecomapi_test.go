@@ -75,8 +75,19 @@ func TestFailuresAreUpstream(t *testing.T) {
 	srv, c, _ := fake(t)
 	ctx := context.Background()
 	_, err := c.Contact(ctx, "ww-corp", "wrong secret", "wmWeChatUser")
-	assert.ErrorIs(t, err, platform.ErrUpstream, "gettoken refused")
+	var refused *wecomapi.RefusedError
+	require.ErrorAs(t, err, &refused, "a wrong secret does not get better by retrying")
+	assert.Equal(t, wecomapi.RefusedError{Call: "gettoken", Code: 40001}, *refused)
 	assert.NotContains(t, err.Error(), "wrong secret", "the secret stays out of errors")
+
+	srv.Refuse(60020)
+	_, err = c.Contact(ctx, "ww-corp", "s3cret", "wmWeChatUser")
+	require.ErrorAs(t, err, &refused, "an IP not on the list")
+	assert.Equal(t, wecomapi.RefusedError{Call: "externalcontact/get", Code: 60020}, *refused)
+	srv.Refuse(-1)
+	_, err = c.Contact(ctx, "ww-corp", "s3cret", "wmWeChatUser")
+	assert.ErrorIs(t, err, platform.ErrUpstream, "system busy is worth a retry")
+	srv.Refuse(0)
 
 	srv.FailNext(1)
 	_, err = c.Contact(ctx, "ww-corp", "s3cret", "wmWeChatUser")
@@ -92,7 +103,7 @@ func TestFailuresAreUpstream(t *testing.T) {
 }
 
 // FuzzContact serves arbitrary answers to externalcontact/get: the client never panics, and
-// fails only as ErrUpstream (WeCom retries) or ErrNoContact.
+// fails only as ErrUpstream (WeCom retries), ErrNoContact or a RefusedError.
 func FuzzContact(f *testing.F) {
 	f.Add(`{"errcode":0,"errmsg":"ok","external_contact":{"external_userid":"wm1","type":1,"unionid":"u"}}`)
 	f.Add(`{"errcode":84061,"errmsg":"not external contact"}`)
@@ -113,7 +124,8 @@ func FuzzContact(f *testing.F) {
 	f.Fuzz(func(t *testing.T, answer string) {
 		body.Store(answer)
 		_, err := c.Contact(context.Background(), "ww-corp", "s", "wm1")
-		if err != nil && !errors.Is(err, platform.ErrUpstream) && !errors.Is(err, wecomapi.ErrNoContact) {
+		var refused *wecomapi.RefusedError
+		if err != nil && !errors.Is(err, platform.ErrUpstream) && !errors.Is(err, wecomapi.ErrNoContact) && !errors.As(err, &refused) {
 			t.Fatalf("unexpected error kind: %v", err)
 		}
 	})

@@ -27,6 +27,7 @@ type Server struct {
 	live     map[string]bool
 	issued   int
 	fail     int
+	refuse   int
 }
 
 // New starts a server for corpID with secret and the given contacts by external user id.
@@ -51,6 +52,14 @@ func (s *Server) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.live = map[string]bool{}
+}
+
+// Refuse makes externalcontact/get answer errcode code (0: answer normally again), as WeCom does
+// for a secret without 客户联系 rights (48002) or a server IP not on the list (60020).
+func (s *Server) Refuse(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = code
 }
 
 // FailNext makes the next n calls answer HTTP 502.
@@ -96,8 +105,11 @@ func (s *Server) contact(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	live := s.live[q.Get("access_token")]
 	c, known := s.contacts[q.Get("external_userid")]
+	refuse := s.refuse
 	s.mu.Unlock()
 	switch {
+	case refuse != 0:
+		answer(w, map[string]any{"errcode": refuse, "errmsg": "refused"})
 	case !live:
 		answer(w, map[string]any{"errcode": 42001, "errmsg": "access_token expired"})
 	case !known:
