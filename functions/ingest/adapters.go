@@ -7,6 +7,7 @@ import (
 	"github.com/omnimember/omnimember/shared/platform/app"
 	"github.com/omnimember/omnimember/shared/platform/pos"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
+	"github.com/omnimember/omnimember/shared/platform/wechat/wechatapi"
 	"github.com/omnimember/omnimember/shared/platform/wecom"
 	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi"
 )
@@ -19,7 +20,7 @@ func Adapters(client *http.Client) map[string]platform.Adapter {
 		pos.Adapter{},
 		app.Adapter{},
 		wecom.Adapter{Contacts: wecomapi.New(client)},
-		wechat.Adapter{},
+		wechat.Adapter{Users: wechatapi.New(client)},
 	}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {

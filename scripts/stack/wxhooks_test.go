@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
+	"github.com/omnimember/omnimember/shared/platform/wechat/wechatapi/wechatapitest"
 	"github.com/omnimember/omnimember/shared/platform/wecom"
 	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi/wecomapitest"
 	"github.com/omnimember/omnimember/shared/platform/wxcrypt/wxcrypttest"
@@ -173,36 +175,43 @@ func encryptOf(t *testing.T, body []byte) string {
 	return env.Encrypt
 }
 
-// toServer sends every request to srv, whatever host it names (the adapters call the real API
-// hosts; the test points them at the stand-in).
-type toServer struct{ srv *httptest.Server }
+// byHost sends each request to the stand-in server of the API host it names (the adapters call
+// the real hosts).
+type byHost map[string]*httptest.Server
 
-func (t toServer) RoundTrip(r *http.Request) (*http.Response, error) {
-	target, err := url.Parse(t.srv.URL)
+func (b byHost) RoundTrip(r *http.Request) (*http.Response, error) {
+	srv, ok := b[r.URL.Host]
+	if !ok {
+		return nil, fmt.Errorf("no stand-in for %s", r.URL.Host)
+	}
+	target, err := url.Parse(srv.URL)
 	if err != nil {
 		return nil, err
 	}
 	r = r.Clone(r.Context())
 	r.URL.Scheme, r.URL.Host, r.Host = target.Scheme, target.Host, target.Host
-	return t.srv.Client().Transport.RoundTrip(r)
+	return srv.Client().Transport.RoundTrip(r)
 }
 
-// TestWeComContactAndWeChatFollowerAreOneMember: the contact-detail API gives the unionid behind
-// a WeCom contact, so the contact and the same person's mini-program follow are one member.
+// TestWeComContactAndWeChatFollowerAreOneMember: a follow event carries only the openid and a
+// WeCom contact event only the external user id; the two APIs give the unionid behind each, so
+// the official-account follower and the WeCom contact are one member.
 func TestWeComContactAndWeChatFollowerAreOneMember(t *testing.T) {
-	api := wecomapitest.New(wxCorpID, "contact-secret", map[string]wecomapitest.Contact{"wmShared001": {Type: 1, UnionID: "oUnionShared"}})
-	defer api.Close()
+	wecomAPI := wecomapitest.New(wxCorpID, "contact-secret", map[string]wecomapitest.Contact{"wmShared001": {Type: 1, UnionID: "oUnionShared"}})
+	defer wecomAPI.Close()
+	wechatAPI := wechatapitest.New(wxAppID, "app-secret", map[string]string{"oOpenShared": "oUnionShared"})
+	defer wechatAPI.Close()
 	opts := testOptions(t, t.TempDir())
 	opts.WebhookSecrets = ingest.Secrets{
 		wecom.Name:  {wxCorpID: {"token": wxToken, "aesKey": wxAESKey, "secret": "contact-secret"}},
-		wechat.Name: {wxAppID: {"token": wxToken, "aesKey": wxAESKey}},
+		wechat.Name: {wxAppID: {"token": wxToken, "aesKey": wxAESKey, "secret": "app-secret"}},
 	}
-	opts.HTTPClient = &http.Client{Transport: toServer{api.Server}}
+	opts.HTTPClient = &http.Client{Transport: byHost{"qyapi.weixin.qq.com": wecomAPI.Server, "api.weixin.qq.com": wechatAPI.Server}}
 	s := start(t, opts)
 
 	created := strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
 	follow := `<xml><ToUserName>gh_brand</ToUserName><FromUserName>oOpenShared</FromUserName><CreateTime>` + created +
-		`</CreateTime><MsgType>event</MsgType><Event>subscribe</Event><UnionId>oUnionShared</UnionId></xml>`
+		`</CreateTime><MsgType>event</MsgType><Event>subscribe</Event></xml>`
 	deliver(t, s, wxPush(wechat.Name, wxAppID, follow, "n1"))
 	add := `<xml><ToUserName>` + wxCorpID + `</ToUserName><FromUserName>sys</FromUserName><CreateTime>` + created + `</CreateTime><MsgType>event</MsgType>` +
 		`<Event>change_external_contact</Event><ChangeType>add_external_contact</ChangeType><UserID>zhangsan</UserID><ExternalUserID>wmShared001</ExternalUserID></xml>`
@@ -212,5 +221,7 @@ func TestWeComContactAndWeChatFollowerAreOneMember(t *testing.T) {
 	byFollow := lookupScoped(t, s, "wechat_openid", "oOpenShared", wxAppID)
 	assert.Equal(t, byFollow.OneID, byContact.OneID, "one person")
 	assert.Subset(t, identitiesOf(byContact), []string{"wecom_external_userid:wmShared001@" + wxCorpID, "wechat_openid:oOpenShared@" + wxAppID, "wechat_unionid:oUnionShared@"})
-	assert.Equal(t, 1, api.TokensIssued())
+	assert.Equal(t, 1, wecomAPI.TokensIssued())
+	issued, forced := wechatAPI.TokensIssued()
+	assert.Equal(t, []int{1, 0}, []int{issued, forced})
 }

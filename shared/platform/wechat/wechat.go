@@ -4,6 +4,7 @@ package wechat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/wechat/wechatapi"
 	"github.com/omnimember/omnimember/shared/platform/wxcrypt"
 )
 
@@ -25,28 +27,26 @@ const (
 	KeyToken  = "token"  // the server Token set in the console (服务器配置 / 消息推送)
 	KeyAESKey = "aesKey" // the EncodingAESKey; when set, only safe-mode pushes are accepted
 	KeyAppID  = "appId"  // the AppID (receive id of safe mode); defaults to the credentials key
+	KeySecret = "secret" // optional, official accounts: the AppSecret, to read a follower's unionid
 )
 
 // reply acknowledges a push; without "success" (or an empty body) within 5 s WeChat retries three
 // times (公众号 › 被动回复用户消息: "直接回复success").
 var reply = platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte("success")}
 
-// Adapter handles WeChat pushes; it holds no state.
-type Adapter struct{}
+// Adapter handles WeChat pushes.
+type Adapter struct {
+	// Users, if set, reads the unionid of a new follower of an official account whose
+	// credentials have a secret (follow events carry only the openid).
+	Users *wechatapi.Client
+}
 
 // Name is "wechat".
 func (Adapter) Name() string { return Name }
 
 // Handle answers the URL check (GET) and verifies and normalises a push (POST).
-func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
-	key := strings.Trim(push.Rest, "/")
-	if key == "" && len(creds) == 1 {
-		// A bare /webhooks/wechat serves the only app configured; WeChat's ToUserName is the
-		// account's original id (gh_...), not the AppID, so it cannot pick among several.
-		for only := range creds {
-			key = only
-		}
-	}
+func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+	key := appKey(push.Rest, creds)
 	app, err := creds.Lookup(key)
 	if err != nil {
 		return platform.Result{}, fmt.Errorf("wechat push: %w", err)
@@ -70,9 +70,25 @@ func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Cred
 	if err := wxcrypt.Unmarshal(plain, &m); err != nil {
 		return platform.Result{}, err
 	}
+	if err := a.enrich(ctx, appID, app[KeySecret], &m); err != nil {
+		return platform.Result{}, err
+	}
 	res, err := Normalize(appID, m)
 	res.Reply = reply
 	return res, err
+}
+
+// appKey names the app's credentials: the path segment after /webhooks/wechat/, or for a bare
+// /webhooks/wechat the only app configured (WeChat's ToUserName is the account's original id,
+// gh_..., not the AppID, so it cannot pick among several).
+func appKey(rest string, creds platform.Credentials) string {
+	if key := strings.Trim(rest, "/"); key != "" || len(creds) != 1 {
+		return key
+	}
+	for only := range creds {
+		return only
+	}
+	return ""
 }
 
 // verifyURL answers the console's URL check (接入指南 §"验证消息的确来自微信服务器"): the
@@ -131,6 +147,27 @@ func open(push platform.Push, token, aesKey, appID string) ([]byte, error) {
 	return plain, nil
 }
 
+// enrich reads a new follower's unionid when the adapter has an API client and the app a secret.
+// An error code retrying will not change leaves it out and says so in the unionidLookup attribute
+// (the push is archived: re-normalise once the settings are fixed); a transient failure is
+// ErrUpstream, so WeChat retries.
+func (a Adapter) enrich(ctx context.Context, appID, secret string, m *Message) error {
+	if a.Users == nil || secret == "" || m.MsgType != "event" || m.Event != "subscribe" || m.UnionID != "" || m.FromUserName == "" {
+		return nil
+	}
+	unionID, err := a.Users.UnionID(ctx, appID, secret, m.FromUserName)
+	var refused *wechatapi.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		m.Lookup = refused.Error()
+	case err != nil:
+		return fmt.Errorf("read wechat follower: %w", err)
+	default:
+		m.UnionID = unionID
+	}
+	return nil
+}
+
 func verifyPlain(token, signature, timestamp, nonce string) error {
 	if signature == "" {
 		return fmt.Errorf("%w: missing signature", platform.ErrSignature)
@@ -162,6 +199,8 @@ type Message struct {
 	// UnionID appears only in some pushes (unconfirmed which; the element name UnionId follows
 	// the mini-program's JSON field) and is taken when present.
 	UnionID string `xml:"UnionId" json:"UnionId"`
+	// Lookup is not WeChat's: why the unionid could not be read, kept as an attribute.
+	Lookup string `xml:"-" json:"-"`
 }
 
 var kinds = map[string]string{
@@ -193,6 +232,9 @@ func Normalize(appID string, m Message) (platform.Result, error) {
 	attrs := map[string]string{"appId": appID}
 	if m.EventKey != "" {
 		attrs["eventKey"] = m.EventKey
+	}
+	if m.Lookup != "" {
+		attrs["unionidLookup"] = m.Lookup
 	}
 	data := events.InteractionRecordedData{Channel: events.ChannelWeChat, Kind: kind, OccurredAt: at, Identities: ids, Attributes: attrs}
 	ev, err := events.New(events.InteractionRecorded, platform.EventID(Name, DedupeKey(appID, m), 0), platform.Source(Name), at, data)

@@ -24,6 +24,20 @@ const BaseURL = "https://api.weixin.qq.com"
 // Error codes after which the token is fetched anew (全局返回码说明).
 var tokenCodes = map[int]bool{40001: true, 40014: true, 42001: true}
 
+const codeBusy = -1 // 系统繁忙
+
+// RefusedError is an error code that retrying will not change (an AppSecret that is wrong, an
+// account without user/info rights such as an unverified subscription account, an openid of
+// another app): the push goes on without the unionid. System busy (-1) is ErrUpstream.
+type RefusedError struct {
+	Call string
+	Code int
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("wechat %s refused: errcode %d", e.Call, e.Code)
+}
+
 // Client calls the API with one access token per app, cached until shortly before it expires.
 // Tokens come from stable_token in normal mode (获取稳定版接口调用凭据, getStableAccessToken): unlike
 // cgi-bin/token it does not invalidate the token the brand's other services hold.
@@ -58,7 +72,8 @@ func (e apiError) String() string { return fmt.Sprintf("errcode %d %s", e.ErrCod
 
 // UnionID reads user/info of openID in appID (用户管理 › 获取用户基本信息): the unionid is there
 // when the account is bound to a WeChat Open Platform account, "" otherwise. A token WeChat calls
-// invalid or expired is fetched anew once; other failures are platform.ErrUpstream.
+// invalid or expired is fetched anew once. Transport failures, HTTP errors and system busy are
+// platform.ErrUpstream; other error codes a *RefusedError.
 func (c *Client) UnionID(ctx context.Context, appID, secret, openID string) (string, error) {
 	for attempt := 0; ; attempt++ {
 		tok, err := c.token(ctx, appID, secret)
@@ -81,6 +96,8 @@ func (c *Client) UnionID(ctx context.Context, appID, secret, openID string) (str
 			if attempt == 0 {
 				continue
 			}
+		} else if out.ErrCode != codeBusy {
+			return "", &RefusedError{Call: "user/info", Code: out.ErrCode}
 		}
 		return "", fmt.Errorf("%w: wechat user/info of app %s: %s", platform.ErrUpstream, appID, out.apiError)
 	}
@@ -106,7 +123,10 @@ func (c *Client) token(ctx context.Context, appID, secret string) (string, error
 	if err := c.do(ctx, http.MethodPost, "/cgi-bin/stable_token", body, &out); err != nil {
 		return "", err
 	}
-	if out.ErrCode != 0 || out.AccessToken == "" {
+	if out.ErrCode != 0 && out.ErrCode != codeBusy {
+		return "", &RefusedError{Call: "stable_token", Code: out.ErrCode}
+	}
+	if out.AccessToken == "" {
 		return "", fmt.Errorf("%w: wechat stable_token of app %s: %s", platform.ErrUpstream, appID, out.apiError)
 	}
 	// WeChat renews a stable token in its last 5 minutes and keeps the old one valid 5 more, so

@@ -30,16 +30,18 @@ func TestUnionID(t *testing.T) {
 	_, c, _ := fake(t)
 	tests := []struct {
 		openID, want string
-		wantErr      error
+		wantCode     int
 	}{
-		{"oBound", "oUnion001", nil},
-		{"oUnbound", "", nil},
-		{"oStranger", "", platform.ErrUpstream},
+		{"oBound", "oUnion001", 0},
+		{"oUnbound", "", 0},
+		{"oStranger", "", 40003},
 	}
 	for _, tt := range tests {
 		got, err := c.UnionID(context.Background(), "wx-oa", "app-secret", tt.openID)
-		if tt.wantErr != nil {
-			assert.ErrorIs(t, err, tt.wantErr, tt.openID)
+		if tt.wantCode != 0 {
+			var refused *wechatapi.RefusedError
+			require.ErrorAs(t, err, &refused, tt.openID)
+			assert.Equal(t, wechatapi.RefusedError{Call: "user/info", Code: tt.wantCode}, *refused)
 			continue
 		}
 		require.NoError(t, err, tt.openID)
@@ -75,7 +77,9 @@ func TestFailuresAreUpstream(t *testing.T) {
 	srv, c, _ := fake(t)
 	ctx := context.Background()
 	_, err := c.UnionID(ctx, "wx-oa", "wrong secret", "oBound")
-	assert.ErrorIs(t, err, platform.ErrUpstream)
+	var refused *wechatapi.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.Equal(t, wechatapi.RefusedError{Call: "stable_token", Code: 40125}, *refused)
 	assert.NotContains(t, err.Error(), "wrong secret")
 
 	srv.FailNext(1)
@@ -88,7 +92,8 @@ func TestFailuresAreUpstream(t *testing.T) {
 	assert.NotContains(t, err.Error(), "access_token")
 }
 
-// FuzzUnionID serves arbitrary user/info answers: never a panic, failures only ErrUpstream.
+// FuzzUnionID serves arbitrary user/info answers: never a panic, failures only ErrUpstream or a
+// RefusedError.
 func FuzzUnionID(f *testing.F) {
 	f.Add(`{"subscribe":1,"openid":"o","unionid":"u"}`)
 	f.Add(`{"errcode":40003,"errmsg":"invalid openid"}`)
@@ -108,7 +113,8 @@ func FuzzUnionID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, answer string) {
 		body.Store(answer)
 		_, err := c.UnionID(context.Background(), "wx", "s", "o")
-		if err != nil && !errors.Is(err, platform.ErrUpstream) {
+		var refused *wechatapi.RefusedError
+		if err != nil && !errors.Is(err, platform.ErrUpstream) && !errors.As(err, &refused) {
 			t.Fatalf("unexpected error kind: %v", err)
 		}
 	})
