@@ -56,7 +56,7 @@ func TestStableTokenIsCachedAndNeverForced(t *testing.T) {
 		_, err := c.UnionID(ctx, "wx-oa", "app-secret", "oBound")
 		require.NoError(t, err)
 	}
-	issued, forced := srv.TokensIssued()
+	issued, _ := srv.TokensIssued()
 	assert.Equal(t, 1, issued)
 
 	srv.ExpireTokens()
@@ -68,7 +68,7 @@ func TestStableTokenIsCachedAndNeverForced(t *testing.T) {
 	*now = now.Add(7200*time.Second - time.Minute)
 	_, err = c.UnionID(ctx, "wx-oa", "app-secret", "oBound")
 	require.NoError(t, err)
-	issued, forced = srv.TokensIssued()
+	issued, forced := srv.TokensIssued()
 	assert.Equal(t, 3, issued, "renewed a minute before expiry")
 	assert.Zero(t, forced, "normal mode only: a forced refresh would cut the brand's other services off")
 }
