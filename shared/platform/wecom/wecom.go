@@ -32,8 +32,8 @@ const (
 )
 
 // reply acknowledges a callback. WeCom retries a callback it gets no HTTP 200 for within 5 s
-// (接收消息与事件 › 被动回复: with nothing to say, reply an empty body); the exact body is
-// unconfirmed to matter, and "success" is what WeChat documents and WeCom accepts, so both share it.
+// (接收消息与事件 › 被动回复: with nothing to say, reply an empty body). Whether the body matters
+// is unconfirmed; we answer "success", the body WeChat documents, on both platforms.
 var reply = platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte("success")}
 
 // Adapter handles WeCom callbacks.
