@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"regexp"
 	"time"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,7 +149,7 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		outcome = OutcomeUnhandled
 	}
 	h.counter.WithLabelValues(name, outcome).Inc()
-	h.log().Info("webhook", "platform", name, "outcome", outcome, "events", len(res.Events), "unhandled", res.Unhandled)
+	h.log().Info("webhook", "platform", name, "shop", res.Shop, "outcome", outcome, "events", len(res.Events), "unhandled", res.Unhandled)
 }
 
 // process archives, normalises and publishes; n is the number of events the push made.
@@ -171,7 +173,7 @@ func (h *webhookHandler) process(ctx context.Context, push platform.Push) (platf
 func (h *webhookHandler) readFailed(w http.ResponseWriter, name string, limit int64, err error) {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		h.counter.WithLabelValues(name, OutcomeTooLarge).Inc()
-		h.log().Warn("webhook", "platform", name, "outcome", OutcomeTooLarge, "limit", limit)
+		h.log().Warn("webhook", "platform", name, "outcome", OutcomeTooLarge, "events", 0, "limit", limit)
 		runtime.WriteError(w, http.StatusRequestEntityTooLarge, "", "body over %d bytes", limit)
 		return
 	}
@@ -190,12 +192,23 @@ func (h *webhookHandler) finish(w http.ResponseWriter, name string, n int, err e
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	h.log().Log(context.Background(), level, "webhook", "platform", label, "outcome", outcome, "events", n, "error", err.Error())
+	h.log().Log(context.Background(), level, "webhook", "platform", label, "outcome", outcome, "events", n, "error", redact(err.Error()))
 	field := ""
 	if fe, ok := errors.AsType[*events.FieldError](err); ok && status == http.StatusBadRequest {
 		field = fe.Field
 	}
-	runtime.WriteError(w, status, field, "%s", publicReason(status, err))
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1") // as /v1/events does; most platforms keep their own schedule
+	}
+	runtime.WriteError(w, status, field, "%s", redact(publicReason(status, err)))
+}
+
+// phoneLike finds mainland mobile numbers an error may quote (a schema error echoing a value).
+var phoneLike = regexp.MustCompile(`1[3-9][0-9]{9}`)
+
+// redact masks phone numbers in text bound for a log line or an answer.
+func redact(s string) string {
+	return phoneLike.ReplaceAllStringFunc(s, identity.MaskPhone)
 }
 
 // publicReason keeps internal details (stream names, adapter bugs) out of the answer.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func (signedAdapter) Handle(_ context.Context, push platform.Push, creds platfor
 	ev, err := events.New(events.OrderPaid, platform.EventID("testpay", msg.ID, 0), platform.Source("testpay"), push.ReceivedAt,
 		events.OrderPaidData{OrderID: msg.ID, Channel: "app", ShopID: push.Header.Get("X-Test-Shop"), AmountFen: msg.Fen,
 			PaidAt: push.ReceivedAt, Identities: []events.Identity{{Type: "phone", Value: msg.Phone}}})
-	return platform.Result{Events: []cloudevents.Event{ev}, Reply: platform.Reply{ContentType: "application/json", Body: []byte(`{"code":0}`)}}, err
+	return platform.Result{Shop: push.Header.Get("X-Test-Shop"), Events: []cloudevents.Event{ev}, Reply: platform.Reply{ContentType: "application/json", Body: []byte(`{"code":0}`)}}, err
 }
 
 func sign(secret string, body []byte) string {
@@ -160,8 +161,35 @@ func (e *hookEnv) count(platformName, outcome string) float64 {
 	return 0
 }
 
+// lockedBuffer collects log lines written from the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(line, &m))
+		out = append(out, m)
+	}
+	return out
+}
+
 func TestWebhookOutcomes(t *testing.T) {
-	e := startHooks(t, testWebhooks())
+	wh := testWebhooks()
+	logs := &lockedBuffer{}
+	wh.Log = slog.New(slog.NewJSONHandler(logs, nil))
+	e := startHooks(t, wh)
 	paid := []byte(`{"type":"paid","id":"o-1","phone":"13812345678","fen":12900}`)
 	tests := []struct {
 		name, path, shop string
@@ -196,6 +224,16 @@ func TestWebhookOutcomes(t *testing.T) {
 			assert.Equal(t, before+1, e.count(tc.wantPlatform, tc.wantOutcome), "counted once")
 		})
 	}
+	// One outcome line per push, with platform, outcome and event count, and never the phone.
+	lines := logs.lines(t)
+	require.Len(t, lines, len(tests))
+	for i, line := range lines {
+		assert.Equal(t, tests[i].wantOutcome, line["outcome"], tests[i].name)
+		assert.Equal(t, tests[i].wantPlatform, line["platform"], tests[i].name)
+		assert.Contains(t, line, "events", tests[i].name)
+	}
+	assert.Equal(t, "shop-1", lines[0]["shop"])
+	assert.NotContains(t, logs.buf.String(), "13812345678")
 	// Only the accepted push reached the chain, once.
 	paidEvents := brokertest.Events(t, e.js, stream.Events, events.OrderPaid)
 	require.Len(t, paidEvents, 1)
@@ -217,6 +255,18 @@ func TestWebhookRetryStoresOnce(t *testing.T) {
 	assert.Len(t, brokertest.Events(t, e.js, stream.Events, events.OrderPaid), 1, "events")
 	assert.Len(t, brokertest.Messages(t, e.js, stream.Raw, stream.RawSubject("testpay")), 1, "raw pushes")
 	assert.Equal(t, 3.0, e.count("testpay", OutcomeAccepted))
+}
+
+func TestRedactMasksPhones(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"data.identities.0.value: 13812345678 is too long", "data.identities.0.value: 138****5678 is too long"},
+		{"phones 13812345678 and +86 13987654321", "phones 138****5678 and +86 139****4321"},
+		{"no phone here", "no phone here"},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, redact(tc.in))
+		assert.NotContains(t, redact(tc.in), "13812345678")
+	}
 }
 
 func TestWebhookGetReachesTheAdapter(t *testing.T) {
@@ -256,4 +306,16 @@ func TestRawArchiveRoundTrip(t *testing.T) {
 	resigned.Header = map[string][]string{"X-Test-Sign": {"abd"}}
 	assert.Equal(t, RawID(push), RawID(retry), "a retry with other transport headers archives once")
 	assert.NotEqual(t, RawID(push), RawID(resigned), "another signature is another push")
+}
+
+// TestArchiveFailureStoresNothing: without the raw archive nothing is published and the platform is
+// told to retry, so no event exists that could not be re-normalised.
+func TestArchiveFailureStoresNothing(t *testing.T) {
+	e := startHooks(t, testWebhooks())
+	require.NoError(t, e.js.DeleteStream(context.Background(), stream.Raw))
+	body := []byte(`{"type":"paid","id":"o-8","phone":"13812345678","fen":100}`)
+	got := e.post("/webhooks/testpay", "shop-1", sign("s3cret-s3cret", body), body)
+	assert.Equal(t, http.StatusServiceUnavailable, got.status, got.body)
+	assert.Empty(t, brokertest.Events(t, e.js, stream.Events, events.OrderPaid))
+	assert.Equal(t, 1.0, e.count("testpay", OutcomeUpstream))
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/functions/ingest"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
@@ -145,4 +146,56 @@ func TestNativeWebhooksReachTheProfile(t *testing.T) {
 	again := lookup(t, s, "phone", "13612345678")
 	assert.Equal(t, int64(1), again.Orders.Count)
 	assert.Equal(t, int64(368), again.Points.Balance)
+}
+
+// TestRenormaliseThroughTheChain re-runs the archived pushes: revision 0 changes nothing; a new
+// revision is processed again, yet the order and its points count once (keyed by order id) while
+// the interaction is counted again (keyed by event id), as functions/ingest/README.md says.
+func TestRenormaliseThroughTheChain(t *testing.T) {
+	opts := testOptions(t, t.TempDir())
+	opts.WebhookSecrets = ingest.Secrets{"pos": {"store-sh-01": {"secret": posSecret}}, "app": {"brand-app": {"secret": appSecret}}}
+	s := start(t, opts)
+	now := time.Now()
+	order := posPush(fmt.Sprintf(`{"type":"order.paid","id":"till-9-0001","order":{"id":"SH01-9","amountFen":20000,"paidAt":%q},`+
+		`"member":{"card":"SH-C-0009"}}`, now.Add(-time.Minute).Format(time.RFC3339)), now)
+	track := appPush(fmt.Sprintf(`{"batch":[{"type":"track","messageId":"app-t-1","userId":"u-9","anonymousId":"anon-x",`+
+		`"event":"Open","timestamp":%q},{"type":"identify","messageId":"app-i-1","userId":"u-9","traits":{"phone":"13512345678"},"timestamp":%q}]}`,
+		now.Format(time.RFC3339), now.Format(time.RFC3339)), now)
+	require.Equal(t, http.StatusOK, order.send(t, s).status)
+	require.Equal(t, http.StatusOK, track.send(t, s).status)
+	// The card and the app user meet through a registration carrying both.
+	link := posPush(fmt.Sprintf(`{"type":"member.registered","id":"crm-1","member":{"phone":"13512345678","card":"SH-C-0009","registeredAt":%q}}`,
+		now.Format(time.RFC3339)), now)
+	require.Equal(t, http.StatusOK, link.send(t, s).status)
+	waitQuiet(t, s)
+
+	pub := s.Runtime.Publisher(ingest.Name)
+	wh := &ingest.Webhooks{Adapters: ingest.Adapters(nil), Credentials: opts.WebhookSecrets}
+	window := ingest.Window{Since: now.Add(-time.Hour), Until: time.Now().Add(time.Hour)}
+	tests := []struct {
+		revision         int
+		wantPublished    int
+		wantOrders       int64
+		wantPoints       int64
+		wantInteractions int64
+	}{
+		{0, 4, 1, 200, 1},
+		{1, 4, 1, 200, 2},
+		{1, 4, 1, 200, 2},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("revision %d", tc.revision), func(t *testing.T) {
+			r := ingest.Renormalisation{Webhooks: wh, Revision: tc.revision,
+				Publish: func(ctx context.Context, evs []cloudevents.Event) error { return pub.Publish(ctx, nil, evs) }}
+			rep, err := r.Run(context.Background(), s.Runtime.JetStream(), window)
+			require.NoError(t, err)
+			assert.Equal(t, 3, rep.Read)
+			assert.Equal(t, tc.wantPublished, rep.Published)
+			waitQuiet(t, s)
+			p := lookup(t, s, "pos_card", "SH-C-0009")
+			assert.Equal(t, tc.wantOrders, p.Orders.Count)
+			assert.Equal(t, tc.wantPoints, p.Points.Balance)
+			assert.Equal(t, tc.wantInteractions, p.Interactions.ByChannel["app"].Kinds["track_open"])
+		})
+	}
 }

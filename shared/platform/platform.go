@@ -42,6 +42,8 @@ type Result struct {
 	Events    []cloudevents.Event
 	Unhandled []string
 	Reply     Reply
+	// Shop is the shop/app key the push named (optional), for ingest's outcome log line.
+	Shop string
 }
 
 // Adapter verifies and normalises one platform's pushes. Handle must not have side effects beyond

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -135,7 +136,7 @@ func decodeError(err error) error {
 // through them); track and page → interaction.recorded. Calls of other types, or without any id,
 // are acknowledged and reported unhandled.
 func Normalise(appKey string, b Batch) (platform.Result, error) {
-	res := platform.Result{}
+	res := platform.Result{Shop: appKey}
 	for i, c := range b.Batch {
 		ids := c.identities()
 		if len(ids) == 0 || (c.Type != TypeIdentify && c.Type != TypeTrack && c.Type != TypePage) {
@@ -225,20 +226,24 @@ func Kind(event string) string {
 	return k
 }
 
-// attributes flattens properties to strings: strings as they are, other JSON values as JSON.
+// phoneLike finds mainland mobile numbers in free-form properties.
+var phoneLike = regexp.MustCompile(`1[3-9][0-9]{9}`)
+
+// attributes flattens properties to strings: strings as they are, other JSON values as JSON. A phone
+// number an app put in a property is masked: only identify's traits.phone is an identity (sealed by
+// match); a property would carry it in plaintext through the chain.
 func attributes(props map[string]json.RawMessage) map[string]string {
 	out := make(map[string]string, len(props)+1)
 	for k, raw := range props {
 		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			out[k] = s
-			continue
+		if json.Unmarshal(raw, &s) != nil {
+			var compact bytes.Buffer
+			if json.Compact(&compact, raw) != nil {
+				compact.Write(raw)
+			}
+			s = compact.String()
 		}
-		var compact bytes.Buffer
-		if json.Compact(&compact, raw) != nil {
-			compact.Write(raw)
-		}
-		out[k] = compact.String()
+		out[k] = phoneLike.ReplaceAllStringFunc(s, identity.MaskPhone)
 	}
 	return out
 }

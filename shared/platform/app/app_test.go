@@ -36,7 +36,7 @@ func signed(appKey, secret string, ts time.Time, body string) platform.Push {
 
 const batchBody = `{"batch":[
  {"type":"identify","messageId":"m-1","anonymousId":"anon-1","userId":"u-42","traits":{"phone":"13812345678","nickname":"Li"},"timestamp":"2026-11-25T09:59:00Z"},
- {"type":"track","messageId":"m-2","anonymousId":"anon-1","userId":"u-42","event":"Add To Cart","properties":{"sku":"LATTE","price":32.5,"tags":["hot"]},"timestamp":"2026-11-25T09:59:10Z"},
+ {"type":"track","messageId":"m-2","anonymousId":"anon-1","userId":"u-42","event":"Add To Cart","properties":{"sku":"LATTE","price":32.5,"tags":["hot"],"contact":"call 13812345678"},"timestamp":"2026-11-25T09:59:10Z"},
  {"type":"page","messageId":"m-3","anonymousId":"anon-1","name":"Menu","properties":{"path":"/menu"},"timestamp":"2026-11-25T09:59:20Z"},
  {"type":"screen","messageId":"m-4","anonymousId":"anon-1","timestamp":"2026-11-25T09:59:30Z"},
  {"type":"track","messageId":"m-5","event":"Open","timestamp":"2026-11-25T09:59:40Z"}
@@ -51,6 +51,7 @@ type normalised struct {
 func TestHandleNormalisesABatch(t *testing.T) {
 	res, err := Adapter{}.Handle(context.Background(), signed("brand-app", "app-secret-1", received, batchBody), creds)
 	require.NoError(t, err)
+	assert.Equal(t, "brand-app", res.Shop)
 	assert.Equal(t, []string{"screen", "track (no id)"}, res.Unhandled)
 	assert.JSONEq(t, `{"ok":true,"events":3}`, string(res.Reply.Body))
 	want := []struct {
@@ -60,7 +61,8 @@ func TestHandleNormalisesABatch(t *testing.T) {
 		{events.MemberRegistered, "m-1", normalised{Identities: []events.Identity{{Type: "app_user_id", Value: "u-42"},
 			{Type: "anonymous_id", Value: "anon-1"}, {Type: "phone", Value: "13812345678"}}}},
 		{events.InteractionRecorded, "m-2", normalised{Kind: "track_add_to_cart", Identities: []events.Identity{{Type: "app_user_id", Value: "u-42"},
-			{Type: "anonymous_id", Value: "anon-1"}}, Attributes: map[string]string{"event": "Add To Cart", "sku": "LATTE", "price": "32.5", "tags": `["hot"]`}}},
+			{Type: "anonymous_id", Value: "anon-1"}}, Attributes: map[string]string{"event": "Add To Cart", "sku": "LATTE", "price": "32.5", "tags": `["hot"]`,
+			"contact": "call 138****5678"}}},
 		{events.InteractionRecorded, "m-3", normalised{Kind: "page", Identities: []events.Identity{{Type: "anonymous_id", Value: "anon-1"}},
 			Attributes: map[string]string{"page": "Menu", "path": "/menu"}}},
 	}

@@ -159,7 +159,7 @@ func decodeError(err error) error {
 // message id, so a resent message publishes the same ids. A message type omnimember does not
 // handle, or an order with no member on it, is acknowledged and reported as unhandled.
 func Normalise(store string, msg Message) (platform.Result, error) {
-	res := platform.Result{Reply: platform.Reply{ContentType: "application/json", Body: fmt.Appendf(nil, `{"ok":true,"id":%q}`, msg.ID)}}
+	res := platform.Result{Shop: store, Reply: platform.Reply{ContentType: "application/json", Body: fmt.Appendf(nil, `{"ok":true,"id":%q}`, msg.ID)}}
 	ids := msg.Member.identities()
 	if len(ids) == 0 || !handled(msg.Type) {
 		res.Unhandled = []string{unhandledName(msg.Type, len(ids) == 0)}

@@ -67,6 +67,7 @@ func TestHandleNormalises(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Adapter{}.Handle(context.Background(), signed("store-7", "pos-secret-7", received, tc.body), creds)
 			require.NoError(t, err)
+			assert.Equal(t, "store-7", res.Shop)
 			assert.Equal(t, tc.unhandled, res.Unhandled)
 			assert.JSONEq(t, `{"ok":true,"id":"`+jsonID(t, tc.body)+`"}`, string(res.Reply.Body))
 			if tc.wantType == "" {
