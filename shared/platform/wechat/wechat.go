@@ -60,7 +60,9 @@ func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.
 		appID = app[KeyAppID]
 	}
 	if push.Method == "GET" {
-		return verifyURL(token, push.Query)
+		res, err := verifyURL(token, push.Query)
+		res.Shop = key
+		return res, err
 	}
 	plain, err := open(push, token, app[KeyAESKey], appID)
 	if err != nil {
@@ -74,7 +76,7 @@ func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.
 		return platform.Result{}, err
 	}
 	res, err := Normalize(appID, m)
-	res.Reply = reply
+	res.Reply, res.Shop = reply, key
 	return res, err
 }
 

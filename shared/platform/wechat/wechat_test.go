@@ -123,6 +123,7 @@ func TestFollowEvents(t *testing.T) {
 			res, err := handle(t, tt.push)
 			require.NoError(t, err)
 			assert.Equal(t, "success", string(res.Reply.Body))
+			assert.Equal(t, tt.push.Rest, res.Shop)
 			require.Len(t, res.Events, 1)
 			ev := res.Events[0]
 			require.NoError(t, events.Validate(ev))

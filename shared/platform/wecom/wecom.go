@@ -66,7 +66,9 @@ func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.
 		return platform.Result{}, fmt.Errorf("wecom corp %s credentials: %w", key, err)
 	}
 	if push.Method == "GET" {
-		return verifyURL(c, push.Query)
+		res, err := verifyURL(c, push.Query)
+		res.Shop = key
+		return res, err
 	}
 	m, err := receive(c, env, push)
 	if err != nil {
@@ -78,7 +80,7 @@ func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.
 	}
 	m.Lookup = lookup
 	res, err := Normalize(corpID, m, unionID)
-	res.Reply = reply
+	res.Reply, res.Shop = reply, key
 	return res, err
 }
 

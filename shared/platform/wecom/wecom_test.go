@@ -99,6 +99,7 @@ func TestAddExternalContact(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Events, 1)
 	assert.Equal(t, "success", string(res.Reply.Body))
+	assert.Equal(t, sampleCorpID, res.Shop)
 	ev := res.Events[0]
 	require.NoError(t, events.Validate(ev))
 	assert.Equal(t, events.InteractionRecorded, ev.Type())
