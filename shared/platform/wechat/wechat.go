@@ -111,20 +111,24 @@ func verifyURL(token string, q url.Values) (platform.Result, error) {
 // only token, timestamp and nonce, not the body, so an app with an EncodingAESKey accepts safe
 // mode only. Both carry a timestamp, checked against our window (WeChat documents none).
 func open(push platform.Push, token, aesKey, appID string) ([]byte, error) {
-	q := push.Query
-	ts := q.Get("timestamp")
-	if q.Get("encrypt_type") != "aes" {
-		if aesKey != "" {
-			return nil, fmt.Errorf("verify wechat push: %w: plain-mode push for an app configured with an EncodingAESKey", platform.ErrSignature)
-		}
-		if err := verifyPlain(token, q.Get("signature"), ts, q.Get("nonce")); err != nil {
-			return nil, fmt.Errorf("verify wechat push: %w", err)
-		}
-		if _, err := wxcrypt.CheckTimestamp(ts, receivedAt(push)); err != nil {
-			return nil, fmt.Errorf("verify wechat push: %w", err)
-		}
-		return push.Body, nil
+	if push.Query.Get("encrypt_type") == "aes" {
+		return openSafe(push, token, aesKey, appID)
 	}
+	if aesKey != "" {
+		return nil, fmt.Errorf("verify wechat push: %w: plain-mode push for an app configured with an EncodingAESKey", platform.ErrSignature)
+	}
+	q := push.Query
+	if err := verifyPlain(token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
+		return nil, fmt.Errorf("verify wechat push: %w", err)
+	}
+	if _, err := wxcrypt.CheckTimestamp(q.Get("timestamp"), receivedAt(push)); err != nil {
+		return nil, fmt.Errorf("verify wechat push: %w", err)
+	}
+	return push.Body, nil
+}
+
+// openSafe verifies msg_signature over the Encrypt element, the timestamp, and decrypts.
+func openSafe(push platform.Push, token, aesKey, appID string) ([]byte, error) {
 	if aesKey == "" {
 		return nil, fmt.Errorf("wechat app %s credentials: safe-mode push but no %s", appID, KeyAESKey)
 	}
@@ -136,10 +140,11 @@ func open(push platform.Push, token, aesKey, appID string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Verify(q.Get("msg_signature"), ts, q.Get("nonce"), env.Encrypt); err != nil {
+	q := push.Query
+	if err := c.Verify(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), env.Encrypt); err != nil {
 		return nil, fmt.Errorf("verify wechat push: %w", err)
 	}
-	if _, err := wxcrypt.CheckTimestamp(ts, receivedAt(push)); err != nil {
+	if _, err := wxcrypt.CheckTimestamp(q.Get("timestamp"), receivedAt(push)); err != nil {
 		return nil, fmt.Errorf("verify wechat push: %w", err)
 	}
 	plain, err := c.Decrypt(env.Encrypt)
