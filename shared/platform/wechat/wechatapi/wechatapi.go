@@ -4,6 +4,7 @@ package wechatapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -45,6 +46,8 @@ type Client struct {
 	HTTP    *http.Client
 	BaseURL string
 	Now     func() time.Time
+	// Timeout bounds each call (default DefaultTimeout).
+	Timeout time.Duration
 
 	mu     sync.Mutex
 	tokens map[[32]byte]token
@@ -54,6 +57,10 @@ type token struct {
 	value   string
 	expires time.Time
 }
+
+// DefaultTimeout keeps a lookup inside the 5 s WeChat waits for the callback's answer before it
+// retries.
+const DefaultTimeout = 3 * time.Second
 
 // New returns a client of the real API using hc (nil: http.DefaultClient).
 func New(hc *http.Client) *Client {
@@ -152,6 +159,8 @@ func (c *Client) forget(appID, secret string) {
 // do calls the API and decodes its JSON answer; URLs and bodies (a token, a secret) stay out of
 // errors.
 func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultTimeout))
+	defer cancel()
 	path, _, _ := bytes.Cut([]byte(pathQuery), []byte("?"))
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+pathQuery, bytes.NewReader(body))
 	if err != nil {

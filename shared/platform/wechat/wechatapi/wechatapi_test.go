@@ -119,3 +119,20 @@ func FuzzUnionID(f *testing.F) {
 		}
 	})
 }
+
+func TestSlowAPIIsUpstream(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // hang like an API that never answers, until the test ends
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	c := wechatapi.New(srv.Client())
+	c.BaseURL, c.Timeout = srv.URL, 20*time.Millisecond
+	_, err := c.UnionID(context.Background(), "wx", "s", "o")
+	assert.ErrorIs(t, err, platform.ErrUpstream)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}

@@ -3,6 +3,7 @@
 package wecomapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -50,6 +51,8 @@ type Client struct {
 	HTTP    *http.Client
 	BaseURL string
 	Now     func() time.Time
+	// Timeout bounds each call (default DefaultTimeout).
+	Timeout time.Duration
 
 	mu     sync.Mutex
 	tokens map[[32]byte]token
@@ -59,6 +62,10 @@ type token struct {
 	value   string
 	expires time.Time
 }
+
+// DefaultTimeout keeps a lookup inside the 5 s WeCom waits for the callback's answer before it
+// retries.
+const DefaultTimeout = 3 * time.Second
 
 // New returns a client of the real API using hc (nil: http.DefaultClient).
 func New(hc *http.Client) *Client {
@@ -162,6 +169,8 @@ func (c *Client) forget(corpID, secret string) {
 // get calls path with the query and decodes the JSON answer; the URL (it carries the secret or
 // the token) is kept out of errors.
 func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultTimeout))
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path+"?"+q.Encode(), nil)
 	if err != nil {
 		return fmt.Errorf("wecom %s: %w", path, err)
