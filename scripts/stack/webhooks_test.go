@@ -146,6 +146,27 @@ func TestNativeWebhooksReachTheProfile(t *testing.T) {
 	again := lookup(t, s, "phone", "13612345678")
 	assert.Equal(t, int64(1), again.Orders.Count)
 	assert.Equal(t, int64(368), again.Points.Balance)
+
+	// A partial refund, then the rest: net spend and points follow, each refund counted once.
+	refunds := []struct {
+		id           string
+		fen, wantNet int64
+		wantPoints   int64
+	}{
+		{"RF-1", 10000, 26800, 268},
+		{"RF-2", 26800, 0, 0},
+	}
+	for _, r := range refunds {
+		push := posPush(fmt.Sprintf(`{"type":"order.refunded","id":"till-7-%s","refund":{"id":%q,"orderId":"SH01-20261125-0001",`+
+			`"amountFen":%d,"refundedAt":%q},"member":{"card":"SH-C-0001"}}`, r.id, r.id, r.fen, now.Format(time.RFC3339)), now)
+		for range 2 {
+			require.Equal(t, http.StatusOK, push.send(t, s).status)
+		}
+		waitQuiet(t, s)
+		p := lookup(t, s, "pos_card", "SH-C-0001")
+		assert.Equal(t, r.wantNet, p.Orders.NetAmountFen, r.id)
+		assert.Equal(t, r.wantPoints, p.Points.Balance, r.id)
+	}
 }
 
 // TestRenormaliseThroughTheChain re-runs the archived pushes: revision 0 changes nothing; a new
