@@ -6,16 +6,21 @@ import (
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/app"
 	"github.com/omnimember/omnimember/shared/platform/pos"
+	"github.com/omnimember/omnimember/shared/platform/wechat"
+	"github.com/omnimember/omnimember/shared/platform/wechat/wechatapi"
+	"github.com/omnimember/omnimember/shared/platform/wecom"
+	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi"
 )
 
 // Adapters are the platforms served at /webhooks/{platform}, listed explicitly (no registry): the
 // ingest command, the all-in-one stack and the re-normalisation command share this list. client
 // makes the outgoing calls some adapters need (an order detail, a batch decrypt).
 func Adapters(client *http.Client) map[string]platform.Adapter {
-	_ = client
 	list := []platform.Adapter{
 		pos.Adapter{},
 		app.Adapter{},
+		wecom.Adapter{Contacts: wecomapi.New(client)},
+		wechat.Adapter{Users: wechatapi.New(client)},
 	}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {
