@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/jsonfield"
 )
 
 // Tags of the 抖店 message push this adapter turns into events (消息推送 › 订单消息 / 售后消息).
@@ -65,29 +66,29 @@ func Parse(body []byte) ([]Message, error) {
 }
 
 func parseMessage(path string, raw []byte) (Message, error) {
-	o, err := decodeObject(path, raw)
+	o, err := jsonfield.Decode(path, raw)
 	if err != nil {
 		return Message{}, err
 	}
-	m := Message{Tag: o.str("tag"), MsgID: o.str("msg_id")}
-	if o.err != nil {
-		return Message{}, o.err
+	m := Message{Tag: o.Str("tag"), MsgID: o.Str("msg_id")}
+	if err := o.Err(); err != nil {
+		return Message{}, err
 	}
 	if m.Tag != TagPaid && m.Tag != TagRefundSuccess {
 		return m, nil
 	}
 	var data string
-	if err := json.Unmarshal(o.raw["data"], &data); err != nil {
+	if err := json.Unmarshal(o.Raw("data"), &data); err != nil {
 		return Message{}, platform.Malformed(path+".data", "want a JSON object encoded in a string")
 	}
-	d, err := decodeObject(path+".data", []byte(data))
+	d, err := jsonfield.Decode(path+".data", []byte(data))
 	if err != nil {
 		return Message{}, err
 	}
 	if m.Tag == TagPaid {
-		m.Paid = &Paid{OrderID: d.id("p_id"), ShopID: d.id("shop_id"), AmountFen: d.integer("pay_amount", true), PaidAt: d.unixTime("pay_time")}
+		m.Paid = &Paid{OrderID: d.Digits("p_id"), ShopID: d.Digits("shop_id"), AmountFen: d.Int("pay_amount", true), PaidAt: d.Unix("pay_time")}
 	} else {
-		m.Refund = &Refund{OrderID: d.id("p_id"), ShopID: d.id("shop_id"), RefundID: d.id("aftersale_id"), AmountFen: d.integer("refund_amount", true), RefundedAt: d.unixTime("success_time")}
+		m.Refund = &Refund{OrderID: d.Digits("p_id"), ShopID: d.Digits("shop_id"), RefundID: d.Digits("aftersale_id"), AmountFen: d.Int("refund_amount", true), RefundedAt: d.Unix("success_time")}
 	}
-	return m, d.err
+	return m, d.Err()
 }
