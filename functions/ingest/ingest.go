@@ -1,5 +1,5 @@
-// Package ingest is the front door: it accepts channel events over HTTP, validates each against its
-// schema, and answers 202 only once JetStream has stored it.
+// Package ingest is the front door: it accepts channel events and native platform webhooks over
+// HTTP, validates them, and answers only once JetStream has stored them.
 package ingest
 
 import (
@@ -21,9 +21,14 @@ const EventsPath = "/v1/events"
 // Accepts lists the event types the outside world may send; the rest are produced inside.
 var Accepts = []string{events.MemberRegistered, events.OrderPaid, events.OrderRefunded, events.InteractionRecorded}
 
-// Function is ingest as the runtime runs it: an HTTP receiver whose handler passes valid events on.
-func Function() runtime.Function {
-	return runtime.Function{Name: Name, EventsPath: EventsPath, Handle: Handle}
+// Function is ingest as the runtime runs it: an HTTP receiver whose handler passes valid events on,
+// and, when wh is not nil, the native platform webhooks.
+func Function(wh *Webhooks) runtime.Function {
+	f := runtime.Function{Name: Name, EventsPath: EventsPath, Handle: Handle}
+	if wh != nil {
+		f.Routes = wh.Routes
+	}
+	return f
 }
 
 // Handle accepts a valid channel event unchanged; the runtime stores it under a message id derived

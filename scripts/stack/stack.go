@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -70,6 +71,10 @@ type Options struct {
 	Loyalty *loyalty.Rules
 	// TracerProvider turns tracing on (tests pass one with an in-memory span recorder).
 	TracerProvider trace.TracerProvider
+	// WebhookSecrets are the shops whose native pushes ingest accepts at /webhooks/{platform}.
+	WebhookSecrets ingest.Secrets
+	// HTTPClient makes the adapters' outgoing calls (default http.DefaultClient).
+	HTTPClient *http.Client
 }
 
 // Stack is a running chain.
@@ -103,6 +108,9 @@ func Start(opts Options) (*Stack, error) {
 	}
 	if opts.Loyalty == nil {
 		opts.Loyalty = loyalty.Example()
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
 	}
 	s := &Stack{done: make(chan error, 1)}
 	if err := s.open(opts); err != nil {
@@ -197,7 +205,8 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 		notifyTemplates[name] = texts // notify renders and delivers the marketing texts the console previews
 	}
 	return []runtime.Function{
-		ingest.Function(),
+		ingest.Function(&ingest.Webhooks{Adapters: ingest.Adapters(opts.HTTPClient), Credentials: opts.WebhookSecrets,
+			MaxBodyBytes: cfg.MaxBodyBytes, Now: opts.Now, Log: opts.Logger.With("function", ingest.Name)}),
 		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: opts.Loyalty.Ladder(), Now: opts.Now,
 			AdminToken: opts.AdminToken}).Function()),
 		wrap(s.Points.Function()),

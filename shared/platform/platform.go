@@ -16,6 +16,8 @@ import (
 
 // Push is one native request as ingest received it: the raw body byte for byte (signatures cover
 // the exact bytes), the headers and the query. Rest is the path after /webhooks/{platform}/.
+// ReceivedAt is when ingest read it: adapters check timestamp windows against ReceivedAt, not the
+// wall clock, so that re-normalising an archived push days later verifies as it did on arrival.
 type Push struct {
 	Platform   string
 	Rest       string

@@ -26,7 +26,7 @@ type Config struct {
 	LogLevel        slog.Level      // OMNIMEMBER_LOG_LEVEL: debug, info, warn, error
 	Trigger         string          // OMNIMEMBER_TRIGGER: jetstream (pull consumer), http (pushed CloudEvents) or both
 	EventsPath      string          // OMNIMEMBER_EVENTS_PATH: where pushed CloudEvents arrive in http mode
-	Topology        stream.Topology // OMNIMEMBER_STREAM_REPLICAS, OMNIMEMBER_DUPLICATE_WINDOW
+	Topology        stream.Topology // OMNIMEMBER_STREAM_REPLICAS, OMNIMEMBER_DUPLICATE_WINDOW, OMNIMEMBER_RAW_MAX_AGE, OMNIMEMBER_RAW_MAX_BYTES
 	// Traces is the span exporter: none (default) or otlp (OTEL_TRACES_EXPORTER, or otlp when
 	// OTEL_EXPORTER_OTLP_ENDPOINT is set); the exporter reads the other OTEL_* variables itself.
 	Traces string
@@ -85,11 +85,16 @@ func FromEnv() (Config, error) {
 	dur("OMNIMEMBER_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	num("OMNIMEMBER_STREAM_REPLICAS", &c.Topology.Replicas)
 	dur("OMNIMEMBER_DUPLICATE_WINDOW", &c.Topology.DuplicateWindow)
-	if v, ok := os.LookupEnv("OMNIMEMBER_MAX_BODY_BYTES"); ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		errs = append(errs, wrapEnv("OMNIMEMBER_MAX_BODY_BYTES", err))
-		c.MaxBodyBytes = n
+	dur("OMNIMEMBER_RAW_MAX_AGE", &c.Topology.RawMaxAge)
+	num64 := func(name string, dst *int64) {
+		if v, ok := os.LookupEnv(name); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			errs = append(errs, wrapEnv(name, err))
+			*dst = n
+		}
 	}
+	num64("OMNIMEMBER_MAX_BODY_BYTES", &c.MaxBodyBytes)
+	num64("OMNIMEMBER_RAW_MAX_BYTES", &c.Topology.RawMaxBytes)
 	if v, ok := os.LookupEnv("OMNIMEMBER_BACKOFF"); ok {
 		b, err := parseBackoff(v)
 		errs = append(errs, wrapEnv("OMNIMEMBER_BACKOFF", err))
@@ -150,7 +155,7 @@ func (c Config) Validate() error {
 	check(c.Traces == "" || c.Traces == TracesNone || c.Traces == TracesOTLP, "OTEL_TRACES_EXPORTER %q: want %s or %s", c.Traces, TracesOTLP, TracesNone)
 	check(strings.HasPrefix(c.EventsPath, "/"), "OMNIMEMBER_EVENTS_PATH %q: want a path starting with /", c.EventsPath)
 	if err := c.Topology.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("OMNIMEMBER_STREAM_REPLICAS/OMNIMEMBER_DUPLICATE_WINDOW: %w", err))
+		errs = append(errs, fmt.Errorf("OMNIMEMBER_STREAM_REPLICAS/OMNIMEMBER_DUPLICATE_WINDOW/OMNIMEMBER_RAW_*: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -168,6 +173,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("concurrency", c.Concurrency), slog.Int64("maxBodyBytes", c.MaxBodyBytes),
 		slog.String("trigger", c.Trigger), slog.String("eventsPath", c.EventsPath),
 		slog.Int("streamReplicas", c.Topology.Replicas), slog.String("duplicateWindow", c.Topology.DuplicateWindow.String()),
+		slog.String("rawMaxAge", c.Topology.RawMaxAge.String()), slog.Int64("rawMaxBytes", c.Topology.RawMaxBytes),
 		slog.String("traces", c.Traces),
 	)
 }

@@ -1,5 +1,5 @@
 // Package stream declares omnimember's JetStream topology: the events stream, the dead-letter
-// stream and the durable consumer of each function, created idempotently at start.
+// stream, the raw webhook archive and the durable consumer of each function, created idempotently at start.
 package stream
 
 import (
@@ -19,6 +19,11 @@ const (
 	DeadLetters = "OMNIMEMBER_DEADLETTER"
 	// DeadLetterPrefix starts the dead-letter subject of each function: `omnimember-deadletter.<function>`.
 	DeadLetterPrefix = "omnimember-deadletter."
+	// Raw keeps every native webhook push byte for byte, on `omnimember-raw.<platform>`, so that a
+	// window can be re-normalised after a parser fix. Retention is bounded by RawMaxAge and RawMaxBytes.
+	Raw = "OMNIMEMBER_RAW"
+	// RawPrefix starts the raw subject of each platform.
+	RawPrefix = "omnimember-raw."
 	// MinDuplicateWindow is the shortest dedupe window the runtime relies on for Nats-Msg-Id.
 	MinDuplicateWindow = 2 * time.Minute
 )
@@ -29,11 +34,16 @@ type Topology struct {
 	DuplicateWindow time.Duration
 	MaxAge          time.Duration
 	DeadLetterAge   time.Duration
+	// RawMaxAge and RawMaxBytes bound the raw webhook archive; the oldest pushes go first.
+	RawMaxAge   time.Duration
+	RawMaxBytes int64
 }
 
-// DefaultTopology suits one embedded server: one replica, a 2-minute dedupe window, 7 days of events.
+// DefaultTopology suits one embedded server: one replica, a 2-minute dedupe window, 7 days of
+// events, 30 days (at most 1 GiB) of raw webhook pushes.
 func DefaultTopology() Topology {
-	return Topology{Replicas: 1, DuplicateWindow: MinDuplicateWindow, MaxAge: 7 * 24 * time.Hour, DeadLetterAge: 30 * 24 * time.Hour}
+	return Topology{Replicas: 1, DuplicateWindow: MinDuplicateWindow, MaxAge: 7 * 24 * time.Hour, DeadLetterAge: 30 * 24 * time.Hour,
+		RawMaxAge: 30 * 24 * time.Hour, RawMaxBytes: 1 << 30}
 }
 
 // Validate refuses settings that would break exactly-once publishing.
@@ -46,6 +56,9 @@ func (t Topology) Validate() error {
 	}
 	if t.MaxAge <= t.DuplicateWindow || t.DeadLetterAge <= 0 {
 		return errors.New("stream max age must exceed the duplicate window and dead letters must be kept")
+	}
+	if t.RawMaxAge <= t.DuplicateWindow || t.RawMaxBytes < 1<<20 {
+		return fmt.Errorf("raw archive max age %s must exceed the duplicate window and max bytes %d must be at least 1 MiB", t.RawMaxAge, t.RawMaxBytes)
 	}
 	return nil
 }
@@ -62,7 +75,10 @@ func Subjects() []string {
 // DeadLetterSubject is where a function's dead letters go.
 func DeadLetterSubject(function string) string { return DeadLetterPrefix + function }
 
-// Ensure creates or updates both streams; running it again changes nothing.
+// RawSubject is where a platform's raw pushes are archived.
+func RawSubject(platform string) string { return RawPrefix + platform }
+
+// Ensure creates or updates the streams; running it again changes nothing.
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := t.Validate(); err != nil {
 		return err
@@ -75,6 +91,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		Name: DeadLetters, Description: "events functions gave up on, replayable", Subjects: []string{DeadLetterPrefix + ">"},
 		Storage: jetstream.FileStorage, Replicas: t.Replicas, Retention: jetstream.LimitsPolicy,
 		Duplicates: t.DuplicateWindow, MaxAge: t.DeadLetterAge,
+	}, {
+		Name: Raw, Description: "native webhook pushes byte for byte, for re-normalisation", Subjects: []string{RawPrefix + ">"},
+		Storage: jetstream.FileStorage, Replicas: t.Replicas, Retention: jetstream.LimitsPolicy,
+		Duplicates: t.DuplicateWindow, MaxAge: t.RawMaxAge, MaxBytes: t.RawMaxBytes, Discard: jetstream.DiscardOld,
 	}}
 	for _, cfg := range configs {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {

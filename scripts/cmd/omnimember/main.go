@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/functions/campaign"
+	"github.com/omnimember/omnimember/functions/ingest"
 	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/scripts/stack"
 	"github.com/omnimember/omnimember/shared/loyalty"
@@ -157,10 +158,17 @@ func run() error {
 			return err
 		}
 	}
-	log.Info("starting omnimember (embedded)", "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
+	secrets, err := ingest.SecretsFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := secrets.Check(ingest.Adapters(nil)); err != nil {
+		return err
+	}
+	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
 	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort, NATSURL: cfg.ExternalNATS,
 		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
-		MarketerToken: cfg.MarketerToken, Loyalty: rules})
+		MarketerToken: cfg.MarketerToken, Loyalty: rules, WebhookSecrets: secrets})
 	if err != nil {
 		return err
 	}

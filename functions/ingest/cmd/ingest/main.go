@@ -1,8 +1,12 @@
-// Command ingest runs the ingest function alone: POST /v1/events, stored in JetStream before 202.
+// Command ingest runs the ingest function alone: POST /v1/events and the native platform webhooks
+// at /webhooks/{platform}, stored in JetStream before the answer.
 package main
 
 import (
 	"log/slog"
+	"net/http"
+	"os"
+	"time"
 
 	"github.com/omnimember/omnimember/functions/ingest"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -14,6 +18,16 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return runtime.Run(rt, slog.String("eventsPath", ingest.EventsPath), ingest.Function())
+		adapters := ingest.Adapters(&http.Client{Timeout: 10 * time.Second})
+		secrets, err := ingest.SecretsFromEnv(os.Getenv)
+		if err != nil {
+			return err
+		}
+		if err := secrets.Check(adapters); err != nil {
+			return err
+		}
+		wh := &ingest.Webhooks{Adapters: adapters, Credentials: secrets, MaxBodyBytes: rt.MaxBodyBytes, Now: time.Now,
+			Log: runtime.NewLogger(rt.LogLevel).With("function", ingest.Name)}
+		return runtime.Run(rt, slog.Group(ingest.Name, "eventsPath", ingest.EventsPath, "webhookSecrets", secrets), ingest.Function(wh))
 	})
 }
