@@ -3,17 +3,21 @@ package ingest
 import (
 	"net/http"
 
+	"github.com/omnimember/omnimember/functions/ingest/douyinapi"
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/douyin"
 	"github.com/omnimember/omnimember/shared/platform/pos"
+	"github.com/omnimember/omnimember/shared/platform/youzan"
 )
 
 // Adapters are the platforms served at /webhooks/{platform}, listed explicitly (no registry): the
 // ingest command, the all-in-one stack and the re-normalisation command share this list. client
 // makes the outgoing calls some adapters need (an order detail, a batch decrypt).
 func Adapters(client *http.Client) map[string]platform.Adapter {
-	_ = client
 	list := []platform.Adapter{
 		pos.Adapter{},
+		douyin.New(douyinapi.New(douyinapi.DefaultBaseURL, douyinapi.Options{HTTP: client})),
+		youzan.New(nil), // refunds need a trade lookup (youzan.trade.get), not built yet
 	}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {

@@ -48,6 +48,7 @@ type Client struct {
 
 // Options size the client; zero values take the defaults.
 type Options struct {
+	HTTP      *http.Client // nil: a client with Timeout
 	Attempts  int
 	Backoff   time.Duration
 	CacheSize int
@@ -61,7 +62,7 @@ func New(baseURL string, o Options) *Client {
 		baseURL = DefaultBaseURL
 	}
 	o = withDefaults(o)
-	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Timeout: o.Timeout},
+	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: o.HTTP,
 		Attempts: o.Attempts, Backoff: o.Backoff, Now: time.Now}
 	now := func() time.Time { return c.Now() }
 	c.orders = newCache[douyin.Order](o.CacheSize, o.CacheTTL, now)
@@ -85,6 +86,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: o.Timeout}
 	}
 	return o
 }
