@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnimember/omnimember/functions/ingest/outbound"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/douyin"
 )
@@ -42,8 +42,8 @@ type Client struct {
 	Attempts int           // calls per request before giving up (≥1)
 	Backoff  time.Duration // wait before the second attempt; doubles after each failure
 	Now      func() time.Time
-	orders   *cache[douyin.Order]
-	plain    *cache[douyin.Plain]
+	orders   *outbound.Cache[douyin.Order]
+	plain    *outbound.Cache[douyin.Plain]
 }
 
 // Options size the client; zero values take the defaults.
@@ -65,8 +65,8 @@ func New(baseURL string, o Options) *Client {
 	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: o.HTTP,
 		Attempts: o.Attempts, Backoff: o.Backoff, Now: time.Now}
 	now := func() time.Time { return c.Now() }
-	c.orders = newCache[douyin.Order](o.CacheSize, o.CacheTTL, now)
-	c.plain = newCache[douyin.Plain](o.CacheSize, o.CacheTTL, now)
+	c.orders = outbound.NewCache[douyin.Order](o.CacheSize, o.CacheTTL, now)
+	c.plain = outbound.NewCache[douyin.Plain](o.CacheSize, o.CacheTTL, now)
 	return c
 }
 
@@ -135,31 +135,12 @@ func (c *Client) call(ctx context.Context, shop platform.Shop, method string, pa
 	if err != nil {
 		return err
 	}
-	wait := c.Backoff
-	for attempt := 1; ; attempt++ {
-		err = c.once(ctx, shop, method, pj, data)
-		var retry *retryable
-		if err == nil || !errors.As(err, &retry) || attempt >= c.Attempts {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("douyin %s: %w: %w", method, platform.ErrUpstream, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
+	err = outbound.Retry(ctx, c.Attempts, c.Backoff, func() error { return c.once(ctx, shop, method, pj, data) })
 	if err != nil {
 		return fmt.Errorf("douyin %s: %w: %w", method, platform.ErrUpstream, err)
 	}
 	return nil
 }
-
-// retryable marks a failure worth another attempt: the network, or a 5xx from the gateway.
-type retryable struct{ err error }
-
-func (r *retryable) Error() string { return r.err.Error() }
-func (r *retryable) Unwrap() error { return r.err }
 
 func (c *Client) once(ctx context.Context, shop platform.Shop, method, pj string, data any) error {
 	req, err := c.request(ctx, shop, method, pj)
@@ -168,15 +149,15 @@ func (c *Client) once(ctx context.Context, shop platform.Shop, method, pj string
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return &retryable{err}
+		return &outbound.Retryable{Err: err}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return &retryable{err}
+		return &outbound.Retryable{Err: err}
 	}
 	if resp.StatusCode >= 500 {
-		return &retryable{fmt.Errorf("status %d", resp.StatusCode)}
+		return &outbound.Retryable{Err: fmt.Errorf("status %d", resp.StatusCode)}
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {

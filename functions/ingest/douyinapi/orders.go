@@ -47,7 +47,7 @@ type orderDetailData struct {
 // OrderDetail reads order.orderDetail (订单详情) for one order of the shop; cached per app and order.
 func (c *Client) OrderDetail(ctx context.Context, shop platform.Shop, orderID string) (douyin.Order, error) {
 	key := shop[douyin.KeyAppKey] + "\x00" + orderID
-	if o, ok := c.orders.get(key); ok {
+	if o, ok := c.orders.Get(key); ok {
 		return o, nil
 	}
 	var d orderDetailData
@@ -58,7 +58,7 @@ func (c *Client) OrderDetail(ctx context.Context, shop platform.Shop, orderID st
 		OrderID: string(d.Detail.OrderID), ShopID: string(d.Detail.ShopID), OpenID: d.Detail.OpenID,
 		EncryptPostTel: d.Detail.EncryptPostTel, MaskPostTel: d.Detail.MaskPostTel, PayAmountFen: d.Detail.PayAmount,
 	}
-	c.orders.put(key, o)
+	c.orders.Put(key, o)
 	return o, nil
 }
 
@@ -80,7 +80,7 @@ func (c *Client) Decrypt(ctx context.Context, shop platform.Shop, ciphers []douy
 	var todo []douyin.Cipher
 	asked := make(map[string]bool, len(ciphers))
 	for _, ci := range ciphers {
-		if p, ok := c.plain.get(shop[douyin.KeyAppKey] + "\x00" + ci.Text); ok {
+		if p, ok := c.plain.Get(shop[douyin.KeyAppKey] + "\x00" + ci.Text); ok {
 			out[ci.Text] = p
 		} else if !asked[ci.Text] {
 			asked[ci.Text] = true
@@ -112,7 +112,7 @@ func (c *Client) decrypt(ctx context.Context, shop platform.Shop, batch []douyin
 		}
 		p := douyin.Plain{Phone: in.DecryptText, Virtual: in.IsVirtual}
 		out[in.CipherText] = p
-		c.plain.put(shop[douyin.KeyAppKey]+"\x00"+in.CipherText, p)
+		c.plain.Put(shop[douyin.KeyAppKey]+"\x00"+in.CipherText, p)
 	}
 	return nil
 }

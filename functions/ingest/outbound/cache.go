@@ -1,4 +1,6 @@
-package douyinapi
+// Package outbound holds what the platform API clients share: a small LRU cache with a time to
+// live, and retries with exponential backoff.
+package outbound
 
 import (
 	"container/list"
@@ -6,9 +8,9 @@ import (
 	"time"
 )
 
-// cache is a small LRU with a time to live: order details and decrypted phones are read again
-// when a refund follows a payment or Douyin redelivers a push, and the API has call quotas.
-type cache[V any] struct {
+// Cache is a small LRU with a time to live: order details and decrypted phones are read again
+// when a refund follows a payment or a platform redelivers a push, and the APIs have call quotas.
+type Cache[V any] struct {
 	mu    sync.Mutex
 	max   int
 	ttl   time.Duration
@@ -23,11 +25,13 @@ type entry[V any] struct {
 	expires time.Time
 }
 
-func newCache[V any](max int, ttl time.Duration, now func() time.Time) *cache[V] {
-	return &cache[V]{max: max, ttl: ttl, now: now, order: list.New(), items: make(map[string]*list.Element)}
+// NewCache holds at most max entries (0 disables it), each for ttl by the clock now.
+func NewCache[V any](max int, ttl time.Duration, now func() time.Time) *Cache[V] {
+	return &Cache[V]{max: max, ttl: ttl, now: now, order: list.New(), items: make(map[string]*list.Element)}
 }
 
-func (c *cache[V]) get(key string) (V, bool) {
+// Get returns a live entry.
+func (c *Cache[V]) Get(key string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var zero V
@@ -45,7 +49,8 @@ func (c *cache[V]) get(key string) (V, bool) {
 	return e.value, true
 }
 
-func (c *cache[V]) put(key string, v V) {
+// Put stores an entry, evicting the least recently used beyond max.
+func (c *Cache[V]) Put(key string, v V) {
 	if c.max <= 0 {
 		return
 	}
