@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/omnimember/omnimember/functions/ingest/douyinapi"
+	"github.com/omnimember/omnimember/functions/ingest/youzanapi"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/douyin"
 	"github.com/omnimember/omnimember/shared/platform/pos"
@@ -17,7 +18,7 @@ func Adapters(client *http.Client) map[string]platform.Adapter {
 	list := []platform.Adapter{
 		pos.Adapter{},
 		douyin.New(douyinapi.New(douyinapi.DefaultBaseURL, douyinapi.Options{HTTP: client})),
-		youzan.New(nil), // refunds need a trade lookup (youzan.trade.get), not built yet
+		youzan.New(youzanapi.New(youzanapi.DefaultBaseURL, youzanapi.Options{HTTP: client})),
 	}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {

@@ -24,6 +24,8 @@ const Name = "youzan"
 const (
 	KeySecret = "secret" // client_secret: signs pushes
 	KeyKdtID  = "kdtId"  // optional: the one shop (kdt_id) this client id may push for
+	// KeyClientID is set by the adapter from the push's client_id, for the BuyerSource.
+	KeyClientID = "clientId"
 )
 
 // ackBody is what Youzan expects back (消息推送 › 接收消息: 返回 {"code":0,"msg":"success"});
@@ -75,7 +77,7 @@ func (a *Adapter) Handle(ctx context.Context, push platform.Push, creds platform
 	if want := shop[KeyKdtID]; want != "" && want != env.KdtID {
 		return platform.Result{}, fmt.Errorf("%w: kdt_id %s is not the shop %s of client %s", platform.ErrUnknownShop, env.KdtID, want, env.ClientID)
 	}
-	ev, ok, err := a.normalise(ctx, shop, push, env)
+	ev, ok, err := a.normalise(ctx, withClientID(shop, env.ClientID), push, env)
 	if err != nil {
 		return platform.Result{}, fmt.Errorf("youzan %s %s: %w", env.Type, env.ID, err)
 	}
@@ -85,6 +87,15 @@ func (a *Adapter) Handle(ctx context.Context, push platform.Push, creds platform
 		res.Unhandled = []string{env.Type}
 	}
 	return res, nil
+}
+
+func withClientID(shop platform.Shop, clientID string) platform.Shop {
+	out := make(platform.Shop, len(shop)+1)
+	for k, v := range shop {
+		out[k] = v
+	}
+	out[KeyClientID] = clientID
+	return out
 }
 
 // Verify checks sign = lowercase hex MD5(client_id + msg + client_secret), msg exactly as received
