@@ -70,12 +70,35 @@ func douyinGateway(t *testing.T, badSigns *atomic.Int32) *httptest.Server {
 	return srv
 }
 
-// redirect sends every outgoing request (to openapi-fxg.jinritemai.com) to the in-test gateway.
-type redirect struct{ to *url.URL }
+// youzanGateway plays the Youzan cloud gateway: a token for the silent authorisation of the shop,
+// and youzan.trade.get with the buyer for that token only.
+func youzanGateway(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		switch {
+		case r.URL.Path == "/auth/token" && body["client_id"] == yzClient && body["client_secret"] == yzSecret && body["grant_id"] == yzKdt:
+			fmt.Fprintf(w, `{"success":true,"code":200,"data":{"access_token":"yz-token","expires":%d}}`, time.Now().Add(time.Hour).UnixMilli())
+		case r.URL.Path == "/api/youzan.trade.get/4.0.0" && r.URL.Query().Get("access_token") == "yz-token":
+			fmt.Fprintf(w, `{"success":true,"code":200,"data":{"full_order_info":{"buyer_info":{"yz_open_id":%q,"buyer_phone":%q}}}}`, yzOpenID, buyerTel)
+		default:
+			fmt.Fprint(w, `{"success":false,"code":4202,"message":"invalid"}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// redirect sends the adapters' outgoing requests (to the platforms' real gateways) to the in-test ones.
+type redirect map[string]string
 
 func (rd redirect) RoundTrip(r *http.Request) (*http.Response, error) {
+	to, err := url.Parse(rd[r.URL.Host])
+	if err != nil || to.Host == "" {
+		return nil, fmt.Errorf("no in-test server for %s", r.URL.Host)
+	}
 	r = r.Clone(r.Context())
-	r.URL.Scheme, r.URL.Host = rd.to.Scheme, rd.to.Host
+	r.URL.Scheme, r.URL.Host = to.Scheme, to.Host
 	return http.DefaultTransport.RoundTrip(r)
 }
 
@@ -113,6 +136,17 @@ func youzanPush(t *testing.T, paidAt time.Time) []byte {
 	return b
 }
 
+func youzanRefund(t *testing.T, refundID, fee string) []byte {
+	msg := fmt.Sprintf(`{"tid":"E20261125183000012000001","refund_id":%q,"refunded_fee":%q,"update_time":%q,"refund_type":"REFUND_ONLY"}`,
+		refundID, fee, time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateTime))
+	enc := url.QueryEscape(msg)
+	sum := md5.Sum([]byte(yzClient + enc + yzSecret))
+	b, err := json.Marshal(map[string]any{"client_id": yzClient, "id": "E20261125183000012000001", "kdt_id": 40061234, "mode": 1, "msg": enc,
+		"sendCount": 0, "sign": hex.EncodeToString(sum[:]), "status": "SUCCESS", "test": false, "type": "trade_refund_RefundSuccess", "version": 1})
+	require.NoError(t, err)
+	return b
+}
+
 func lookupScoped(t *testing.T, s *Stack, typ, value, scope string) profile.Profile {
 	t.Helper()
 	q := url.Values{"type": {typ}, "value": {value}, "scope": {scope}}
@@ -127,14 +161,15 @@ func lookupScoped(t *testing.T, s *Stack, typ, value, scope string) profile.Prof
 
 // TestNativeDouyinAndYouzanPushesReachTheProfile: a signed 抖店 paid push is enriched through the
 // (in-test) open API, a redelivery counts once, a partial refund lowers the net, a forged push is
-// refused; a signed Youzan paid push with the same phone lands on the same member.
+// refused; a signed Youzan paid push with the same phone lands on the same member, and a Youzan
+// refund, whose buyer comes from the (in-test) youzan.trade.get, lowers the net again.
 func TestNativeDouyinAndYouzanPushesReachTheProfile(t *testing.T) {
 	var badSigns atomic.Int32
-	gw := douyinGateway(t, &badSigns)
-	to, err := url.Parse(gw.URL)
-	require.NoError(t, err)
 	opts := testOptions(t, t.TempDir())
-	opts.HTTPClient = &http.Client{Transport: redirect{to}, Timeout: 5 * time.Second}
+	opts.HTTPClient = &http.Client{Timeout: 5 * time.Second, Transport: redirect{
+		"openapi-fxg.jinritemai.com": douyinGateway(t, &badSigns).URL,
+		"open.youzanyun.com":         youzanGateway(t).URL,
+	}}
 	opts.WebhookSecrets = ingest.Secrets{
 		"douyin": platform.Credentials{dyAppKey: {"secret": dySecret, "accessToken": dyToken, "shopId": dyShop}},
 		"youzan": platform.Credentials{yzClient: {"secret": yzSecret, "kdtId": yzKdt}},
@@ -172,4 +207,12 @@ func TestNativeDouyinAndYouzanPushesReachTheProfile(t *testing.T) {
 	assert.Equal(t, []int64{2, 12900 - 2900 + 8800}, []int64{p.Orders.Count, p.Orders.NetAmountFen})
 	assert.Equal(t, p.OneID, lookupScoped(t, s, "youzan_open_id", yzOpenID, "").OneID)
 	assert.Zero(t, badSigns.Load(), "every open API call verified")
+
+	// A Youzan refund names no buyer: the adapter asks youzan.trade.get, and the net drops.
+	status, reply = pushTo(t, s, "youzan", youzanRefund(t, "201811211234567890", "8.00"), http.Header{})
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, ackExpect, reply)
+	waitQuiet(t, s)
+	p = lookup(t, s, "phone", buyerTel)
+	assert.Equal(t, []int64{2, 12900 - 2900 + 8800 - 800}, []int64{p.Orders.Count, p.Orders.NetAmountFen})
 }
