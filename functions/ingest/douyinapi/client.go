@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/omnimember/omnimember/functions/ingest/outbound"
@@ -44,6 +45,8 @@ type Client struct {
 	Now      func() time.Time
 	orders   *outbound.Cache[douyin.Order]
 	plain    *outbound.Cache[douyin.Plain]
+	mu       sync.Mutex
+	tokens   map[string]token
 }
 
 // Options size the client; zero values take the defaults.
@@ -63,7 +66,7 @@ func New(baseURL string, o Options) *Client {
 	}
 	o = withDefaults(o)
 	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: o.HTTP,
-		Attempts: o.Attempts, Backoff: o.Backoff, Now: time.Now}
+		Attempts: o.Attempts, Backoff: o.Backoff, Now: time.Now, tokens: map[string]token{}}
 	now := func() time.Time { return c.Now() }
 	c.orders = outbound.NewCache[douyin.Order](o.CacheSize, o.CacheTTL, now)
 	c.plain = outbound.NewCache[douyin.Plain](o.CacheSize, o.CacheTTL, now)
@@ -129,21 +132,31 @@ type envelope struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// call signs and posts one method with retries; data receives the response's data object.
+// call signs and posts one method for the shop with its access token; data receives the
+// response's data object.
 func (c *Client) call(ctx context.Context, shop platform.Shop, method string, params map[string]any, data any) error {
+	token, err := c.accessToken(ctx, shop)
+	if err != nil {
+		return fmt.Errorf("douyin %s: %w: %w", method, platform.ErrUpstream, err)
+	}
+	return c.callWith(ctx, shop, token, method, params, data)
+}
+
+// callWith posts with retries; token "" leaves access_token out (token.create, token.refresh).
+func (c *Client) callWith(ctx context.Context, shop platform.Shop, token, method string, params map[string]any, data any) error {
 	pj, err := ParamJSON(params)
 	if err != nil {
 		return err
 	}
-	err = outbound.Retry(ctx, c.Attempts, c.Backoff, func() error { return c.once(ctx, shop, method, pj, data) })
+	err = outbound.Retry(ctx, c.Attempts, c.Backoff, func() error { return c.once(ctx, shop, token, method, pj, data) })
 	if err != nil {
 		return fmt.Errorf("douyin %s: %w: %w", method, platform.ErrUpstream, err)
 	}
 	return nil
 }
 
-func (c *Client) once(ctx context.Context, shop platform.Shop, method, pj string, data any) error {
-	req, err := c.request(ctx, shop, method, pj)
+func (c *Client) once(ctx context.Context, shop platform.Shop, token, method, pj string, data any) error {
+	req, err := c.request(ctx, shop, token, method, pj)
 	if err != nil {
 		return err
 	}
@@ -174,15 +187,18 @@ func (c *Client) once(ctx context.Context, shop platform.Shop, method, pj string
 
 // request builds POST {base}/{method with / for .}: common parameters in the query, param_json
 // as the JSON body (as the official SDKs send it).
-func (c *Client) request(ctx context.Context, shop platform.Shop, method, pj string) (*http.Request, error) {
-	appKey, secret, token := shop[douyin.KeyAppKey], shop[douyin.KeySecret], shop[douyin.KeyAccessToken]
-	if appKey == "" || secret == "" || token == "" {
-		return nil, fmt.Errorf("shop credentials need %s, %s and %s", douyin.KeyAppKey, douyin.KeySecret, douyin.KeyAccessToken)
+func (c *Client) request(ctx context.Context, shop platform.Shop, token, method, pj string) (*http.Request, error) {
+	appKey, secret := shop[douyin.KeyAppKey], shop[douyin.KeySecret]
+	if appKey == "" || secret == "" {
+		return nil, fmt.Errorf("shop credentials need %s and %s", douyin.KeyAppKey, douyin.KeySecret)
 	}
 	ts := timestamp(c.Now())
 	q := url.Values{
 		"app_key": {appKey}, "method": {method}, "v": {apiVersion}, "timestamp": {ts},
-		"sign_method": {signMethod}, "access_token": {token}, "sign": {Sign(appKey, secret, method, pj, ts)},
+		"sign_method": {signMethod}, "sign": {Sign(appKey, secret, method, pj, ts)},
+	}
+	if token != "" {
+		q.Set("access_token", token)
 	}
 	u := c.BaseURL + "/" + strings.ReplaceAll(method, ".", "/") + "?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(pj))

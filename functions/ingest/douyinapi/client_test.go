@@ -48,6 +48,11 @@ type gateway struct {
 	virtual  map[string]bool
 	refused  map[string]bool
 	badSigns int
+	issued   int    // tokens created or refreshed
+	current  string // the last issued token; order calls may use it instead of the configured one
+	refresh  string
+	lifetime int64 // expires_in of issued tokens, seconds
+	noRenew  bool  // refuse token.refresh
 }
 
 func newGateway(t *testing.T) (*gateway, *httptest.Server) {
@@ -82,8 +87,13 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "busy", http.StatusServiceUnavailable)
 		return
 	}
+	tokenOK := q["access_token"] == token || (g.current != "" && q["access_token"] == g.current)
+	if strings.HasPrefix(method, "token.") {
+		_, has := q["access_token"]
+		tokenOK = !has
+	}
 	ok := r.Method == http.MethodPost && q["method"] == method && q["app_key"] == appKey && q["v"] == "2" &&
-		q["sign_method"] == "hmac-sha256" && q["access_token"] == token && digits.MatchString(q["timestamp"]) &&
+		q["sign_method"] == "hmac-sha256" && tokenOK && digits.MatchString(q["timestamp"]) &&
 		hmac.Equal([]byte(q["sign"]), []byte(wantSign(q, string(body))))
 	if !ok {
 		g.badSigns++
@@ -95,6 +105,8 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch method {
+	case "token.create", "token.refresh":
+		g.token(w, method, string(body))
 	case "order.orderDetail":
 		g.orderDetail(w, string(body))
 	case "order.batchDecrypt":
@@ -102,6 +114,21 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+func (g *gateway) token(w http.ResponseWriter, method, body string) {
+	want := `{"code":"","grant_type":"authorization_self","shop_id":"` + shopID + `"}`
+	if method == "token.refresh" {
+		want = `{"grant_type":"refresh_token","refresh_token":"` + g.refresh + `"}`
+	}
+	if body != want || (method == "token.refresh" && g.noRenew) {
+		writeJSON(w, map[string]any{"code": 30002, "msg": "授权失败", "sub_code": "isv.token-refused", "data": map[string]any{}})
+		return
+	}
+	g.issued++
+	g.current, g.refresh = fmt.Sprintf("issued-%d", g.issued), fmt.Sprintf("refresh-%d", g.issued)
+	writeJSON(w, map[string]any{"code": 10000, "msg": "success", "data": map[string]any{
+		"access_token": g.current, "expires_in": g.lifetime, "refresh_token": g.refresh, "scope": "SCOPE", "shop_id": 4463798, "shop_name": "测试店"}})
 }
 
 func (g *gateway) orderDetail(w http.ResponseWriter, body string) {
@@ -274,4 +301,37 @@ func TestAdapterWithClient(t *testing.T) {
 	}, got.Identities)
 	assert.Equal(t, map[string]int{"order.orderDetail": 1, "order.batchDecrypt": 1}, g.calls)
 	assert.Zero(t, g.badSigns)
+}
+
+func TestAccessTokenIsCreatedAndRefreshed(t *testing.T) {
+	tests := []struct {
+		name       string
+		advance    time.Duration
+		noRenew    bool
+		wantCalls  map[string]int
+		wantIssued int
+	}{
+		{"still valid", 30 * time.Minute, false, map[string]int{"token.create": 1, "order.orderDetail": 2}, 1},
+		{"near expiry: refreshed", 55 * time.Minute, false, map[string]int{"token.create": 1, "token.refresh": 1, "order.orderDetail": 2}, 2},
+		{"refresh refused: created again", 55 * time.Minute, true, map[string]int{"token.create": 2, "token.refresh": 1, "order.orderDetail": 2}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, srv := newGateway(t)
+			g.lifetime, g.noRenew = 3600, tt.noRenew
+			now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			c := douyinapi.New(srv.URL, douyinapi.Options{Backoff: time.Millisecond, CacheSize: -1})
+			c.Now = func() time.Time { return now }
+			s := platform.Shop{"appKey": appKey, "secret": secret, "shopId": shopID} // no accessToken
+			_, err := c.OrderDetail(context.Background(), s, orderID)
+			require.NoError(t, err)
+			now = now.Add(tt.advance)
+			got, err := c.OrderDetail(context.Background(), s, orderID)
+			require.NoError(t, err)
+			assert.Equal(t, openID, got.OpenID)
+			assert.Equal(t, tt.wantCalls, g.calls)
+			assert.Equal(t, tt.wantIssued, g.issued)
+			assert.Zero(t, g.badSigns)
+		})
+	}
 }

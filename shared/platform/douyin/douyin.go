@@ -19,8 +19,8 @@ const Name = "douyin"
 // Credential keys of a Douyin app (platform.Shop), keyed by the app key.
 const (
 	KeySecret      = "secret"      // app_secret: signs pushes and API calls
-	KeyShopID      = "shopId"      // optional: the one shop a self-use app serves
-	KeyAccessToken = "accessToken" // the shop's API access token (order detail, decrypt)
+	KeyShopID      = "shopId"      // optional: the one shop a self-use app serves (else the message's)
+	KeyAccessToken = "accessToken" // optional: the shop's API access token, else created by token.create
 	KeyAppKey      = "appKey"      // set by the adapter from the push's app-id for the client
 )
 
@@ -59,7 +59,7 @@ func (a *Adapter) Handle(ctx context.Context, push platform.Push, creds platform
 	if err != nil {
 		return platform.Result{}, fmt.Errorf("parse douyin push for app %s: %w", appKey, err)
 	}
-	shop = withAppKey(shop, appKey)
+	shop = with(shop, KeyAppKey, appKey)
 	res := platform.Result{Reply: Ack()}
 	for _, m := range msgs {
 		if err := a.normalise(ctx, shop, push, m, &res); err != nil {
@@ -86,12 +86,13 @@ func Verify(appKey, secret string, body []byte, sign string) error {
 	return nil
 }
 
-func withAppKey(shop platform.Shop, appKey string) platform.Shop {
+// with returns a copy of shop with one more setting: the credentials map stays untouched.
+func with(shop platform.Shop, key, value string) platform.Shop {
 	out := make(platform.Shop, len(shop)+1)
 	for k, v := range shop {
 		out[k] = v
 	}
-	out[KeyAppKey] = appKey
+	out[key] = value
 	return out
 }
 

@@ -61,6 +61,7 @@ func (a *Adapter) normalise(ctx context.Context, shop platform.Shop, push platfo
 	if want := shop[KeyShopID]; want != "" && want != shopID {
 		return fmt.Errorf("%w: shop %s is not the shop %s of app %s", platform.ErrUnknownShop, shopID, want, shop[KeyAppKey])
 	}
+	shop = with(shop, KeyShopID, shopID) // the OrderSource needs the shop for its access token
 	ids, err := a.buyer(ctx, shop, orderID, shopID)
 	if err != nil {
 		return err
