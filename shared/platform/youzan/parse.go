@@ -48,9 +48,10 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, platform.Malformed("body", "want a JSON object")
 	}
+	msg, _ := o.Scalar("msg") // untrimmed: the signature covers msg byte for byte
 	e := Envelope{
 		ClientID: o.Str("client_id"), ID: o.Optional("id"), KdtID: o.Optional("kdt_id"),
-		Type: o.Str("type"), Status: o.Optional("status"), Msg: o.Optional("msg"), Sign: o.Str("sign"), Test: o.Bool("test"),
+		Type: o.Str("type"), Status: o.Optional("status"), Msg: msg, Sign: o.Str("sign"), Test: o.Bool("test"),
 	}
 	return e, o.Err()
 }

@@ -276,3 +276,15 @@ func TestYuanToFen(t *testing.T) {
 		})
 	}
 }
+
+func TestSignCoversMsgByteForByte(t *testing.T) {
+	// A msg with a trailing space signed as sent verifies; trimming it before the check would not.
+	body := signed(t, "trade_TradePaid", "TRADE_PAID", paidMsg("1.00", cipher), func(e *envelope) {
+		e.Msg += " "
+		sum := md5.Sum([]byte(clientID + e.Msg + secret))
+		e.Sign = hex.EncodeToString(sum[:])
+	})
+	res, err := youzan.New(nil).Handle(context.Background(), push(body), creds())
+	require.NoError(t, err)
+	assert.Len(t, res.Events, 1)
+}
