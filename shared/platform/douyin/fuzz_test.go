@@ -1,10 +1,12 @@
 package douyin_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/douyin"
 	"github.com/stretchr/testify/require"
 )
@@ -54,4 +56,25 @@ func requireDigits(t *testing.T, ids ...string) {
 			require.True(t, r >= '0' && r <= '9', "id %q", id)
 		}
 	}
+}
+
+// FuzzHandle signs whatever body it gets and runs the whole adapter: a push either fails with a
+// field error or yields events that pass the contract's schemas, with ids from msg_id.
+func FuzzHandle(f *testing.F) {
+	f.Add([]byte(`[{"tag":"101","msg_id":"1","data":"{\"p_id\":4781320682406083640,\"shop_id\":4463798,\"pay_amount\":12900,\"pay_time\":1630022564}"}]`))
+	f.Add([]byte(`[{"tag":"206","msg_id":"2","data":"{\"p_id\":1,\"shop_id\":4463798,\"aftersale_id\":3,\"refund_amount\":0}"}]`))
+	f.Add([]byte(`[{"tag":"206","msg_id":"3","data":"{\"p_id\":1,\"shop_id\":4463798,\"aftersale_id\":3,\"refund_amount\":1,\"success_time\":253402300799}"}]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		creds := platform.Credentials{appKey: {"secret": secret}}
+		res, err := douyin.New(buyer()).Handle(context.Background(), push(body, appKey, sign(appKey, secret, body)), creds)
+		if err != nil {
+			var fe *events.FieldError
+			require.True(t, errors.As(err, &fe), "error %v names no field", err)
+			return
+		}
+		require.Equal(t, `{"code":0,"msg":"success"}`, string(res.Reply.Body))
+		for _, ev := range res.Events {
+			require.NoError(t, events.Validate(ev))
+		}
+	})
 }

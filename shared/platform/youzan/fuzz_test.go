@@ -1,6 +1,7 @@
 package youzan_test
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"testing"
@@ -58,4 +59,28 @@ func requireFieldError(t *testing.T, err error) {
 	var fe *events.FieldError
 	require.True(t, errors.As(err, &fe), "error %v names no field", err)
 	require.NotEmpty(t, fe.Field)
+}
+
+// FuzzHandle signs a push around whatever msg it gets and runs the whole adapter: it either fails
+// with a field error or yields events that pass the contract's schemas.
+func FuzzHandle(f *testing.F) {
+	f.Add(false, paidMsg("1285.50", cipher))
+	f.Add(true, refundMsg("201811211234567890", "85.5"))
+	f.Add(false, paidMsg("0", "13812345678"))
+	f.Add(true, `{"tid":"E1","refund_id":"R1","refunded_fee":"99999999999.99","update_time":"9999-12-31 23:59:59"}`)
+	f.Fuzz(func(t *testing.T, refund bool, msg string) {
+		typ, status := "trade_TradePaid", "TRADE_PAID"
+		if refund {
+			typ, status = "trade_refund_RefundSuccess", "SUCCESS"
+		}
+		res, err := youzan.New(withBuyer()).Handle(context.Background(), push(signed(t, typ, status, msg)), creds())
+		if err != nil {
+			requireFieldError(t, err)
+			return
+		}
+		require.Equal(t, `{"code":0,"msg":"success"}`, string(res.Reply.Body))
+		for _, ev := range res.Events {
+			require.NoError(t, events.Validate(ev))
+		}
+	})
 }
