@@ -59,11 +59,17 @@ func (a *Adapter) Handle(ctx context.Context, push platform.Push, creds platform
 	if err != nil {
 		return platform.Result{}, fmt.Errorf("parse douyin push for app %s: %w", appKey, err)
 	}
-	shop = with(shop, KeyAppKey, appKey)
 	res := platform.Result{Reply: Ack()}
-	for _, m := range msgs {
-		if err := a.normalise(ctx, shop, push, m, &res); err != nil {
-			return platform.Result{}, fmt.Errorf("douyin message %s (tag %s): %w", m.MsgID, m.Tag, err)
+	orders, err := a.orders(ctx, with(shop, KeyAppKey, appKey), msgs, &res)
+	if err != nil {
+		return platform.Result{}, err
+	}
+	if err := a.decrypt(ctx, orders); err != nil {
+		return platform.Result{}, err
+	}
+	for _, o := range orders {
+		if err := o.normalise(push, &res); err != nil {
+			return platform.Result{}, fmt.Errorf("douyin message %s (tag %s): %w", o.msg.MsgID, o.msg.Tag, err)
 		}
 	}
 	return res, nil

@@ -293,3 +293,42 @@ func TestAdapterPassesTheAppKeyToTheOrderSource(t *testing.T) {
 	assert.Equal(t, []string{orderID}, src.asked)
 	assert.Equal(t, []string{appKey}, src.appKeyOf)
 }
+
+// perOrder serves a different buyer per order and records the decrypt batches.
+type perOrder struct {
+	mu      sync.Mutex
+	batches [][]douyin.Cipher
+}
+
+func (p *perOrder) OrderDetail(_ context.Context, _ platform.Shop, id string) (douyin.Order, error) {
+	return douyin.Order{OrderID: id, OpenID: "open-" + id, EncryptPostTel: "#cipher-" + id + "#", MaskPostTel: "138****5678"}, nil
+}
+
+func (p *perOrder) Decrypt(_ context.Context, _ platform.Shop, cs []douyin.Cipher) (map[string]douyin.Plain, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.batches = append(p.batches, cs)
+	out := map[string]douyin.Plain{}
+	for i, c := range cs {
+		out[c.Text] = douyin.Plain{Phone: fmt.Sprintf("1381234567%d", i)}
+	}
+	return out, nil
+}
+
+func TestOnePushDecryptsInOneBatch(t *testing.T) {
+	data := func(order string) string {
+		return fmt.Sprintf(`{"p_id":%s,"shop_id":%s,"pay_amount":100,"pay_time":1630022564}`, order, shopID)
+	}
+	b := body(t, msg("101", "1", data("11")), msg("102", "2", "{}"), msg("101", "3", data("12")), msg("206", "4", strings.Replace(data("13"), `"pay_amount":100`, `"aftersale_id":5,"refund_amount":100`, 1)))
+	src := &perOrder{}
+	res, err := douyin.New(src).Handle(context.Background(), push(b, appKey, sign(appKey, secret, b)), creds())
+	require.NoError(t, err)
+	assert.Equal(t, [][]douyin.Cipher{{{AuthID: "11", Text: "#cipher-11#"}, {AuthID: "12", Text: "#cipher-12#"}, {AuthID: "13", Text: "#cipher-13#"}}}, src.batches)
+	require.Len(t, res.Events, 3)
+	for i, want := range []string{"13812345670", "13812345671", "13812345672"} {
+		var d struct{ Identities []events.Identity }
+		require.NoError(t, json.Unmarshal(res.Events[i].Data(), &d))
+		assert.Contains(t, d.Identities, events.Identity{Type: "phone", Value: want})
+	}
+	assert.Equal(t, []string{"tag 102"}, res.Unhandled)
+}

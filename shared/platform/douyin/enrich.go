@@ -49,33 +49,71 @@ const maxCipherLen = 256
 // maskedPhone is the mask identity.Normalize accepts; other masks (virtual numbers) are dropped.
 var maskedPhone = regexp.MustCompile(`^1[3-9][0-9]\*{4}[0-9]{4}$`)
 
-func (a *Adapter) normalise(ctx context.Context, shop platform.Shop, push platform.Push, m Message, res *platform.Result) error {
-	if m.Paid == nil && m.Refund == nil {
-		res.Unhandled = append(res.Unhandled, "tag "+m.Tag)
-		return nil
+// order is one paid or refund message with what the open API says about its order.
+type order struct {
+	msg     Message
+	shop    platform.Shop // the app's credentials with the message's shop id
+	orderID string
+	shopID  string
+	detail  Order
+	plain   Plain
+}
+
+// orders reads the order detail of every paid and refund message; the others are acknowledged
+// as unhandled.
+func (a *Adapter) orders(ctx context.Context, shop platform.Shop, msgs []Message, res *platform.Result) ([]*order, error) {
+	var out []*order
+	for _, m := range msgs {
+		if m.Paid == nil && m.Refund == nil {
+			res.Unhandled = append(res.Unhandled, "tag "+m.Tag)
+			continue
+		}
+		if a.Orders == nil {
+			return nil, errNoOrders
+		}
+		orderID, shopID := orderOf(m)
+		if want := shop[KeyShopID]; want != "" && want != shopID {
+			return nil, fmt.Errorf("douyin message %s: %w: shop %s is not the shop %s of app %s", m.MsgID, platform.ErrUnknownShop, shopID, want, shop[KeyAppKey])
+		}
+		o := &order{msg: m, shop: with(shop, KeyShopID, shopID), orderID: orderID, shopID: shopID}
+		d, err := a.Orders.OrderDetail(ctx, o.shop, orderID)
+		if err != nil {
+			return nil, fmt.Errorf("douyin message %s: order detail %s: %w", m.MsgID, orderID, err)
+		}
+		o.detail = d
+		out = append(out, o)
 	}
-	if a.Orders == nil {
-		return errNoOrders
+	return out, nil
+}
+
+// decrypt opens the ciphertext phones of a push with one batch call per shop (the access token
+// is per shop), rather than one call per message.
+func (a *Adapter) decrypt(ctx context.Context, orders []*order) error {
+	byShop := map[string][]*order{}
+	var shops []string
+	for _, o := range orders {
+		if o.detail.EncryptPostTel == "" || len(o.detail.EncryptPostTel) > maxCipherLen {
+			continue
+		}
+		if byShop[o.shopID] == nil {
+			shops = append(shops, o.shopID)
+		}
+		byShop[o.shopID] = append(byShop[o.shopID], o)
 	}
-	orderID, shopID := orderOf(m)
-	if want := shop[KeyShopID]; want != "" && want != shopID {
-		return fmt.Errorf("%w: shop %s is not the shop %s of app %s", platform.ErrUnknownShop, shopID, want, shop[KeyAppKey])
+	for _, id := range shops {
+		group := byShop[id]
+		ciphers := make([]Cipher, len(group))
+		for i, o := range group {
+			ciphers[i] = Cipher{AuthID: o.orderID, Text: o.detail.EncryptPostTel}
+		}
+		plain, err := a.Orders.Decrypt(ctx, group[0].shop, ciphers)
+		if err != nil {
+			return fmt.Errorf("douyin decrypt %d phones of shop %s: %w", len(ciphers), id, err)
+		}
+		for _, o := range group {
+			o.plain = plain[o.detail.EncryptPostTel]
+		}
 	}
-	shop = with(shop, KeyShopID, shopID) // the OrderSource needs the shop for its access token
-	ids, err := a.buyer(ctx, shop, orderID, shopID)
-	if err != nil {
-		return err
-	}
-	if len(ids) == 0 {
-		// Nothing names the buyer: archived and counted by ingest rather than published.
-		res.Unhandled = append(res.Unhandled, "tag "+m.Tag+" without buyer")
-		return nil
-	}
-	ev, err := event(push, m, ids)
-	if err != nil {
-		return err
-	}
-	res.Events = append(res.Events, ev)
 	return nil
 }
 
@@ -86,35 +124,42 @@ func orderOf(m Message) (orderID, shopID string) {
 	return m.Refund.OrderID, m.Refund.ShopID
 }
 
-// buyer returns every identity the order detail gives: the shop-scoped open id, the ciphertext
-// phone (scoped to douyin:<shop>), its mask, and the plaintext phone when it decrypts to a real
+func (o *order) normalise(push platform.Push, res *platform.Result) error {
+	ids := o.identities()
+	if len(ids) == 0 {
+		// Nothing names the buyer: archived and counted by ingest rather than published.
+		res.Unhandled = append(res.Unhandled, "tag "+o.msg.Tag+" without buyer")
+		return nil
+	}
+	ev, err := event(push, o.msg, ids)
+	if err != nil {
+		return err
+	}
+	res.Events = append(res.Events, ev)
+	return nil
+}
+
+// identities are every identity the order detail gives: the shop-scoped open id, the ciphertext
+// phone (scoped to douyin:<shop>), its mask, and the plaintext phone when it decrypted to a real
 // (not virtual) number.
-func (a *Adapter) buyer(ctx context.Context, shop platform.Shop, orderID, shopID string) ([]events.Identity, error) {
-	o, err := a.Orders.OrderDetail(ctx, shop, orderID)
-	if err != nil {
-		return nil, fmt.Errorf("order detail %s: %w", orderID, err)
-	}
+func (o *order) identities() []events.Identity {
 	var ids []events.Identity
-	if o.OpenID != "" {
-		ids = append(ids, events.Identity{Type: identity.DouyinOpenID, Value: o.OpenID, Scope: shopID})
+	if d := o.detail; d.OpenID != "" && len(d.OpenID) <= maxCipherLen {
+		ids = append(ids, events.Identity{Type: identity.DouyinOpenID, Value: d.OpenID, Scope: o.shopID})
 	}
-	if o.EncryptPostTel == "" || len(o.EncryptPostTel) > maxCipherLen {
-		return ids, nil
+	if d := o.detail; d.EncryptPostTel == "" || len(d.EncryptPostTel) > maxCipherLen {
+		return ids
 	}
-	ids = append(ids, events.Identity{Type: identity.PhoneCiphertext, Value: o.EncryptPostTel, Scope: Name + ":" + shopID})
-	if maskedPhone.MatchString(o.MaskPostTel) {
-		ids = append(ids, events.Identity{Type: identity.PhoneMasked, Value: o.MaskPostTel})
+	ids = append(ids, events.Identity{Type: identity.PhoneCiphertext, Value: o.detail.EncryptPostTel, Scope: Name + ":" + o.shopID})
+	if maskedPhone.MatchString(o.detail.MaskPostTel) {
+		ids = append(ids, events.Identity{Type: identity.PhoneMasked, Value: o.detail.MaskPostTel})
 	}
-	plain, err := a.Orders.Decrypt(ctx, shop, []Cipher{{AuthID: orderID, Text: o.EncryptPostTel}})
-	if err != nil {
-		return nil, fmt.Errorf("decrypt phone of order %s: %w", orderID, err)
-	}
-	if p, ok := plain[o.EncryptPostTel]; ok && !p.Virtual {
-		if phone, err := identity.NormalizePhone(p.Phone); err == nil {
+	if o.plain.Phone != "" && !o.plain.Virtual {
+		if phone, err := identity.NormalizePhone(o.plain.Phone); err == nil {
 			ids = append(ids, events.Identity{Type: identity.Phone, Value: phone})
 		}
 	}
-	return ids, nil
+	return ids
 }
 
 func event(push platform.Push, m Message, ids []events.Identity) (cloudevents.Event, error) {
