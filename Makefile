@@ -89,6 +89,10 @@ deadletters: ## list dead letters (NATS_URL, FUNC= to filter)
 replay: ## replay dead letters to their subjects after a fix (NATS_URL, FUNC= to filter)
 	go run ./scripts/cmd/deadletter -function "$(FUNC)" replay
 
+.PHONY: renormalise
+renormalise: ## re-run the current adapters over archived raw webhooks: make renormalise PLATFORM=pos SINCE=2026-11-01T00:00:00Z UNTIL=2026-11-02T00:00:00Z [REVISION=1] [DRY_RUN=1] (NATS_URL, OMNIMEMBER_WEBHOOK_SECRETS[_FILE])
+	go run ./functions/ingest/cmd/renormalise -platform "$(PLATFORM)" -since "$(SINCE)" $(if $(UNTIL),-until "$(UNTIL)") -revision "$(or $(REVISION),0)" $(if $(DRY_RUN),-dry-run)
+
 .PHONY: chaos
 chaos: ## the fault harness: nats-server and every function as processes on Firestore (emulator), kill -9/pause/restart, checked against ground truth
 	go run ./scripts/cmd/chaos $(CHAOS_FLAGS)

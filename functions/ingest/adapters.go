@@ -6,6 +6,7 @@ import (
 	"github.com/omnimember/omnimember/functions/ingest/douyinapi"
 	"github.com/omnimember/omnimember/functions/ingest/youzanapi"
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/platform/app"
 	"github.com/omnimember/omnimember/shared/platform/douyin"
 	"github.com/omnimember/omnimember/shared/platform/pos"
 	"github.com/omnimember/omnimember/shared/platform/youzan"
@@ -17,6 +18,7 @@ import (
 func Adapters(client *http.Client) map[string]platform.Adapter {
 	list := []platform.Adapter{
 		pos.Adapter{},
+		app.Adapter{},
 		douyin.New(douyinapi.New(douyinapi.DefaultBaseURL, douyinapi.Options{HTTP: client})),
 		youzan.New(youzanapi.New(youzanapi.DefaultBaseURL, youzanapi.Options{HTTP: client})),
 	}

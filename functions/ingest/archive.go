@@ -66,7 +66,7 @@ func RawMsg(push platform.Push) (*nats.Msg, error) {
 	msg := nats.NewMsg(stream.RawSubject(push.Platform))
 	msg.Data = push.Body
 	msg.Header.Set(HeaderRawMethod, push.Method)
-	msg.Header.Set(HeaderRawRest, push.Rest)
+	msg.Header.Set(HeaderRawRest, url.PathEscape(push.Rest)) // a decoded path may hold CR/LF: never raw in a header
 	msg.Header.Set(HeaderRawQuery, push.Query.Encode())
 	msg.Header.Set(HeaderRawReceived, push.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set(HeaderRawHeaders, string(headers))
@@ -109,8 +109,11 @@ func RawPush(subject string, hdr nats.Header, body []byte) (platform.Push, error
 	if !ok || name == "" {
 		return platform.Push{}, fmt.Errorf("raw subject %q: want %s<platform>", subject, stream.RawPrefix)
 	}
-	push := platform.Push{Platform: name, Method: hdr.Get(HeaderRawMethod), Rest: hdr.Get(HeaderRawRest), Body: body}
+	push := platform.Push{Platform: name, Method: hdr.Get(HeaderRawMethod), Body: body}
 	var err error
+	if push.Rest, err = url.PathUnescape(hdr.Get(HeaderRawRest)); err != nil {
+		return push, fmt.Errorf("raw %s push path: %w", name, err)
+	}
 	if push.Query, err = url.ParseQuery(hdr.Get(HeaderRawQuery)); err != nil {
 		return push, fmt.Errorf("raw %s push query: %w", name, err)
 	}

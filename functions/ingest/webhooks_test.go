@@ -80,6 +80,7 @@ var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
 type hookEnv struct {
 	t    *testing.T
+	rt   *runtime.Runtime
 	js   jetstream.JetStream
 	reg  *prometheus.Registry
 	base string
@@ -100,7 +101,7 @@ func startHooks(t *testing.T, wh *Webhooks) *hookEnv {
 	done := make(chan error, 1)
 	go func() { done <- rt.ServeListener(ctx, ln, Function(wh)) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	e := &hookEnv{t: t, js: rt.JetStream(), reg: rt.Metrics(), base: "http://" + ln.Addr().String()}
+	e := &hookEnv{t: t, rt: rt, js: rt.JetStream(), reg: rt.Metrics(), base: "http://" + ln.Addr().String()}
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(e.base + "/readyz")
 		if err != nil {

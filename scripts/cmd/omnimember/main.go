@@ -158,11 +158,8 @@ func run() error {
 			return err
 		}
 	}
-	secrets, err := ingest.SecretsFromEnv(os.Getenv)
+	secrets, devPOS, err := webhookSecrets(cfg.DataDir)
 	if err != nil {
-		return err
-	}
-	if err := secrets.Check(ingest.Adapters(nil)); err != nil {
 		return err
 	}
 	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
@@ -186,6 +183,9 @@ func run() error {
 		}
 	}
 	printTryIt(base, cfg.AdminToken, cfg.APIToken)
+	if devPOS != "" {
+		printTryWebhook(base, devPOS)
+	}
 	fmt.Printf("\nMarketer console (segments, preview, send, progress; OMNIMEMBER_MARKETER_TOKEN):\n  %s/console/#token=%s\n", base, cfg.MarketerToken)
 	go scheduleJobs(ctx, s, log)
 	<-ctx.Done()
@@ -239,6 +239,42 @@ func runDemo(ctx context.Context, s *stack.Stack, base string) error {
 	}
 	fmt.Println("\nOne member per person, on every channel:")
 	return demo.Summary(ctx, base, s.Store, os.Stdout)
+}
+
+// webhookSecrets reads OMNIMEMBER_WEBHOOK_SECRETS(_FILE); when neither is set, development secrets
+// for one store (store-demo) and one app (demo-app) are generated into the data directory and the
+// store's secret is returned so that the try-it lines can sign a push.
+func webhookSecrets(dir string) (ingest.Secrets, string, error) {
+	secrets, err := ingest.SecretsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	if os.Getenv(ingest.EnvWebhookSecrets) == "" && os.Getenv(ingest.EnvWebhookSecretsFile) == "" {
+		raw, path, err := devSecret(dir, "dev-webhook-secrets.json", func() string {
+			return fmt.Sprintf(`{"pos":{"store-demo":{"secret":%q}},"app":{"demo-app":{"secret":%q}}}`, randomHex(), randomHex())
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		if secrets, err = ingest.ParseSecrets([]byte(raw)); err != nil {
+			return nil, "", fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if err := secrets.Check(ingest.Adapters(nil)); err != nil {
+		return nil, "", err
+	}
+	return secrets, secrets["pos"]["store-demo"]["secret"], nil
+}
+
+// printTryWebhook shows a signed native POS push (development secret of store-demo).
+func printTryWebhook(base, secret string) {
+	fmt.Printf(`
+A store's native webhook, signed (functions/ingest/README.md; development secret in .data/dev-webhook-secrets.json):
+  body='{"type":"order.paid","id":"till-1-0001","order":{"id":"SH-0001","amountFen":12900,"paidAt":"%[2]s"},"member":{"phone":"13812345678","card":"C-0001"}}'
+  ts=$(date +%%s); sig=$(printf '%%s\n%%s' "$ts" "$body" | openssl dgst -sha256 -hmac '%[3]s' | sed 's/^.* //')
+  curl -s -X POST %[1]s/webhooks/pos -H 'X-Omnimember-Store: store-demo' -H "X-Omnimember-Timestamp: $ts" \
+       -H "X-Omnimember-Signature: v1=$sig" -d "$body"
+`, base, time.Now().UTC().Format(time.RFC3339), secret)
 }
 
 func printTryIt(base, token, apiToken string) {
