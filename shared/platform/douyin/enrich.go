@@ -140,21 +140,22 @@ func (o *order) normalise(push platform.Push, res *platform.Result) error {
 }
 
 // identities are every identity the order detail gives: the shop-scoped open id, the ciphertext
-// phone (scoped to douyin:<shop>), its mask, and the plaintext phone when it decrypted to a real
-// (not virtual) number.
+// phone (scoped to douyin:<shop>), its mask, and the plaintext phone when it decrypted. A virtual
+// number belongs to the order, not the person: none of its forms (ciphertext, mask, plaintext)
+// becomes an identity.
 func (o *order) identities() []events.Identity {
 	var ids []events.Identity
 	if d := o.detail; d.OpenID != "" && len(d.OpenID) <= maxCipherLen {
 		ids = append(ids, events.Identity{Type: identity.DouyinOpenID, Value: d.OpenID, Scope: o.shopID})
 	}
-	if d := o.detail; d.EncryptPostTel == "" || len(d.EncryptPostTel) > maxCipherLen {
+	if d := o.detail; d.EncryptPostTel == "" || len(d.EncryptPostTel) > maxCipherLen || o.plain.Virtual {
 		return ids
 	}
 	ids = append(ids, events.Identity{Type: identity.PhoneCiphertext, Value: o.detail.EncryptPostTel, Scope: Name + ":" + o.shopID})
 	if maskedPhone.MatchString(o.detail.MaskPostTel) {
 		ids = append(ids, events.Identity{Type: identity.PhoneMasked, Value: o.detail.MaskPostTel})
 	}
-	if o.plain.Phone != "" && !o.plain.Virtual {
+	if o.plain.Phone != "" {
 		if phone, err := identity.NormalizePhone(o.plain.Phone); err == nil {
 			ids = append(ids, events.Identity{Type: identity.Phone, Value: phone})
 		}
