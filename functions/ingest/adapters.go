@@ -3,13 +3,17 @@ package ingest
 import (
 	"net/http"
 
+	"github.com/omnimember/omnimember/functions/ingest/douyinapi"
+	"github.com/omnimember/omnimember/functions/ingest/youzanapi"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/app"
+	"github.com/omnimember/omnimember/shared/platform/douyin"
 	"github.com/omnimember/omnimember/shared/platform/pos"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
 	"github.com/omnimember/omnimember/shared/platform/wechat/wechatapi"
 	"github.com/omnimember/omnimember/shared/platform/wecom"
 	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi"
+	"github.com/omnimember/omnimember/shared/platform/youzan"
 )
 
 // Adapters are the platforms served at /webhooks/{platform}, listed explicitly (no registry): the
@@ -21,6 +25,8 @@ func Adapters(client *http.Client) map[string]platform.Adapter {
 		app.Adapter{},
 		wecom.Adapter{Contacts: wecomapi.New(client)},
 		wechat.Adapter{Users: wechatapi.New(client)},
+		douyin.New(douyinapi.New(douyinapi.DefaultBaseURL, douyinapi.Options{HTTP: client})),
+		youzan.New(youzanapi.New(youzanapi.DefaultBaseURL, youzanapi.Options{HTTP: client})),
 	}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {
