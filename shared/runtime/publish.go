@@ -22,6 +22,10 @@ type Publisher struct {
 	metrics  *metrics
 }
 
+// JetStream is the publisher's JetStream context, for a background job that keeps its cursor in
+// a key-value bucket.
+func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
+
 // MsgID is the Nats-Msg-Id of the index-th event a function emits for an input event, so that a
 // retried handler's re-publish is dropped by the stream's duplicate window.
 func MsgID(function, inputSource, inputID string, index int) string {
