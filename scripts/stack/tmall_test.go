@@ -27,6 +27,8 @@ var tmcMessages = []toptest.Message{
 		Content: `{"tid":3012345678901234567,"refund_id":90001,"refund_fee":"200.50","buyer_open_uid":"AAHk5d-buyer","modified":"2026-11-12 10:00:00"}`},
 }
 
+func newTMCGateway(t *testing.T) *toptest.Server { return toptest.New(t, tmcAppKey, tmcSecret) }
+
 func tmcPoller(url string) *ingest.TMCPoller {
 	cfg := ingest.DefaultTMC()
 	cfg.AppKey, cfg.Secret, cfg.URL, cfg.Interval, cfg.Quantity = tmcAppKey, tmcSecret, url, 10*time.Millisecond, 10
