@@ -43,6 +43,30 @@ func TestPollConfigFromEnv(t *testing.T) {
 	}
 }
 
+func TestJDPollConfigFromEnv(t *testing.T) {
+	c, err := PollConfigFromEnv(env(map[string]string{"JD_APP_KEY": "jdkey", "JD_APP_SECRET": "jd-s3cret", "JD_ACCESS_TOKEN": "jd-t0ken",
+		"JD_OVERLAP": "10m", "JD_PAGE_SIZE": "50"}))
+	require.NoError(t, err)
+	require.NotNil(t, c.JD)
+	assert.Nil(t, c.TMC)
+	want := DefaultJD()
+	want.AppKey, want.Secret, want.AccessToken, want.Overlap, want.PageSize = "jdkey", "jd-s3cret", "jd-t0ken", 10*time.Minute, 50
+	assert.Equal(t, want, *c.JD)
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("start", "pollers", c)
+	assert.NotContains(t, logged.String(), "jd-s3cret")
+	assert.NotContains(t, logged.String(), "jd-t0ken")
+	for _, bad := range []map[string]string{
+		{"JD_APP_KEY": "k", "JD_APP_SECRET": "s"},
+		{"JD_APP_KEY": "k", "JD_APP_SECRET": "s", "JD_ACCESS_TOKEN": "t", "JD_OVERLAP": "2h"},
+		{"JD_APP_KEY": "k", "JD_APP_SECRET": "s", "JD_ACCESS_TOKEN": "t", "JD_PAGE_SIZE": "500"},
+		{"JD_APP_KEY": "k", "JD_APP_SECRET": "s", "JD_ACCESS_TOKEN": "t", "JD_WINDOW": "-1m"},
+	} {
+		_, err := PollConfigFromEnv(env(bad))
+		assert.Error(t, err, "%v", bad)
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	for _, c := range []struct {
 		failures int
