@@ -127,12 +127,7 @@ func (n Normalizer) Normalize(o Order) ([]cloudevents.Event, error) {
 	}
 	out := []cloudevents.Event{paid}
 	if o.OrderState == StateCanceled {
-		at, err := parseTime("modified", o.Modified)
-		if err != nil {
-			return nil, err
-		}
-		refund, err := events.New(events.OrderRefunded, platform.EventID(Platform, id+"/canceled", 0), platform.Source(Platform), at,
-			events.OrderRefundedData{OrderID: id, RefundID: "canceled", Channel: events.ChannelJD, ShopID: shop(o), AmountFen: fen, RefundedAt: at, Identities: ids})
+		refund, err := canceled(o, fen, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -144,6 +139,17 @@ func (n Normalizer) Normalize(o Order) ([]cloudevents.Event, error) {
 		}
 	}
 	return out, nil
+}
+
+// canceled is the full refund of a paid order JD cancelled, dated by its last modification.
+func canceled(o Order, fen int64, ids []events.Identity) (cloudevents.Event, error) {
+	at, err := parseTime("modified", o.Modified)
+	if err != nil {
+		return cloudevents.Event{}, err
+	}
+	id := o.OrderID.String()
+	return events.New(events.OrderRefunded, platform.EventID(Platform, id+"/canceled", 0), platform.Source(Platform), at,
+		events.OrderRefundedData{OrderID: id, RefundID: "canceled", Channel: events.ChannelJD, ShopID: shop(o), AmountFen: fen, RefundedAt: at, Identities: ids})
 }
 
 func (n Normalizer) identities(o Order) ([]events.Identity, error) {
