@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -225,4 +226,30 @@ func TestTmallMemberFromEnv(t *testing.T) {
 	assert.NotContains(t, logged.String(), "hush-hush")
 	_, err = TmallMemberFromEnv(get(map[string]string{"TMALL_MEMBER_APP_KEY": "k"}), nil)
 	assert.Error(t, err)
+}
+
+// BenchmarkTmallJoin measures a join end to end on a real JetStream: verification, parsing, the
+// member.registered publish and its acknowledgement, and the answer; every join is a new buyer.
+func BenchmarkTmallJoin(b *testing.B) {
+	srv := brokertest.Start(b)
+	rt, err := runtime.New(context.Background(), runtime.Defaults(), brokertest.Connect(b, srv), slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	require.NoError(b, err)
+	h := spiAPI(seededStore(b)).TmallMemberHandler(rt.Publisher(Name))
+	lat := make([]time.Duration, 0, b.N)
+	i := 0
+	for b.Loop() {
+		i++
+		body := fmt.Sprintf(`{"seller_name":"omni旗舰店","open_id":"bench-%d","mobile":"139%08d"}`, i, i)
+		r := spiRequest(SPIMethodJoin, body, nil)
+		w := httptest.NewRecorder()
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		lat = append(lat, time.Since(start))
+		if !strings.Contains(w.Body.String(), `"SUC"`) {
+			b.Fatalf("got %d %s", w.Code, w.Body.String())
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
