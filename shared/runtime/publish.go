@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/cenats"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // traceExtensions travel from an event to the events it causes (CloudEvents distributed tracing).
@@ -22,9 +23,12 @@ type Publisher struct {
 	metrics  *metrics
 }
 
-// JetStream is the publisher's JetStream context, for a background job that keeps its cursor in
-// a key-value bucket.
+// JetStream is the connection the publisher stores through, for functions that keep more than
+// contract events (ingest's raw webhook archive).
 func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
+
+// Metrics is the runtime's registry, for a function's own collectors registered from Routes.
+func (p *Publisher) Metrics() *prometheus.Registry { return p.metrics.registry }
 
 // MsgID is the Nats-Msg-Id of the index-th event a function emits for an input event, so that a
 // retried handler's re-publish is dropped by the stream's duplicate window.
