@@ -104,7 +104,7 @@ func (p *JDPoller) Once(ctx context.Context, b Broker) (more bool, err error) {
 		return false, fmt.Errorf("cursor bucket %s: %w", CursorBucket, err)
 	}
 	now := p.Now()
-	from, err := p.cursor(ctx, kv, now)
+	from, rev, err := p.cursor(ctx, kv, now)
 	if err != nil {
 		return false, err
 	}
@@ -124,26 +124,48 @@ func (p *JDPoller) Once(ctx context.Context, b Broker) (more bool, err error) {
 			return false, fmt.Errorf("publish %d JD events: %w", len(evs), err)
 		}
 	}
-	if _, err := kv.Put(ctx, p.CursorKey(), []byte(to.UTC().Format(time.RFC3339Nano))); err != nil {
-		return false, fmt.Errorf("advance JD cursor: %w", err)
+	if err := p.advance(ctx, kv, rev, to); err != nil {
+		return false, err
 	}
 	return to.Before(now), nil
 }
 
-// cursor is where the next window starts: Overlap before the stored cursor, or Lookback ago.
-func (p *JDPoller) cursor(ctx context.Context, kv jetstream.KeyValue, now time.Time) (time.Time, error) {
-	e, err := kv.Get(ctx, p.CursorKey())
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return now.Add(-p.Config.Lookback), nil
+// advance stores the cursor only if nobody moved it since it was read (compare-and-set on the
+// revision): a second replica that searched an older window cannot move it backwards, and the
+// window it published again is a duplicate the stream drops.
+func (p *JDPoller) advance(ctx context.Context, kv jetstream.KeyValue, rev uint64, to time.Time) error {
+	value := []byte(to.UTC().Format(time.RFC3339Nano))
+	var err error
+	if rev == 0 {
+		_, err = kv.Create(ctx, p.CursorKey(), value)
+	} else {
+		_, err = kv.Update(ctx, p.CursorKey(), value, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		p.Log.Info("JD cursor moved by another poller; searching from its position", "poller", p.Name())
+		return nil
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read JD cursor: %w", err)
+		return fmt.Errorf("advance JD cursor: %w", err)
+	}
+	return nil
+}
+
+// cursor is where the next window starts, Overlap before the stored cursor or Lookback ago, and
+// the cursor's revision (0: none yet).
+func (p *JDPoller) cursor(ctx context.Context, kv jetstream.KeyValue, now time.Time) (time.Time, uint64, error) {
+	e, err := kv.Get(ctx, p.CursorKey())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return now.Add(-p.Config.Lookback), 0, nil
+	}
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("read JD cursor: %w", err)
 	}
 	at, err := time.Parse(time.RFC3339Nano, string(e.Value()))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("JD cursor %q: %w", e.Value(), err)
+		return time.Time{}, 0, fmt.Errorf("JD cursor %q: %w", e.Value(), err)
 	}
-	return at.Add(-p.Config.Overlap), nil
+	return at.Add(-p.Config.Overlap), e.Revision(), nil
 }
 
 // maxPages stops a runaway pagination (100 pages of 100 orders per window).

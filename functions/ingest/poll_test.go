@@ -10,6 +10,7 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/functions/ingest/jdtest"
 	"github.com/omnimember/omnimember/functions/ingest/toptest"
@@ -110,3 +111,42 @@ func TestJDPollerFirstWindowAndCursor(t *testing.T) {
 	assert.Equal(t, "2026-11-11T04:00:00Z", string(e.Value()))
 	assert.Len(t, brokertest.Events(t, b.JetStream(), stream.Events, events.Subject(events.OrderPaid)), 1)
 }
+
+// TestJDCursorNeverMovesBackwards: another replica advances the cursor while this poller searches
+// an older window; this poller's compare-and-set loses and the newer cursor stays.
+func TestJDCursorNeverMovesBackwards(t *testing.T) {
+	b := jetStream(t)
+	gw := jdtest.New(t, "jdapp", "secret", "token")
+	now := time.Date(2026, 11, 11, 4, 0, 0, 0, time.UTC)
+	cfg := DefaultJD()
+	cfg.AppKey, cfg.Secret, cfg.AccessToken, cfg.URL = "jdapp", "secret", "token", gw.URL
+	p := &JDPoller{Config: cfg, HTTP: http.DefaultClient, Log: quiet, Now: func() time.Time { return now }}
+	kv, err := b.JetStream().CreateOrUpdateKeyValue(context.Background(), jetstreamKV())
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name        string
+		now         time.Time
+		other, want string
+	}{
+		{"no cursor yet: Create loses", now, "2026-11-11T05:00:00Z", "2026-11-11T05:00:00Z"},
+		{"a cursor both read: Update loses", now.Add(90 * time.Minute), "2026-11-11T06:00:00Z", "2026-11-11T06:00:00Z"},
+	} {
+		p.Now = func() time.Time { return c.now }
+		searched := false
+		gw.OnSearch = func() {
+			if !searched {
+				searched = true
+				_, err := kv.Put(context.Background(), p.CursorKey(), []byte(c.other))
+				assert.NoError(t, err)
+			}
+		}
+		_, err := p.Once(context.Background(), b)
+		require.NoError(t, err, c.name)
+		require.True(t, searched, c.name)
+		e, err := kv.Get(context.Background(), p.CursorKey())
+		require.NoError(t, err)
+		assert.Equal(t, c.want, string(e.Value()), "%s: got cursor, want the other replica's", c.name)
+	}
+}
+
+func jetstreamKV() jetstream.KeyValueConfig { return jetstream.KeyValueConfig{Bucket: CursorBucket} }

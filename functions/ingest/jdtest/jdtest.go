@@ -35,6 +35,8 @@ type Server struct {
 	orders                []Order
 	windows               []Window
 	badSigns              int
+	// OnSearch, if set, runs before each search is answered (a test moves a cursor meanwhile).
+	OnSearch func()
 }
 
 var beijing = time.FixedZone("GMT+8", 8*3600)
@@ -91,6 +93,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		PageSize string `json:"page_size"`
 	}
 	_ = json.Unmarshal([]byte(r.PostForm.Get("360buy_param_json")), &q)
+	if s.OnSearch != nil {
+		s.OnSearch()
+	}
 	page, _ := strconv.Atoi(q.Page)
 	size, _ := strconv.Atoi(q.PageSize)
 	start, err1 := time.ParseInLocation("2006-01-02 15:04:05", q.Start, beijing)
