@@ -116,12 +116,8 @@ func (a *API) readSPI(w http.ResponseWriter, r *http.Request) (SPIRequest, strin
 	if params["app_key"] != a.Tmall.AppKey {
 		return SPIRequest{}, "", http.StatusNotFound, fmt.Errorf("%w: app_key %q", platform.ErrUnknownShop, params["app_key"])
 	}
-	signed := body
-	if !spiSignsBody {
-		signed = nil
-	}
-	if err := top.Verify(params, signed, a.Tmall.Secret, a.Now()); err != nil {
-		return SPIRequest{}, "", http.StatusUnauthorized, fmt.Errorf("verify tmall member SPI: %w", err)
+	if err := verifySPI(params, body, a.Tmall.Secret, a.Now(), spiSignsBody); err != nil {
+		return SPIRequest{}, "", http.StatusUnauthorized, err
 	}
 	method := params["method"]
 	if method != SPIMethodQuery && method != SPIMethodJoin {
@@ -132,6 +128,18 @@ func (a *API) readSPI(w http.ResponseWriter, r *http.Request) (SPIRequest, strin
 		return SPIRequest{}, "", http.StatusBadRequest, err
 	}
 	return req, method, 0, nil
+}
+
+// verifySPI checks an SPI call's TOP signature over its query parameters and, when signsBody,
+// the raw body after them (both readings are tested; spiSignsBody picks one).
+func verifySPI(params map[string]string, body []byte, secret string, now time.Time, signsBody bool) error {
+	if !signsBody {
+		body = nil
+	}
+	if err := top.Verify(params, body, secret, now); err != nil {
+		return fmt.Errorf("verify tmall member SPI: %w", err)
+	}
+	return nil
 }
 
 // bindQuery answers SUC with the member's points and level when any identity is known, else E01.

@@ -80,6 +80,31 @@ func call(t *testing.T, h http.Handler, r *http.Request) (int, map[string]any) {
 	return w.Code, out
 }
 
+// TestVerifySPIBothReadings: whether 会员通 signs the body after the parameters is unconfirmed;
+// each reading accepts what it signs and rejects the other's sign.
+func TestVerifySPIBothReadings(t *testing.T) {
+	q := url.Values{"app_key": {spiAppKey}, "method": {SPIMethodQuery}, "timestamp": {"2026-11-11 08:00:30"}, "sign_method": {"md5"}}
+	body := `{"mobile":"13812345678"}`
+	params := func(sign string) map[string]string {
+		return map[string]string{"app_key": spiAppKey, "method": SPIMethodQuery, "timestamp": "2026-11-11 08:00:30", "sign_method": "md5", "sign": sign}
+	}
+	withBody, withoutBody := platformSign(q, body, spiSecret), platformSign(q, "", spiSecret)
+	for _, c := range []struct {
+		name      string
+		sign      string
+		signsBody bool
+		ok        bool
+	}{
+		{"body signed, body reading", withBody, true, true},
+		{"body not signed, body reading", withoutBody, true, false},
+		{"body not signed, parameters reading", withoutBody, false, true},
+		{"body signed, parameters reading", withBody, false, false},
+	} {
+		err := verifySPI(params(c.sign), []byte(body), spiSecret, t0, c.signsBody)
+		assert.Equal(t, c.ok, err == nil, "%s: got %v", c.name, err)
+	}
+}
+
 func TestTmallMemberBindQuery(t *testing.T) {
 	pub := &noPublish{}
 	h := spiAPI(seededStore(t)).TmallMemberHandler(pub)

@@ -57,6 +57,14 @@ func TestVerify(t *testing.T) {
 		mutate(p)
 		return p
 	}
+	// resigned isolates the timestamp check: a valid sign over another timestamp.
+	resigned := func(ts string) map[string]string {
+		p := signed(func(p map[string]string) { p["timestamp"] = ts })
+		sign, err := Sign(p, "helloworld", SignMD5)
+		require.NoError(t, err)
+		p["sign"] = sign
+		return p
+	}
 	for _, c := range []struct {
 		name   string
 		params map[string]string
@@ -66,7 +74,9 @@ func TestVerify(t *testing.T) {
 		{"official example", signed(func(map[string]string) {}), nil, nil},
 		{"tampered value", signed(func(p map[string]string) { p["num_iid"] = "11223345" }), nil, platform.ErrSignature},
 		{"body not signed", signed(func(map[string]string) {}), []byte("{}"), platform.ErrSignature},
-		{"stale", signed(func(p map[string]string) { p["timestamp"] = "2016-01-01 11:50:00" }), nil, platform.ErrSignature},
+		{"stale but correctly signed", resigned("2016-01-01 11:50:00"), nil, platform.ErrSignature},
+		{"from the future", resigned("2016-01-01 12:20:00"), nil, platform.ErrSignature},
+		{"within the skew", resigned("2016-01-01 11:55:00"), nil, nil},
 	} {
 		err := Verify(c.params, c.body, "helloworld", now)
 		if c.want == nil {

@@ -99,7 +99,9 @@ func FuzzTMC(f *testing.F) {
 	f.Add([]byte(`{"error_response":{"code":7}}`))
 	f.Add([]byte(`{"tmc_messages_consume_response":{"messages":{"tmc_message":[{"id":1,"topic":"taobao_refund_RefundSuccess","content":"{\"tid\":1,\"refund_id\":2,\"refund_fee\":\"0.01\",\"buyer_open_uid\":\"u\"}","pub_time":"2026-01-01 00:00:00","user_id":1}]}}}`))
 	n := Normalizer{AppKey: "k", Channel: events.ChannelTaobao}
+	f.Add([]byte(`{"tmc_messages_confirm_response":{"is_success":true}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		_ = ParseConfirm(body) // must not panic
 		msgs, err := ParseConsume(body)
 		if err != nil {
 			return
