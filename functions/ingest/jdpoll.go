@@ -84,8 +84,13 @@ func (p *JDPoller) Name() string { return "jd" }
 
 // Run polls until ctx ends.
 func (p *JDPoller) Run(ctx context.Context, b Broker) {
+	m := metricsFor(b)
 	loop(ctx, p.Log.With("poller", p.Name()), p.Config.Interval, func(ctx context.Context) (bool, error) {
-		return p.Once(ctx, b)
+		more, err := p.once(ctx, b, m)
+		if err != nil && ctx.Err() == nil { // a poll cut short by shutdown is not a failure
+			m.add(p.Name(), OutcomeError, 1)
+		}
+		return more, err
 	})
 }
 
@@ -99,6 +104,10 @@ func (p *JDPoller) CursorKey() string {
 // Once searches one window, publishes its events and advances the cursor; more reports that
 // the window stopped short of now.
 func (p *JDPoller) Once(ctx context.Context, b Broker) (more bool, err error) {
+	return p.once(ctx, b, metricsFor(b))
+}
+
+func (p *JDPoller) once(ctx context.Context, b Broker, m *pollMetrics) (more bool, err error) {
 	kv, err := b.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CursorBucket, Description: "platform pollers' cursors"})
 	if err != nil {
 		return false, fmt.Errorf("cursor bucket %s: %w", CursorBucket, err)
@@ -115,7 +124,7 @@ func (p *JDPoller) Once(ctx context.Context, b Broker) (more bool, err error) {
 	if !to.After(from) {
 		return false, nil
 	}
-	evs, err := p.search(ctx, from, to)
+	evs, err := p.search(ctx, from, to, m)
 	if err != nil {
 		return false, err
 	}
@@ -127,6 +136,7 @@ func (p *JDPoller) Once(ctx context.Context, b Broker) (more bool, err error) {
 	if err := p.advance(ctx, kv, rev, to); err != nil {
 		return false, err
 	}
+	m.setLag(p.Name(), now.Sub(to).Seconds())
 	return to.Before(now), nil
 }
 
@@ -172,7 +182,7 @@ func (p *JDPoller) cursor(ctx context.Context, kv jetstream.KeyValue, now time.T
 const maxPages = 100
 
 // search fetches every page of the window and normalises its orders.
-func (p *JDPoller) search(ctx context.Context, from, to time.Time) ([]cloudevents.Event, error) {
+func (p *JDPoller) search(ctx context.Context, from, to time.Time, m *pollMetrics) ([]cloudevents.Event, error) {
 	norm := jd.Normalizer{AppKey: p.Config.AppKey}
 	var evs []cloudevents.Event
 	for page := 1; page <= maxPages; page++ {
@@ -180,10 +190,12 @@ func (p *JDPoller) search(ctx context.Context, from, to time.Time) ([]cloudevent
 		if err != nil {
 			return nil, err
 		}
+		m.add(p.Name(), OutcomeItems, len(res.Orders))
 		for _, o := range res.Orders {
 			out, err := norm.Normalize(o)
 			if err != nil {
 				p.Log.Warn("JD order skipped", "poller", p.Name(), "orderId", o.OrderID.String(), "error", err)
+				m.add(p.Name(), OutcomeDropped, 1)
 				continue
 			}
 			evs = append(evs, out...)

@@ -13,13 +13,15 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/shared/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Broker is what a poller needs from the runtime: publish events and wait for JetStream's ack
-// (*runtime.Publisher), and the JetStream context for a cursor bucket.
+// Broker is what a poller needs from the runtime (*runtime.Publisher): publish events and wait
+// for JetStream's ack, the JetStream context for a cursor bucket, the registry for its metrics.
 type Broker interface {
 	Publish(ctx context.Context, cause *cloudevents.Event, evs []cloudevents.Event) error
 	JetStream() jetstream.JetStream
+	Metrics() *prometheus.Registry
 }
 
 // Poller pulls a platform's messages or orders until ctx ends.

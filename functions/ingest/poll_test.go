@@ -18,6 +18,7 @@ import (
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -88,6 +89,10 @@ func TestTMCPollerRunConfirmsOnlyStoredMessages(t *testing.T) {
 	got := brokertest.Events(t, b.JetStream(), stream.Events, events.Subject(events.OrderPaid))
 	require.Len(t, got, 1, "the malformed message reached nothing")
 	assert.Equal(t, platform.EventID("tmall", "101", 0), got[0].ID())
+	m := metricsFor(b)
+	for outcome, want := range map[string]float64{OutcomeItems: 2, OutcomeDropped: 1, OutcomeUnhandled: 0, OutcomeError: 0} {
+		assert.Equal(t, want, testutil.ToFloat64(m.outcomes.WithLabelValues("tmc", outcome)), "omnimember_polls_total{tmc,%s}: got, want", outcome)
+	}
 }
 
 func TestJDPollerFirstWindowAndCursor(t *testing.T) {
@@ -110,6 +115,8 @@ func TestJDPollerFirstWindowAndCursor(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "2026-11-11T04:00:00Z", string(e.Value()))
 	assert.Len(t, brokertest.Events(t, b.JetStream(), stream.Events, events.Subject(events.OrderPaid)), 1)
+	assert.Equal(t, 0.0, testutil.ToFloat64(metricsFor(b).lag.WithLabelValues("jd")), "caught up with now")
+	assert.Equal(t, 2.0, testutil.ToFloat64(metricsFor(b).outcomes.WithLabelValues("jd", OutcomeItems)), "the order, seen again in the overlap")
 }
 
 // TestJDCursorNeverMovesBackwards: another replica advances the cursor while this poller searches

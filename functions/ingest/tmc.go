@@ -77,32 +77,43 @@ func (p *TMCPoller) Name() string { return "tmc" }
 // Run polls until ctx ends.
 func (p *TMCPoller) Run(ctx context.Context, b Broker) {
 	log := p.Log.With("poller", p.Name(), "group", p.Config.Group)
+	m := metricsFor(b)
 	loop(ctx, log, p.Config.Interval, func(ctx context.Context) (bool, error) {
-		n, err := p.Once(ctx, b)
+		n, err := p.once(ctx, b, m)
+		if err != nil && ctx.Err() == nil { // a poll cut short by shutdown is not a failure
+			m.add(p.Name(), OutcomeError, 1)
+		}
 		return n >= p.Config.Quantity, err
 	})
 }
 
 // Once consumes one batch, publishes its events, confirms it and returns how many messages it held.
 func (p *TMCPoller) Once(ctx context.Context, b Broker) (int, error) {
+	return p.once(ctx, b, metricsFor(b))
+}
+
+func (p *TMCPoller) once(ctx context.Context, b Broker, m *pollMetrics) (int, error) {
 	msgs, err := p.consume(ctx)
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
+	m.add(p.Name(), OutcomeItems, len(msgs))
 	norm := top.Normalizer{AppKey: p.Config.AppKey, Channel: p.Config.Channel}
 	var evs []cloudevents.Event
 	ids := make([]string, 0, len(msgs))
-	for _, m := range msgs {
-		out, handled, err := norm.Normalize(m)
+	for _, msg := range msgs {
+		out, handled, err := norm.Normalize(msg)
 		switch {
 		case err != nil:
 			// Retrying cannot fix a message the platform got wrong: confirm it, and say which.
-			p.Log.Warn("TMC message dropped", "poller", p.Name(), "id", m.ID.String(), "topic", m.Topic, "error", err)
+			p.Log.Warn("TMC message dropped", "poller", p.Name(), "id", msg.ID.String(), "topic", msg.Topic, "error", err)
+			m.add(p.Name(), OutcomeDropped, 1)
 		case !handled:
-			p.Log.Debug("TMC topic not handled", "poller", p.Name(), "id", m.ID.String(), "topic", m.Topic)
+			p.Log.Debug("TMC topic not handled", "poller", p.Name(), "id", msg.ID.String(), "topic", msg.Topic)
+			m.add(p.Name(), OutcomeUnhandled, 1)
 		}
 		evs = append(evs, out...)
-		ids = append(ids, m.ID.String())
+		ids = append(ids, msg.ID.String())
 	}
 	if len(evs) > 0 {
 		if err := b.Publish(ctx, nil, evs); err != nil {
