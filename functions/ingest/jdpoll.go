@@ -124,7 +124,7 @@ func (p *JDPoller) once(ctx context.Context, b Broker, m *pollMetrics) (more boo
 	if !to.After(from) {
 		return false, nil
 	}
-	evs, err := p.search(ctx, from, to, m)
+	evs, to, err := p.searchFitting(ctx, from, to, m)
 	if err != nil {
 		return false, err
 	}
@@ -178,8 +178,25 @@ func (p *JDPoller) cursor(ctx context.Context, kv jetstream.KeyValue, now time.T
 	return at.Add(-p.Config.Overlap), e.Revision(), nil
 }
 
-// maxPages stops a runaway pagination (100 pages of 100 orders per window).
+// maxPages bounds one window's pagination (100 pages of up to 100 orders).
 const maxPages = 100
+
+// minWindow is the shortest window searchFitting halves down to.
+const minWindow = time.Minute
+
+var errWindowFull = errors.New("more orders than one window's pages hold")
+
+// searchFitting searches [from, to], halving the window while it holds more than maxPages pages
+// (a sale day), and returns the events and the end of the window it could take whole.
+func (p *JDPoller) searchFitting(ctx context.Context, from, to time.Time, m *pollMetrics) ([]cloudevents.Event, time.Time, error) {
+	for {
+		evs, err := p.search(ctx, from, to, m)
+		if !errors.Is(err, errWindowFull) || to.Sub(from) <= minWindow {
+			return evs, to, err
+		}
+		to = from.Add(max(to.Sub(from)/2, minWindow))
+	}
+}
 
 // search fetches every page of the window and normalises its orders.
 func (p *JDPoller) search(ctx context.Context, from, to time.Time, m *pollMetrics) ([]cloudevents.Event, error) {
@@ -204,7 +221,7 @@ func (p *JDPoller) search(ctx context.Context, from, to time.Time, m *pollMetric
 			return evs, nil
 		}
 	}
-	return nil, fmt.Errorf("JD window %s..%s holds more than %d pages: shorten JD_WINDOW", from, to, maxPages)
+	return nil, fmt.Errorf("JD window %s..%s: %w (%d pages)", from.Format(time.RFC3339), to.Format(time.RFC3339), errWindowFull, maxPages)
 }
 
 func (p *JDPoller) page(ctx context.Context, from, to time.Time, page int) (jd.SearchResult, error) {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -157,3 +158,29 @@ func TestJDCursorNeverMovesBackwards(t *testing.T) {
 }
 
 func jetstreamKV() jetstream.KeyValueConfig { return jetstream.KeyValueConfig{Bucket: CursorBucket} }
+
+// TestJDWindowHalvesWhenTooFull: a window holding more orders than maxPages pages is halved until
+// it fits; the cursor stops at the half it took whole and the next poll takes the rest.
+func TestJDWindowHalvesWhenTooFull(t *testing.T) {
+	b := jetStream(t)
+	gw := jdtest.New(t, "jdapp", "secret", "token")
+	now := time.Date(2026, 11, 11, 4, 0, 0, 0, time.UTC)
+	for i := range maxPages + 1 { // one page each: 101 pages over the last 50 minutes
+		gw.Put(jdtest.Order{ID: fmt.Sprint(1000 + i), Payment: "1.00", State: "FINISHED_L", PaidAt: "2026-11-11 11:00:00",
+			Pin: fmt.Sprint("p", i), Modified: now.Add(-time.Duration(i) * 30 * time.Second)})
+	}
+	cfg := DefaultJD()
+	cfg.AppKey, cfg.Secret, cfg.AccessToken, cfg.URL, cfg.PageSize = "jdapp", "secret", "token", gw.URL, 1
+	cfg.Lookback, cfg.Window, cfg.Overlap = time.Hour, time.Hour, 0
+	p := &JDPoller{Config: cfg, HTTP: http.DefaultClient, Log: quiet, Now: func() time.Time { return now }}
+	more, err := p.Once(context.Background(), b)
+	require.NoError(t, err)
+	assert.True(t, more, "only the first half fitted")
+	more, err = p.Once(context.Background(), b)
+	require.NoError(t, err)
+	assert.False(t, more)
+	windows := gw.Windows()
+	assert.Equal(t, []jdtest.Window{{Start: "2026-11-11 11:00:00", End: "2026-11-11 12:00:00"}, {Start: "2026-11-11 11:00:00", End: "2026-11-11 11:30:00"},
+		{Start: "2026-11-11 11:30:00", End: "2026-11-11 12:00:00"}}, windows)
+	assert.Len(t, brokertest.Events(t, b.JetStream(), stream.Events, events.Subject(events.OrderPaid)), maxPages+1, "every order once")
+}
