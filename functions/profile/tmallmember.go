@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -17,6 +18,7 @@ import (
 	"github.com/omnimember/omnimember/shared/platform/top"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TmallMemberPath is where 会员通 calls the brand's bind-query and join SPIs.
@@ -77,9 +79,12 @@ type SPIMember struct {
 	Extend string `json:"extend"`
 }
 
-// TmallMemberHandler serves POST /webhooks/tmall/member: verify, then bind-query or join.
+// TmallMemberHandler serves POST /webhooks/tmall/member: verify, then bind-query or join. When pub
+// has the runtime's registry, each call's latency lands in omnimember_tmall_member_seconds.
 func (a *API) TmallMemberHandler(pub Publisher) http.Handler {
+	observe := spiLatency(pub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(r.Context(), spiBudget)
 		defer cancel()
 		req, method, status, err := a.readSPI(w, r)
@@ -90,14 +95,34 @@ func (a *API) TmallMemberHandler(pub Publisher) http.Handler {
 				field = fe.Field
 			}
 			runtime.WriteError(w, status, field, "%v", err)
+			observe("rejected", strconv.Itoa(status), time.Since(start))
 			return
 		}
+		answer := a.bindQuery
 		if method == SPIMethodJoin {
-			runtime.WriteJSON(w, http.StatusOK, a.join(ctx, pub, req))
-			return
+			answer = func(ctx context.Context, req SPIRequest) SPIAnswer { return a.join(ctx, pub, req) }
 		}
-		runtime.WriteJSON(w, http.StatusOK, a.bindQuery(ctx, req))
+		out := answer(ctx, req)
+		runtime.WriteJSON(w, http.StatusOK, out)
+		observe(method, out.QueryCode, time.Since(start))
 	})
+}
+
+// spiLatency returns the observer of SPI latencies: a histogram on the runtime's registry, or a
+// no-op when pub has none (unit tests).
+func spiLatency(pub Publisher) func(method, code string, d time.Duration) {
+	withRegistry, ok := pub.(interface{ Metrics() *prometheus.Registry })
+	if !ok || withRegistry.Metrics() == nil {
+		return func(string, string, time.Duration) {}
+	}
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "omnimember", Name: "tmall_member_seconds",
+		Help:    "Time the 会员通 SPI took to answer (the platform waits about 1.2 s), by method and query code or rejection status.",
+		Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 1.2, 2}}, []string{"method", "code"})
+	var already prometheus.AlreadyRegisteredError
+	if err := withRegistry.Metrics().Register(h); errors.As(err, &already) {
+		h = already.ExistingCollector.(*prometheus.HistogramVec)
+	}
+	return func(method, code string, d time.Duration) { h.WithLabelValues(method, code).Observe(d.Seconds()) }
 }
 
 // readSPI checks size, app key, signature and body, and returns the status of the first failure.

@@ -186,6 +186,17 @@ func TestTmallMemberJoinIsIdempotent(t *testing.T) {
 	assert.Equal(t, []events.Identity{{Type: "tmall_omid", Value: "omid-new"}, {Type: "taobao_open_uid", Value: "AAE-open", Scope: spiAppKey},
 		{Type: "phone", Value: "13987654321"}}, data.Identities)
 	assert.Equal(t, "omni旗舰店", data.ShopID)
+	mfs, err := rt.Publisher(Name).Metrics().Gather()
+	require.NoError(t, err)
+	var observed []string
+	for _, mf := range mfs {
+		if mf.GetName() == "omnimember_tmall_member_seconds" {
+			for _, m := range mf.GetMetric() {
+				observed = append(observed, fmt.Sprintf("%s/%s:%d", m.GetLabel()[1].GetValue(), m.GetLabel()[0].GetValue(), m.GetHistogram().GetSampleCount()))
+			}
+		}
+	}
+	assert.Equal(t, []string{"tmall.member.join/SUC:3"}, observed, "got latency series (method/code:count), want")
 }
 
 func FuzzSPIRequest(f *testing.F) {
