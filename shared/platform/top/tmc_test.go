@@ -119,3 +119,22 @@ func FuzzTMC(f *testing.F) {
 		}
 	})
 }
+
+func TestNormalizeIdentities(t *testing.T) {
+	n := Normalizer{AppKey: "app", Channel: events.ChannelTmall}
+	for _, c := range []struct {
+		name, content string
+		want          []events.Identity
+	}{
+		{"open uid only", `{"tid":1,"payment":"1.00","buyer_open_uid":"u"}`, []events.Identity{{Type: "taobao_open_uid", Value: "u", Scope: "app"}}},
+		{"ouid too (unconfirmed field), scoped to the shop", `{"tid":1,"payment":"1.00","buyer_open_uid":"u","ouid":"o"}`,
+			[]events.Identity{{Type: "taobao_open_uid", Value: "u", Scope: "app"}, {Type: "tmall_ouid", Value: "o", Scope: "77"}}},
+		{"ouid alone", `{"tid":1,"payment":"1.00","ouid":"o"}`, []events.Identity{{Type: "tmall_ouid", Value: "o", Scope: "77"}}},
+	} {
+		evs, _, err := n.Normalize(Message{ID: "1", Topic: TopicTradePaid, Content: c.content, PubTime: "2026-11-11 00:00:00", UserID: "77"})
+		require.NoError(t, err, c.name)
+		got, err := events.Decode[events.OrderPaidData](evs[0])
+		require.NoError(t, err)
+		assert.Equal(t, c.want, got.Identities, "%s: got, want", c.name)
+	}
+}
