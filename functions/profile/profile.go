@@ -34,12 +34,19 @@ type API struct {
 	Store  Store
 	Ladder tier.Ladder
 	Now    func() time.Time
+	// Tmall, if set, serves the 会员通 bind-query/join SPI at TmallMemberPath.
+	Tmall *TmallMember
 }
 
 // Function is the profile as the runtime runs it: the read API and the activity consumer.
 func (a *API) Function() runtime.Function {
 	return runtime.Function{Name: Name, Consumes: Consumes, Handle: a.Handle,
-		Routes: func(mux *http.ServeMux, _ *runtime.Publisher) { a.Routes(mux) }}
+		Routes: func(mux *http.ServeMux, pub *runtime.Publisher) {
+			a.Routes(mux)
+			if a.Tmall != nil {
+				mux.Handle("POST "+TmallMemberPath, a.TmallMemberHandler(pub))
+			}
+		}}
 }
 
 // Routes registers the read endpoints.

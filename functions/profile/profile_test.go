@@ -26,6 +26,17 @@ const alice, absorbed = "om_aaaaaaaaaaaaaaaaaaaa", "om_bbbbbbbbbbbbbbbbbbbb"
 var t0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
 
 func server(t *testing.T) *httptest.Server {
+	s := seededStore(t)
+	mux := http.NewServeMux()
+	(&API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 }}).Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// seededStore holds alice (phone 13812345678, tmall_omid omid-1, silver, 2470 points), the member
+// she absorbed, their orders and activity.
+func seededStore(t testing.TB) *embedded.Store {
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
@@ -57,11 +68,7 @@ func server(t *testing.T) *httptest.Server {
 	require.NoError(t, s.Set(ctx, member.Activities, absorbed, member.Activity{OneID: absorbed, ByChannel: map[string]*member.ChannelActivity{
 		"app": {Count: 2, LastAt: t0.AddDate(0, 2, 0), Kinds: map[string]int64{"live_view": 2}}}}))
 	require.NoError(t, s.Set(ctx, member.Tiers, alice, member.TierState{OneID: alice, Level: "silver", NetSpendFen: 247000, Score: 247000}))
-	mux := http.NewServeMux()
-	(&API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 }}).Routes(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
+	return s
 }
 
 func get(t *testing.T, url string, into any) int {

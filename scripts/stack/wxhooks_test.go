@@ -81,11 +81,6 @@ func kindCount(p profile.Profile, kind string) int64 {
 	return p.Interactions.ByChannel["wechat"].Kinds[kind]
 }
 
-func lookupScoped(t *testing.T, s *Stack, typ, value, scope string) profile.Profile {
-	t.Helper()
-	return lookup(t, s, typ, url.QueryEscape(value)+"&scope="+url.QueryEscape(scope))
-}
-
 // TestWeComAndWeChatPushesReachTheProfile: a signed, encrypted WeCom add_external_contact push
 // makes a member holding the wecom_external_userid; a WeChat subscribe makes one holding the
 // openid and unionid; a redelivered push changes nothing.

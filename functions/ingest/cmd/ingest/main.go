@@ -1,5 +1,6 @@
 // Command ingest runs the ingest function alone: POST /v1/events and the native platform webhooks
-// at /webhooks/{platform}, stored in JetStream before the answer.
+// at /webhooks/{platform}, stored in JetStream before the answer, and the platform pollers
+// (Tmall/Taobao TMC, JD) when configured.
 package main
 
 import (
@@ -26,8 +27,13 @@ func main() {
 		if err := secrets.Check(adapters); err != nil {
 			return err
 		}
+		polls, err := ingest.PollConfigFromEnv(os.Getenv)
+		if err != nil {
+			return err
+		}
 		wh := &ingest.Webhooks{Adapters: adapters, Credentials: secrets, MaxBodyBytes: rt.MaxBodyBytes, Now: time.Now,
 			Log: runtime.NewLogger(rt.LogLevel).With("function", ingest.Name)}
-		return runtime.Run(rt, slog.Group(ingest.Name, "eventsPath", ingest.EventsPath, "webhookSecrets", secrets), ingest.Function(wh))
+		fn := ingest.WithPollers(ingest.Function(wh), polls.Pollers(runtime.NewLogger(rt.LogLevel))...)
+		return runtime.Run(rt, slog.Group(ingest.Name, "eventsPath", ingest.EventsPath, "webhookSecrets", secrets, "pollers", polls), fn)
 	})
 }

@@ -1,9 +1,11 @@
-// Command profile runs the read API alone: GET /v1/members/{oneId} and GET /v1/members:lookup.
+// Command profile runs the read API alone: GET /v1/members/{oneId} and GET /v1/members:lookup, and
+// the Tmall 会员通 SPI at POST /webhooks/tmall/member when TMALL_MEMBER_APP_KEY is set.
 package main
 
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/omnimember/omnimember/functions/profile"
@@ -30,6 +32,10 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	api := &profile.API{Store: st, Ladder: ladder, Now: time.Now}
-	return runtime.Run(rt, slog.Group("profile", "store", sc), api.Function())
+	tmall, err := profile.TmallMemberFromEnv(os.Getenv, runtime.NewLogger(rt.LogLevel))
+	if err != nil {
+		return err
+	}
+	api := &profile.API{Store: st, Ladder: ladder, Now: time.Now, Tmall: tmall}
+	return runtime.Run(rt, slog.Group("profile", "store", sc, "tmallMember", tmall), api.Function())
 }
