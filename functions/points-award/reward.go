@@ -34,6 +34,7 @@ type rewardDoc struct {
 	Multiplier  *events.PointsMultiplier `json:"multiplier,omitempty"`
 	SourceID    string                   `json:"sourceId"`
 	At          time.Time                `json:"at"`
+	Skipped     string                   `json:"skipped,omitempty"` // why nothing was credited
 }
 
 // RewardKey is a campaign reward's key: the campaign and the member it targeted.
@@ -73,7 +74,8 @@ func window(campaignID string, m events.PointsMultiplier) (loyalty.Window, error
 }
 
 // reward credits a campaign's bonus points to the member's live account (a lot that expires like
-// earned points) and keeps its multiplier window on the account, once per (campaign, member).
+// earned points) and keeps its multiplier window on the account, once per (campaign, member); a
+// member erased since the campaign selected them gets nothing.
 func (h *Handler) reward(tx store.Tx, ev cloudevents.Event, d events.CampaignRewardedData, w *loyalty.Window) error {
 	key := RewardKey(d.CampaignID, d.OneID)
 	var done rewardDoc
@@ -88,6 +90,23 @@ func (h *Handler) reward(tx store.Tx, ev cloudevents.Event, d events.CampaignRew
 	if err != nil {
 		return err
 	}
+	erased, err := h.erased(tx, acct.OneID)
+	if err != nil {
+		return err
+	}
+	done = rewardDoc{CampaignID: d.CampaignID, OneID: d.OneID, CreditedTo: acct.OneID, BonusPoints: d.BonusPoints,
+		Multiplier: d.Multiplier, SourceID: ev.ID(), At: h.Now()}
+	if erased {
+		// Erased after the campaign selected them: nobody is left to spend the points.
+		done.CreditedTo, done.BonusPoints, done.Multiplier, done.Skipped = "", 0, nil, "erased"
+	} else if err := h.credit(tx, ev, acct, d, w); err != nil {
+		return err
+	}
+	return tx.Set(CampaignRewards, key, done)
+}
+
+// credit writes a reward's lot, window and ledger entry to the member's account.
+func (h *Handler) credit(tx store.Tx, ev cloudevents.Event, acct member.Account, d events.CampaignRewardedData, w *loyalty.Window) error {
 	now := h.Now()
 	balanceBefore := acct.Balance
 	line := entry{OneID: acct.OneID, Points: d.BonusPoints, Cause: "campaign", Rule: "campaign " + d.CampaignID,
@@ -104,13 +123,22 @@ func (h *Handler) reward(tx store.Tx, ev cloudevents.Event, d events.CampaignRew
 	if err := h.writeAccount(tx, acct, now); err != nil {
 		return err
 	}
-	if d.BonusPoints > 0 {
-		if err := tx.Set(member.LedgerEntries, events.DerivedID(Name, ev.ID(), 0), line); err != nil {
-			return err
-		}
+	if d.BonusPoints == 0 {
+		return nil
 	}
-	return tx.Set(CampaignRewards, key, rewardDoc{CampaignID: d.CampaignID, OneID: d.OneID, CreditedTo: acct.OneID,
-		BonusPoints: d.BonusPoints, Multiplier: d.Multiplier, SourceID: ev.ID(), At: now})
+	return tx.Set(member.LedgerEntries, events.DerivedID(Name, ev.ID(), 0), line)
+}
+
+// erased says whether a member's personal data was erased on request.
+func (h *Handler) erased(tx store.Tx, oneID string) (bool, error) {
+	var m member.Member
+	if err := tx.Get(member.Members, oneID, &m); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	return m.ErasedAt != nil, nil
 }
 
 // addWindow adds a campaign's window (replacing one of the same campaign) and forgets windows that

@@ -213,3 +213,15 @@ func TestMalformedCampaignRewardIsPermanent(t *testing.T) {
 		})
 	}
 }
+
+func TestCampaignRewardToAnErasedMemberCreditsNothing(t *testing.T) {
+	h, s := newHandler(t)
+	erasedAt := t0.Add(-time.Minute)
+	require.NoError(t, s.Set(context.Background(), member.Members, alice, member.Member{OneID: alice, ErasedAt: &erasedAt}))
+	run(t, h, []step{{ev: rewarded(t, "r1", "cmp_1", alice, 200, double())}})
+	var a member.Account
+	assert.ErrorIs(t, s.Get(context.Background(), member.Accounts, alice, &a), store.ErrNotFound, "got an account, want none")
+	var done rewardDoc
+	require.NoError(t, s.Get(context.Background(), CampaignRewards, RewardKey("cmp_1", alice), &done))
+	assert.Equal(t, "erased", done.Skipped, "the skip is recorded, so a redelivery does not look again")
+}
