@@ -241,7 +241,9 @@ func TestFanOutKeepsTheRateAndResumesAfterACrash(t *testing.T) {
 	e.chunk = 50
 	e.start()
 	var c Campaign
-	require.Equal(t, http.StatusCreated, e.call("POST", "/v1/campaigns", dormantCampaign(), &c))
+	withBonus := dormantCampaign()
+	withBonus.BonusPoints = 50 // each member's reward rides with its request, resumed alike
+	require.Equal(t, http.StatusCreated, e.call("POST", "/v1/campaigns", withBonus, &c))
 	require.Equal(t, http.StatusAccepted, e.call("POST", "/v1/campaigns/"+c.ID+":trigger", nil, nil))
 	require.Eventually(t, func() bool {
 		var got Campaign
@@ -260,6 +262,12 @@ func TestFanOutKeepsTheRateAndResumesAfterACrash(t *testing.T) {
 	}
 	assert.Len(t, ids, len(want), "got distinct requests, want one per member")
 	assert.Len(t, reqs, len(want), "a chunk repeated after the crash is dropped by JetStream's dedupe")
+	rewards := brokertest.Events(t, e.js, stream.Events, events.CampaignRewarded)
+	rewarded := map[string]int{}
+	for _, ev := range rewards {
+		rewarded[ev.ID()]++
+	}
+	assert.Equal(t, []int{len(want), len(want)}, []int{len(rewarded), len(rewards)}, "got distinct and stored rewards, want one per member")
 }
 
 func TestScaleToZeroLosesNothingAndDoublesNothing(t *testing.T) {
