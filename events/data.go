@@ -220,6 +220,25 @@ type CampaignTriggeredData struct {
 	TriggeredAt time.Time `json:"triggeredAt"`
 }
 
+// CampaignRewardedData is the data of omnimember.campaign.rewarded: what a campaign gives one member it
+// targeted, for points-award to credit — BonusPoints once (0: none), and/or a Multiplier window for
+// the member's orders paid within it. SourceID is the campaign id.
+type CampaignRewardedData struct {
+	CampaignID  string            `json:"campaignId"`
+	OneID       string            `json:"oneId"`
+	BonusPoints int64             `json:"bonusPoints"`
+	Multiplier  *PointsMultiplier `json:"multiplier,omitempty"`
+	SourceID    string            `json:"sourceId"`
+}
+
+// PointsMultiplier is a points-multiplier window: orders paid within [From, To) earn Factor times
+// (a decimal with at most four places, above 1 and at most 10, as the campaign API accepts it).
+type PointsMultiplier struct {
+	Factor string    `json:"factor"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+}
+
 // Notification categories: transactional messages are exempt from marketing caps.
 const (
 	CategoryTransactional = "transactional"

@@ -33,6 +33,7 @@ var goTypes = map[string]any{
 	RedemptionReversed:     RedemptionReversedData{},
 	TierChanged:            TierChangedData{},
 	CampaignTriggered:      CampaignTriggeredData{},
+	CampaignRewarded:       CampaignRewardedData{},
 	NotificationRequested:  NotificationRequestedData{},
 	NotificationSent:       NotificationOutcomeData{},
 	NotificationSuppressed: NotificationOutcomeData{},
@@ -149,6 +150,11 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		}, "data.identities.0"},
 		{"unknown field", OrderRefunded, func(d map[string]any) { d["coupon"] = "x" }, "data"},
 		{"bad oneId", TierChanged, func(d map[string]any) { d["oneId"] = "nobody" }, "data.oneId"},
+		{"multiplier factor not a decimal", CampaignRewarded, func(d map[string]any) {
+			d["multiplier"].(map[string]any)["factor"] = "2x"
+		}, "data.multiplier.factor"},
+		{"multiplier without end", CampaignRewarded, func(d map[string]any) { delete(d["multiplier"].(map[string]any), "to") }, "data.multiplier"},
+		{"negative bonus", CampaignRewarded, func(d map[string]any) { d["bonusPoints"] = -5 }, "data.bonusPoints"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,7 @@ const (
 	RedemptionReversed      = "omnimember.redemption.reversed"
 	TierChanged             = "omnimember.tier.changed"
 	CampaignTriggered       = "omnimember.campaign.triggered"
+	CampaignRewarded        = "omnimember.campaign.rewarded"
 	NotificationRequested   = "omnimember.notification.requested"
 	NotificationSent        = "omnimember.notification.sent"
 	NotificationSuppressed  = "omnimember.notification.suppressed"
@@ -39,7 +40,7 @@ var All = []string{
 	MemberRegistered, OrderPaid, OrderRefunded, InteractionRecorded,
 	IdentityResolved, MemberMerged, MemberSplit, MemberErased, PoolChanged,
 	PointsAwarded, PointsReversed, PointsRedeemed, PointsExpired, PointsExpiring, RedemptionReversed,
-	TierChanged, CampaignTriggered,
+	TierChanged, CampaignTriggered, CampaignRewarded,
 	NotificationRequested, NotificationSent, NotificationSuppressed, NotificationFailed,
 }
 

@@ -123,6 +123,10 @@ func validVars(vars map[string]string) error {
 	return nil
 }
 
+// factorFormat is a multiplier factor as campaign.rewarded's schema takes it: a decimal from 1 to 10
+// with at most four places (the earning rules' precision).
+var factorFormat = regexp.MustCompile(`^(10(\.0{1,4})?|[1-9](\.[0-9]{1,4})?)$`)
+
 func validOffer(c Campaign, now time.Time) error {
 	if c.Coupon != nil && (strings.TrimSpace(c.Coupon.Code) == "" || strings.TrimSpace(c.Coupon.Title) == "") {
 		return bad("coupon.code", "a coupon needs a code and a title")
@@ -130,8 +134,8 @@ func validOffer(c Campaign, now time.Time) error {
 	if m := c.Multiplier; m != nil {
 		f, err := strconv.ParseFloat(m.Factor, 64)
 		switch {
-		case err != nil || f <= 1 || f > 10:
-			return bad("multiplier.factor", "%q: want a number above 1 and at most 10", m.Factor)
+		case err != nil || !factorFormat.MatchString(m.Factor) || f <= 1 || f > 10:
+			return bad("multiplier.factor", "%q: want a number above 1 and at most 10, at most 4 decimals", m.Factor)
 		case !m.To.After(m.From):
 			return bad("multiplier.to", "the window must end after it starts")
 		case m.To.Before(now):

@@ -71,6 +71,10 @@ type Campaign struct {
 	Error       string            `json:"error,omitempty"`
 }
 
+// Rewards says whether the campaign gives its members something points-award credits: bonus points
+// or a points-multiplier window (a coupon is only named in the message).
+func (c Campaign) Rewards() bool { return c.BonusPoints > 0 || c.Multiplier != nil }
+
 // Coupon rides along in the message (the coupon system issues it; the campaign names it).
 type Coupon struct {
 	Code  string `json:"code"`

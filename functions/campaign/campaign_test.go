@@ -14,6 +14,7 @@ import (
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/segment"
 	"github.com/omnimember/omnimember/shared/store"
+	"github.com/omnimember/omnimember/shared/stream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -41,6 +42,8 @@ func TestCreateRejectsBadInputNamingTheField(t *testing.T) {
 		{"coupon without code", func(r *CreateRequest) { r.Coupon.Code = "" }, "coupon.code"},
 		{"bonus points", func(r *CreateRequest) { r.BonusPoints = -5 }, "bonusPoints"},
 		{"multiplier factor", func(r *CreateRequest) { r.Multiplier = &Multiplier{Factor: "1", From: t0, To: future} }, "multiplier.factor"},
+		{"multiplier factor too precise", func(r *CreateRequest) { r.Multiplier = &Multiplier{Factor: "1.23456", From: t0, To: future} }, "multiplier.factor"},
+		{"multiplier factor above 10", func(r *CreateRequest) { r.Multiplier = &Multiplier{Factor: "10.5", From: t0, To: future} }, "multiplier.factor"},
 		{"multiplier window", func(r *CreateRequest) { r.Multiplier = &Multiplier{Factor: "2", From: future, To: t0} }, "multiplier.to"},
 		{"schedule in the past", func(r *CreateRequest) { r.ScheduledAt = &past }, "scheduledAt"},
 		{"variable too long", func(r *CreateRequest) { r.Vars = map[string]string{"brand": strings.Repeat("咖", 120)} }, "vars.brand"},
@@ -130,6 +133,7 @@ func testTriggeringTwice(t *testing.T, e *env) {
 		got = append(got, d.OneID)
 	}
 	assert.ElementsMatch(t, want, got)
+	assert.Empty(t, brokertest.Events(t, e.js, stream.Events, events.CampaignRewarded), "a coupon campaign credits no points")
 	triggers := brokertest.Events(t, e.js, "OMNIMEMBER_EVENTS", events.CampaignTriggered)
 	assert.Len(t, triggers, 1, "the second trigger's event is the same message")
 	actions := e.audit(c.ID)
@@ -237,7 +241,9 @@ func TestFanOutKeepsTheRateAndResumesAfterACrash(t *testing.T) {
 	e.chunk = 50
 	e.start()
 	var c Campaign
-	require.Equal(t, http.StatusCreated, e.call("POST", "/v1/campaigns", dormantCampaign(), &c))
+	withBonus := dormantCampaign()
+	withBonus.BonusPoints = 50 // each member's reward rides with its request, resumed alike
+	require.Equal(t, http.StatusCreated, e.call("POST", "/v1/campaigns", withBonus, &c))
 	require.Equal(t, http.StatusAccepted, e.call("POST", "/v1/campaigns/"+c.ID+":trigger", nil, nil))
 	require.Eventually(t, func() bool {
 		var got Campaign
@@ -256,6 +262,12 @@ func TestFanOutKeepsTheRateAndResumesAfterACrash(t *testing.T) {
 	}
 	assert.Len(t, ids, len(want), "got distinct requests, want one per member")
 	assert.Len(t, reqs, len(want), "a chunk repeated after the crash is dropped by JetStream's dedupe")
+	rewards := brokertest.Events(t, e.js, stream.Events, events.CampaignRewarded)
+	rewarded := map[string]int{}
+	for _, ev := range rewards {
+		rewarded[ev.ID()]++
+	}
+	assert.Equal(t, []int{len(want), len(want)}, []int{len(rewarded), len(rewards)}, "got distinct and stored rewards, want one per member")
 }
 
 func TestScaleToZeroLosesNothingAndDoublesNothing(t *testing.T) {
@@ -340,4 +352,42 @@ func TestATriggerLostAfterTheStatusChangeIsSentAgain(t *testing.T) {
 	assert.Equal(t, int64(len(want)), v.Progress.Targeted)
 	e.settled()
 	assert.Len(t, e.requests(), len(want))
+}
+
+func TestRewardsArePublishedOncePerMemberAsTheMessagePromises(t *testing.T) {
+	e := newEnv(t)
+	want := e.seedDormant(150) // 2 chunks of 100
+	e.start()
+	req := dormantCampaign()
+	req.Template, req.Coupon, req.BonusPoints = "bonus_points", nil, 200
+	req.Multiplier = &Multiplier{Factor: "1.5", From: t0.Add(24 * time.Hour), To: t0.Add(72 * time.Hour)}
+	var c Campaign
+	require.Equal(t, http.StatusCreated, e.call("POST", "/v1/campaigns", req, &c))
+	for range 2 {
+		require.Equal(t, http.StatusAccepted, e.call("POST", "/v1/campaigns/"+c.ID+":trigger", nil, nil))
+	}
+	e.waitStatus(c.ID, StatusSent)
+	e.settled()
+	rewards := brokertest.Events(t, e.js, stream.Events, events.CampaignRewarded)
+	require.Len(t, rewards, len(want), "got rewards, want one per member whatever the triggers")
+	var got []string
+	for _, ev := range rewards {
+		require.NoError(t, events.Validate(ev))
+		d, err := events.Decode[events.CampaignRewardedData](ev)
+		require.NoError(t, err)
+		assert.Equal(t, RewardID(c.ID, d.OneID), ev.ID())
+		assert.NotEqual(t, RequestID(c.ID, d.OneID), ev.ID(), "a reward and a request must not share a message id")
+		assert.Equal(t, []any{c.ID, int64(200), c.ID}, []any{d.CampaignID, d.BonusPoints, d.SourceID})
+		require.NotNil(t, d.Multiplier)
+		assert.Equal(t, "1.5", d.Multiplier.Factor)
+		assert.True(t, req.Multiplier.From.Equal(d.Multiplier.From) && req.Multiplier.To.Equal(d.Multiplier.To), "got window %+v", d.Multiplier)
+		got = append(got, d.OneID)
+	}
+	assert.ElementsMatch(t, want, got)
+	reqs := e.requests()
+	require.Len(t, reqs, len(want))
+	d, err := events.Decode[events.NotificationRequestedData](reqs[0])
+	require.NoError(t, err)
+	assert.Equal(t, "200", d.Vars["bonusPoints"], "the message promises what points-award credits")
+	assert.Contains(t, d.Vars["text"], "额外赠送200积分")
 }

@@ -200,7 +200,8 @@ func (h *Handler) Send(ctx context.Context, pub *runtime.Publisher) error {
 	return nil
 }
 
-// fanOut publishes one notification.requested per target, chunk by chunk from the cursor, at the
+// fanOut publishes one notification.requested per target (and one campaign.rewarded before it when
+// the campaign gives bonus points or a multiplier window), chunk by chunk from the cursor, at the
 // channel's rate. The cursor moves after JetStream stored a chunk's requests, so a crash repeats at
 // most one chunk — under the same event ids and message ids, which JetStream and notify drop.
 func (h *Handler) fanOut(ctx context.Context, pub *runtime.Publisher, c Campaign) error {
@@ -279,14 +280,23 @@ func (h *Handler) publishChunk(ctx context.Context, pub *runtime.Publisher, p *p
 	return first
 }
 
+// publishBatch publishes the members' requests, each after the member's reward when the campaign
+// has one, so the points are credited (or the window open) by the time the message tells of them.
 func (h *Handler) publishBatch(ctx context.Context, pub *runtime.Publisher, c Campaign, vars map[string]string, ids []string) error {
-	evs := make([]cloudevents.Event, len(ids))
-	for i, oneID := range ids {
+	evs := make([]cloudevents.Event, 0, 2*len(ids))
+	for _, oneID := range ids {
+		if c.Rewards() {
+			ev, err := h.reward(c, oneID)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, ev)
+		}
 		ev, err := h.request(c, vars, oneID)
 		if err != nil {
 			return err
 		}
-		evs[i] = ev
+		evs = append(evs, ev)
 	}
 	return pub.Publish(ctx, nil, evs)
 }
@@ -297,6 +307,23 @@ func (h *Handler) publishBatch(ctx context.Context, pub *runtime.Publisher, c Ca
 func RequestID(campaignID, oneID string) string {
 	sum := sha256.Sum256([]byte(campaignID + "\x00" + oneID))
 	return campaignID + "." + hex.EncodeToString(sum[:12])
+}
+
+// RewardID is the event id of a campaign's reward to one member: like RequestID, deterministic in the
+// campaign and the member, and distinct from it (JetStream dedupes message ids across subjects).
+func RewardID(campaignID, oneID string) string {
+	sum := sha256.Sum256([]byte(campaignID + "\x00" + oneID + "\x00reward"))
+	return campaignID + ".reward." + hex.EncodeToString(sum[:12])
+}
+
+// reward is the campaign.rewarded event that has points-award credit the campaign's bonus points
+// and open its multiplier window for one member: the same amount and window the message announces.
+func (h *Handler) reward(c Campaign, oneID string) (cloudevents.Event, error) {
+	d := events.CampaignRewardedData{CampaignID: c.ID, OneID: oneID, BonusPoints: c.BonusPoints, SourceID: c.ID}
+	if m := c.Multiplier; m != nil {
+		d.Multiplier = &events.PointsMultiplier{Factor: m.Factor, From: m.From, To: m.To}
+	}
+	return events.New(events.CampaignRewarded, RewardID(c.ID, oneID), events.Source(Name), h.Now(), d)
 }
 
 func (h *Handler) request(c Campaign, vars map[string]string, oneID string) (cloudevents.Event, error) {

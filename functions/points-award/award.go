@@ -26,7 +26,7 @@ import (
 const Name = "points-award"
 
 // Consumes lists the events that move points.
-var Consumes = []string{events.IdentityResolved, events.MemberMerged, events.MemberSplit}
+var Consumes = []string{events.IdentityResolved, events.MemberMerged, events.MemberSplit, events.CampaignRewarded}
 
 // Store is the part of the store points-award uses: transactions, and queries (what a split moves,
 // which accounts have lots to expire).
@@ -122,6 +122,8 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 			return nil, err
 		}
 		return func(tx store.Tx) ([]cloudevents.Event, error) { return nil, h.split(tx, ev, d, moving) }, nil
+	case events.CampaignRewarded:
+		return h.planReward(ctx, ev)
 	}
 	return nil, runtime.Permanent(fmt.Errorf("points-award does not handle %s", ev.Type()))
 }
@@ -205,7 +207,8 @@ func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []st
 	if err != nil {
 		return nil, err
 	}
-	rate := h.Rules.RateFor(loyalty.OrderContext{Channel: o.Channel, Items: o.Items, PaidAt: o.PaidAt, Tier: level, Pool: pool})
+	rate := h.Rules.RateFor(loyalty.OrderContext{Channel: o.Channel, Items: o.Items, PaidAt: o.PaidAt, Tier: level, Pool: pool,
+		Windows: acct.Windows})
 	day := h.Rules.Day(o.PaidAt)
 	before := od.NetFen()
 	delta, _, err := od.Pay(o.AmountFen, rate.Points, h.Rules.DailyAllowance(acct.DailyEarned[day]))
@@ -355,6 +358,7 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 		survivor.OrderCount += a.OrderCount
 		survivor.NetAmountFen += a.NetAmountFen
 		survivor.LastOrderAt = latest(survivor.LastOrderAt, a.LastOrderAt)
+		survivor.Windows = mergeWindows(survivor.Windows, a.Windows)
 		for day, p := range a.DailyEarned {
 			survivor.DailyEarned = earnedOn(survivor.DailyEarned, day, p, now)
 		}

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/functions/campaign"
+	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/shared/contact"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -55,4 +58,71 @@ func TestCampaignThroughTheChain(t *testing.T) {
 	p := v.Progress
 	assert.Equal(t, int64(count.Count), p.Targeted)
 	assert.Equal(t, p.Targeted, p.Sent+p.Suppressed+p.Failed, "every request ends as one outcome")
+}
+
+// TestCampaignRewardsReachTheBalance creates and triggers (twice) a campaign promising 200 bonus
+// points and double points for two hours, then watches the member's profile: the bonus credited
+// once, an order inside the window earning double, its refund taking back the doubled points, and
+// the member outside the segment getting nothing.
+func TestCampaignRewardsReachTheBalance(t *testing.T) {
+	opts := testOptions(t, t.TempDir())
+	opts.MarketerToken = "marketer"
+	s := start(t, opts)
+	now := time.Now()
+	post(t, s, orderEvent(t, "first", "tmall", 10000, events.Identity{Type: "phone", Value: "13622223333"}))
+	post(t, s, orderEvent(t, "stranger", "douyin", 10000, events.Identity{Type: "crm_id", Value: "crm-9"}))
+	reachable, stranger := lookup(t, s, "phone", "13622223333"), lookup(t, s, "crm_id", "crm-9")
+	require.Equal(t, []int64{100, 100}, []int64{reachable.Points.Balance, stranger.Points.Balance}, "got balances before the campaign")
+
+	var c campaign.Campaign
+	require.Equal(t, http.StatusCreated, marketerCall(t, s, "POST", "/v1/campaigns", campaign.CreateRequest{
+		Name: "双倍积分+赠分", Segment: "plaintext-pool", Channel: "outbox", Template: "bonus_points", BonusPoints: 200,
+		Multiplier: &campaign.Multiplier{Factor: "2", From: now.Add(-2 * time.Hour), To: now.Add(2 * time.Hour)}}, &c))
+	for range 2 {
+		require.Equal(t, http.StatusAccepted, marketerCall(t, s, "POST", "/v1/campaigns/"+c.ID+":trigger", nil, nil))
+	}
+	require.Eventually(t, func() bool {
+		var v campaign.View
+		return marketerCall(t, s, "GET", "/v1/campaigns/"+c.ID, nil, &v) == http.StatusOK && v.Progress.Done
+	}, 60*time.Second, 50*time.Millisecond, "the campaign finishes")
+	waitQuiet(t, s)
+
+	tests := []struct {
+		name        string
+		ev          func(t *testing.T) cloudevents.Event
+		wantBalance int64
+	}{
+		{"the bonus is credited once", nil, 100 + 200},
+		{"an order inside the window earns double", func(t *testing.T) cloudevents.Event {
+			return orderEvent(t, "inside", "jd", 10000, events.Identity{Type: "phone", Value: "13622223333"})
+		}, 300 + 2*100},
+		{"its refund takes back the doubled points", func(t *testing.T) cloudevents.Event {
+			ev, err := events.New(events.OrderRefunded, "inside-refund", "jd/shop", time.Now(), events.OrderRefundedData{
+				OrderID: "o-inside", RefundID: "rf-1", Channel: "jd", AmountFen: 5000, RefundedAt: time.Now(),
+				Identities: []events.Identity{{Type: "phone", Value: "13622223333"}}})
+			require.NoError(t, err)
+			return ev
+		}, 500 - 2*50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.ev != nil {
+				post(t, s, tt.ev(t))
+			}
+			assert.Equal(t, tt.wantBalance, memberProfile(t, s, reachable.OneID).Points.Balance, "got balance, want")
+		})
+	}
+	assert.Equal(t, int64(100), memberProfile(t, s, stranger.OneID).Points.Balance, "outside the segment: no bonus")
+}
+
+// memberProfile reads GET /v1/members/{oneId}.
+func memberProfile(t *testing.T, s *Stack, oneID string) profile.Profile {
+	t.Helper()
+	resp, err := http.Get("http://" + s.Addr + "/v1/members/" + oneID)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var p profile.Profile
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&p))
+	return p
 }

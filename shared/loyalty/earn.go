@@ -18,7 +18,21 @@ type OrderContext struct {
 	PaidAt  time.Time
 	Tier    string // the member's level when the order was paid
 	Pool    string // plaintext or ciphertext, for campaign segments
+	// Windows are the member's own multiplier windows, from marketing campaigns that targeted them.
+	Windows []Window
 }
+
+// Window is a multiplier window a campaign gave one member: their orders paid within [From, To), on
+// any channel, earn Multiplier times (unless a better campaign window applies).
+type Window struct {
+	CampaignID string    `json:"campaignId"`
+	Multiplier float64   `json:"multiplier"`
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+}
+
+// Covers says whether a payment at t falls in the window.
+func (w Window) Covers(t time.Time) bool { return !t.Before(w.From) && t.Before(w.To) }
 
 // Rate is what one order earns, fixed when it is paid so refunds later reverse at the same rate:
 // points(net) = min(PerOrderCap, floor(net × MultiplierBP / (FenPerPoint × 10 000))).
@@ -77,8 +91,8 @@ func (r *Rules) RateFor(o OrderContext) Rate {
 	if m, ok := r.Earning.Tiers[o.Tier]; ok {
 		apply("tier "+o.Tier, m)
 	}
-	if c, ok := r.bestCampaign(o); ok {
-		apply("campaign "+c.Name, c.Multiplier)
+	if name, m, ok := r.bestCampaign(o); ok {
+		apply("campaign "+name, m)
 	}
 	bp := new(big.Rat).Mul(mult, big.NewRat(basisPoints, 1))
 	f, _ := bp.Float64()
@@ -107,10 +121,14 @@ func (r *Rules) categoryMultiplier(items []events.OrderItem) (float64, bool) {
 	return math.Round(weighted/total*basisPoints) / basisPoints, true
 }
 
-// bestCampaign is the highest multiplier among the windows the order falls in.
-func (r *Rules) bestCampaign(o OrderContext) (Campaign, bool) {
-	var best Campaign
-	found := false
+// bestCampaign is the highest multiplier among the windows the order falls in: the rules' campaigns
+// and the member's own windows alike (campaigns do not stack; the best one applies).
+func (r *Rules) bestCampaign(o OrderContext) (name string, multiplier float64, found bool) {
+	consider := func(n string, m float64) {
+		if !found || m > multiplier {
+			name, multiplier, found = n, m, true
+		}
+	}
 	for _, c := range r.Earning.Campaigns {
 		if o.PaidAt.Before(c.Start) || !o.PaidAt.Before(c.End) {
 			continue
@@ -121,11 +139,14 @@ func (r *Rules) bestCampaign(o OrderContext) (Campaign, bool) {
 		if !inSegment(c.Segment, o) {
 			continue
 		}
-		if !found || c.Multiplier > best.Multiplier {
-			best, found = c, true
+		consider(c.Name, c.Multiplier)
+	}
+	for _, w := range o.Windows {
+		if w.Covers(o.PaidAt) {
+			consider(w.CampaignID, w.Multiplier)
 		}
 	}
-	return best, found
+	return name, multiplier, found
 }
 
 func inSegment(segment string, o OrderContext) bool {

@@ -49,6 +49,9 @@ func TestRates(t *testing.T) {
 	r := Example()
 	normal := time.Date(2026, 11, 20, 12, 0, 0, 0, shanghai)
 	memberDay := time.Date(2026, 12, 8, 0, 0, 0, 0, shanghai)
+	triple := Window{CampaignID: "cmp_a", Multiplier: 3, From: normal.Add(-time.Hour), To: normal.Add(time.Hour)}
+	triple2 := Window{CampaignID: "cmp_b", Multiplier: 3, From: memberDay, To: memberDay.Add(time.Hour)}
+	onePointFive := Window{CampaignID: "cmp_c", Multiplier: 1.5, From: normal.Add(-time.Hour), To: memberDay.Add(time.Hour)}
 	tests := []struct {
 		name       string
 		order      OrderContext
@@ -68,6 +71,13 @@ func TestRates(t *testing.T) {
 		{"member day not in stores", OrderContext{Channel: "pos", PaidAt: memberDay}, 10_000, 120},
 		{"gold on member day: 1.5 x 2", OrderContext{Channel: "app", PaidAt: memberDay.Add(time.Hour), Tier: "gold"}, 10_000, 300},
 		{"per-order cap", OrderContext{Channel: "tmall", PaidAt: normal, Tier: "diamond"}, 5_000_000, 20_000},
+		{"member's campaign window triples, any channel", OrderContext{Channel: "jd", PaidAt: normal, Windows: []Window{triple}}, 10_000, 150},
+		{"window starts inclusive", OrderContext{Channel: "tmall", PaidAt: triple.From, Windows: []Window{triple}}, 10_000, 300},
+		{"window ends exclusive", OrderContext{Channel: "tmall", PaidAt: triple.To, Windows: []Window{triple}}, 10_000, 100},
+		{"outside the window: base", OrderContext{Channel: "tmall", PaidAt: triple.From.Add(-time.Second), Windows: []Window{triple}}, 10_000, 100},
+		{"best of member day and a smaller window", OrderContext{Channel: "tmall", PaidAt: memberDay, Windows: []Window{onePointFive}}, 10_000, 200},
+		{"best of member day and a bigger window", OrderContext{Channel: "tmall", PaidAt: memberDay, Windows: []Window{onePointFive, triple2}}, 10_000, 300},
+		{"window with tier: 1.5 x 1.5", OrderContext{Channel: "tmall", PaidAt: normal, Tier: "gold", Windows: []Window{onePointFive}}, 10_000, 225},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

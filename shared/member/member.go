@@ -152,8 +152,11 @@ type Account struct {
 	// LastOrderAt is the latest payment time of the member's orders (indexed, UTC to the second):
 	// segments find who has not bought for a while.
 	LastOrderAt *time.Time `json:"lastOrderAt,omitempty"`
-	MergedInto  string     `json:"mergedInto,omitempty"`
-	UpdatedAt   time.Time  `json:"updatedAt"`
+	// Windows are the points-multiplier windows campaigns gave the member (not yet over): orders paid
+	// within one earn its multiplier. They move with the points on a merge.
+	Windows    []loyalty.Window `json:"campaignWindows,omitempty"`
+	MergedInto string           `json:"mergedInto,omitempty"`
+	UpdatedAt  time.Time        `json:"updatedAt"`
 }
 
 // Lot is a points lot (see ledger.Lot).

@@ -158,7 +158,11 @@ function askToSend() {
   if (lastCount === null) { $("send-error").textContent = "请先选择有效的人群。"; return; }
   const tpl = templates.find((t) => t.name === $("template").value);
   const when = $("when").value ? "于 " + $("when").value.replace("T", " ") + " " : "立即";
-  $("confirm-text").textContent = `将${when}通过「${channelNames[$("channel").value]}」向 ${lastCount.toLocaleString("zh-CN")} 位会员发送「${tpl ? tpl.title : ""}」。发送后无法撤回，确认吗？`;
+  const o = offer();
+  // Bonus points and multiplier windows are credited to each member's points account, once each.
+  const rewards = (o.bonusPoints ? `每位会员将获赠 ${o.bonusPoints} 积分（记入积分账户，每人一次）。` : "") +
+    (o.multiplier ? `活动期间下单积分按 ${o.multiplier.factor} 倍累积。` : "");
+  $("confirm-text").textContent = `将${when}通过「${channelNames[$("channel").value]}」向 ${lastCount.toLocaleString("zh-CN")} 位会员发送「${tpl ? tpl.title : ""}」。${rewards}发送后无法撤回，确认吗？`;
   $("confirm-dialog").showModal();
 }
 

@@ -1,5 +1,5 @@
-// Command points-award runs the points ledger alone: consumer of identity.resolved, member.merged
-// and member.split; redemptions and the expiry job over HTTP.
+// Command points-award runs the points ledger alone: consumer of identity.resolved, member.merged,
+// member.split and campaign.rewarded; redemptions and the expiry job over HTTP.
 package main
 
 import (
