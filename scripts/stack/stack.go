@@ -78,6 +78,9 @@ type Options struct {
 	WebhookSecrets ingest.Secrets
 	// HTTPClient makes the adapters' outgoing calls (default http.DefaultClient).
 	HTTPClient *http.Client
+	// Pollers run beside ingest (Tmall/Taobao TMC, JD), TmallMember serves the 会员通 SPI on profile.
+	Pollers     []ingest.Poller
+	TmallMember *profile.TmallMember
 }
 
 // Stack is a running chain.
@@ -208,15 +211,15 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 		notifyTemplates[name] = texts // notify renders and delivers the marketing texts the console previews
 	}
 	return []runtime.Function{
-		ingest.Function(&ingest.Webhooks{Adapters: ingest.Adapters(opts.HTTPClient), Credentials: opts.WebhookSecrets,
-			MaxBodyBytes: cfg.MaxBodyBytes, Now: opts.Now, Log: opts.Logger.With("function", ingest.Name)}),
+		ingest.WithPollers(ingest.Function(&ingest.Webhooks{Adapters: ingest.Adapters(opts.HTTPClient), Credentials: opts.WebhookSecrets,
+			MaxBodyBytes: cfg.MaxBodyBytes, Now: opts.Now, Log: opts.Logger.With("function", ingest.Name)}), opts.Pollers...),
 		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: opts.Loyalty.Ladder(), Now: opts.Now,
 			AdminToken: opts.AdminToken}).Function()),
 		wrap(s.Points.Function()),
 		wrap(s.Tiers.Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
 			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Rules: contactRules(opts), Now: opts.Now}).Function()),
-		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now}).Function()),
+		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now, Tmall: opts.TmallMember}).Function()),
 		wrap(s.Campaigns.Function()),
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/omnimember/omnimember/functions/campaign"
 	"github.com/omnimember/omnimember/functions/ingest"
+	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/scripts/stack"
 	"github.com/omnimember/omnimember/shared/loyalty"
@@ -162,10 +163,19 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
+	// The platforms that do not push (TMC, JD) and the 会员通 SPI, each on when its variables are set.
+	polls, err := ingest.PollConfigFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	tmall, err := profile.TmallMemberFromEnv(os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "pollers", polls, "tmallMember", tmall != nil, "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
 	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort, NATSURL: cfg.ExternalNATS,
 		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
-		MarketerToken: cfg.MarketerToken, Loyalty: rules, WebhookSecrets: secrets})
+		MarketerToken: cfg.MarketerToken, Loyalty: rules, WebhookSecrets: secrets, Pollers: polls.Pollers(log), TmallMember: tmall})
 	if err != nil {
 		return err
 	}
