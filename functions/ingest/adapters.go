@@ -4,15 +4,14 @@ import (
 	"net/http"
 
 	"github.com/omnimember/omnimember/functions/ingest/douyinapi"
+	"github.com/omnimember/omnimember/functions/ingest/weixinapi"
 	"github.com/omnimember/omnimember/functions/ingest/youzanapi"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/app"
 	"github.com/omnimember/omnimember/shared/platform/douyin"
 	"github.com/omnimember/omnimember/shared/platform/pos"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
-	"github.com/omnimember/omnimember/shared/platform/wechat/wechatapi"
 	"github.com/omnimember/omnimember/shared/platform/wecom"
-	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi"
 	"github.com/omnimember/omnimember/shared/platform/youzan"
 )
 
@@ -20,11 +19,12 @@ import (
 // ingest command, the all-in-one stack and the re-normalisation command share this list. client
 // makes the outgoing calls some adapters need (an order detail, a batch decrypt).
 func Adapters(client *http.Client) map[string]platform.Adapter {
+	weixin := weixinapi.New(client)
 	list := []platform.Adapter{
 		pos.Adapter{},
 		app.Adapter{},
-		wecom.Adapter{Contacts: wecomapi.New(client)},
-		wechat.Adapter{Users: wechatapi.New(client)},
+		wecom.Adapter{Contacts: weixin},
+		wechat.Adapter{Users: weixin},
 		douyin.New(douyinapi.New(douyinapi.DefaultBaseURL, douyinapi.Options{HTTP: client})),
 		youzan.New(youzanapi.New(youzanapi.DefaultBaseURL, youzanapi.Options{HTTP: client})),
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"github.com/omnimember/omnimember/functions/ingest/weixinapi/weixinapitest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,9 +17,7 @@ import (
 	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/wechat"
-	"github.com/omnimember/omnimember/shared/platform/wechat/wechatapi/wechatapitest"
 	"github.com/omnimember/omnimember/shared/platform/wecom"
-	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi/wecomapitest"
 	"github.com/omnimember/omnimember/shared/platform/wxcrypt/wxcrypttest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -192,9 +191,9 @@ func (b byHost) RoundTrip(r *http.Request) (*http.Response, error) {
 // WeCom contact event only the external user id; the two APIs give the unionid behind each, so
 // the official-account follower and the WeCom contact are one member.
 func TestWeComContactAndWeChatFollowerAreOneMember(t *testing.T) {
-	wecomAPI := wecomapitest.New(wxCorpID, "contact-secret", map[string]wecomapitest.Contact{"wmShared001": {Type: 1, UnionID: "oUnionShared"}})
+	wecomAPI := weixinapitest.NewWeCom(wxCorpID, "contact-secret", map[string]weixinapitest.Contact{"wmShared001": {Type: 1, UnionID: "oUnionShared"}})
 	defer wecomAPI.Close()
-	wechatAPI := wechatapitest.New(wxAppID, "app-secret", map[string]string{"oOpenShared": "oUnionShared"})
+	wechatAPI := weixinapitest.NewWeChat(wxAppID, "app-secret", map[string]string{"oOpenShared": "oUnionShared"})
 	defer wechatAPI.Close()
 	opts := testOptions(t, t.TempDir())
 	opts.WebhookSecrets = ingest.Secrets{
@@ -217,6 +216,5 @@ func TestWeComContactAndWeChatFollowerAreOneMember(t *testing.T) {
 	assert.Equal(t, byFollow.OneID, byContact.OneID, "one person")
 	assert.Subset(t, identitiesOf(byContact), []string{"wecom_external_userid:wmShared001@" + wxCorpID, "wechat_openid:oOpenShared@" + wxAppID, "wechat_unionid:oUnionShared@"})
 	assert.Equal(t, 1, wecomAPI.TokensIssued())
-	issued, forced := wechatAPI.TokensIssued()
-	assert.Equal(t, []int{1, 0}, []int{issued, forced})
+	assert.Equal(t, []int{1, 0}, []int{wechatAPI.TokensIssued(), wechatAPI.ForcedRefreshes()}, "tokens issued, forced")
 }

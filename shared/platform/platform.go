@@ -83,6 +83,12 @@ var (
 	ErrUpstream = errors.New("platform API unavailable")
 )
 
+// ErrRefused: a platform API refused a lookup for a reason retrying will not change (a secret
+// without the rights, a server IP not on the allow-list, a wrong secret). An adapter goes on
+// without what it would have read and says so in the event; the push is archived, so it can be
+// re-normalised once the shop's settings are fixed.
+var ErrRefused = errors.New("refused by the platform API")
+
 // Malformed reports a body that cannot be parsed or misses a field → 400 with the field named.
 func Malformed(field, format string, args ...any) error {
 	return &events.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}

@@ -15,7 +15,6 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/platform"
-	"github.com/omnimember/omnimember/shared/platform/wechat/wechatapi"
 	"github.com/omnimember/omnimember/shared/platform/wxcrypt"
 )
 
@@ -38,7 +37,14 @@ var reply = platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byt
 type Adapter struct {
 	// Users, if set, reads the unionid of a new follower of an official account whose
 	// credentials have a secret (follow events carry only the openid).
-	Users *wechatapi.Client
+	Users Users
+}
+
+// Users reads an official-account follower's unionid from WeChat's API ("" when the account is
+// not bound to an Open Platform account): platform.ErrRefused for an error code retrying will not
+// change, platform.ErrUpstream for a failure WeChat should retry the push for.
+type Users interface {
+	UnionID(ctx context.Context, appID, secret, openID string) (string, error)
 }
 
 // Name is "wechat".
@@ -163,10 +169,9 @@ func (a Adapter) enrich(ctx context.Context, appID, secret string, m *Message) e
 		return nil
 	}
 	unionID, err := a.Users.UnionID(ctx, appID, secret, m.FromUserName)
-	var refused *wechatapi.RefusedError
 	switch {
-	case errors.As(err, &refused):
-		m.Lookup = refused.Error()
+	case errors.Is(err, platform.ErrRefused):
+		m.Lookup = err.Error()
 	case err != nil:
 		return fmt.Errorf("read wechat follower: %w", err)
 	default:

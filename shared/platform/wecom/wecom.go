@@ -15,7 +15,6 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/platform"
-	"github.com/omnimember/omnimember/shared/platform/wecom/wecomapi"
 	"github.com/omnimember/omnimember/shared/platform/wxcrypt"
 )
 
@@ -40,7 +39,14 @@ var reply = platform.Reply{ContentType: "text/plain; charset=utf-8", Body: []byt
 type Adapter struct {
 	// Contacts, if set, reads the unionid of a contact added or edited in a corp whose credentials
 	// have a secret, so that the contact links to the same person's WeChat identities.
-	Contacts *wecomapi.Client
+	Contacts Contacts
+}
+
+// Contacts reads the unionid behind an external contact from WeCom's API: "" for a WeCom user
+// or a contact the corp has no relation with any more; platform.ErrRefused for an error code
+// retrying will not change, platform.ErrUpstream for a failure WeCom should retry the callback for.
+type Contacts interface {
+	ContactUnionID(ctx context.Context, corpID, secret, externalUserID string) (string, error)
 }
 
 // Name is "wecom".
@@ -152,17 +158,14 @@ func (a Adapter) unionID(ctx context.Context, corpID, secret string, m Message) 
 	if a.Contacts == nil || secret == "" || m.ExternalUserID == "" || m.Event != "change_external_contact" || !enriched[m.ChangeType] {
 		return "", "", nil
 	}
-	c, err := a.Contacts.Contact(ctx, corpID, secret, m.ExternalUserID)
-	var refused *wecomapi.RefusedError
+	unionID, err = a.Contacts.ContactUnionID(ctx, corpID, secret, m.ExternalUserID)
 	switch {
-	case errors.Is(err, wecomapi.ErrNoContact):
-		return "", "", nil
-	case errors.As(err, &refused):
-		return "", refused.Error(), nil
+	case errors.Is(err, platform.ErrRefused):
+		return "", err.Error(), nil
 	case err != nil:
 		return "", "", fmt.Errorf("read wecom contact: %w", err)
 	}
-	return c.UnionID, "", nil
+	return unionID, "", nil
 }
 
 func receivedAt(push platform.Push) time.Time {
