@@ -66,14 +66,9 @@ func (Adapter) Name() string { return Name }
 
 // Handle verifies the app's signature over timestamp and body, then normalises every call.
 func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
-	appKey := push.Header.Get(HeaderApp)
-	shop, err := creds.Lookup(appKey)
+	appKey, err := signature.VerifyPush(push, creds, HeaderApp)
 	if err != nil {
-		return platform.Result{}, fmt.Errorf("app key: %w", err)
-	}
-	if err := signature.Verify(shop, push.Header.Get(signature.HeaderTimestamp), push.Header.Get(signature.HeaderSignature),
-		push.Body, push.ReceivedAt); err != nil {
-		return platform.Result{}, fmt.Errorf("verify app batch from %s: %w", appKey, err)
+		return platform.Result{}, err
 	}
 	b, err := Parse(push.Body)
 	if err != nil {

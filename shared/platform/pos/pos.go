@@ -73,14 +73,9 @@ func (Adapter) Name() string { return Name }
 
 // Handle verifies the store's signature over timestamp and body, then normalises the message.
 func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
-	store := push.Header.Get(HeaderStore)
-	shop, err := creds.Lookup(store)
+	store, err := signature.VerifyPush(push, creds, HeaderStore)
 	if err != nil {
-		return platform.Result{}, fmt.Errorf("pos store: %w", err)
-	}
-	if err := signature.Verify(shop, push.Header.Get(signature.HeaderTimestamp), push.Header.Get(signature.HeaderSignature),
-		push.Body, push.ReceivedAt); err != nil {
-		return platform.Result{}, fmt.Errorf("verify pos push from store %s: %w", store, err)
+		return platform.Result{}, err
 	}
 	msg, err := Parse(push.Body)
 	if err != nil {

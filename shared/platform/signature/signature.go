@@ -63,3 +63,17 @@ func Verify(shop platform.Shop, timestamp, header string, body []byte, receivedA
 	}
 	return fmt.Errorf("%w: no v1 signature matches", platform.ErrSignature)
 }
+
+// VerifyPush finds the sender (store, app) that the header idHeader names in creds and verifies
+// the push with its secrets at the time ingest received it; it returns the sender's key.
+func VerifyPush(push platform.Push, creds platform.Credentials, idHeader string) (string, error) {
+	key := push.Header.Get(idHeader)
+	shop, err := creds.Lookup(key)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", idHeader, err)
+	}
+	if err := Verify(shop, push.Header.Get(HeaderTimestamp), push.Header.Get(HeaderSignature), push.Body, push.ReceivedAt); err != nil {
+		return "", fmt.Errorf("verify %s push from %s: %w", push.Platform, key, err)
+	}
+	return key, nil
+}
