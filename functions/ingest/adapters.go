@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"github.com/omnimember/omnimember/functions/ingest/outbound"
 	"net/http"
 
 	"github.com/omnimember/omnimember/functions/ingest/douyinapi"
@@ -25,8 +26,8 @@ func Adapters(client *http.Client) map[string]platform.Adapter {
 		app.Adapter{},
 		wecom.Adapter{Contacts: weixin},
 		wechat.Adapter{Users: weixin},
-		douyin.New(douyinapi.New(douyinapi.DefaultBaseURL, douyinapi.Options{HTTP: client})),
-		youzan.New(youzanapi.New(youzanapi.DefaultBaseURL, youzanapi.Options{HTTP: client})),
+		douyin.New(douyinapi.New(douyinapi.DefaultBaseURL, outbound.Options{HTTP: client})),
+		youzan.New(youzanapi.New(youzanapi.DefaultBaseURL, outbound.Options{HTTP: client})),
 	}
 	out := make(map[string]platform.Adapter, len(list))
 	for _, a := range list {

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -31,7 +30,6 @@ const (
 	apiVersion = "2"
 	signMethod = "hmac-sha256"
 	codeOK     = 10000 // response code of a successful call
-	maxBody    = 4 << 20
 )
 
 // Client calls the open API with the shop's app key, secret and access token (platform.Shop keys
@@ -49,51 +47,18 @@ type Client struct {
 	tokens   map[string]token
 }
 
-// Options size the client; zero values take the defaults.
-type Options struct {
-	HTTP      *http.Client // nil: a client with Timeout
-	Attempts  int
-	Backoff   time.Duration
-	CacheSize int
-	CacheTTL  time.Duration
-	Timeout   time.Duration
-}
-
 // New returns a client of the gateway at baseURL ("" means DefaultBaseURL).
-func New(baseURL string, o Options) *Client {
+func New(baseURL string, o outbound.Options) *Client {
 	if baseURL == "" {
 		baseURL = DefaultBaseURL
 	}
-	o = withDefaults(o)
+	o = o.WithDefaults()
 	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: o.HTTP,
 		Attempts: o.Attempts, Backoff: o.Backoff, Now: time.Now, tokens: map[string]token{}}
 	now := func() time.Time { return c.Now() }
 	c.orders = outbound.NewCache[douyin.Order](o.CacheSize, o.CacheTTL, now)
 	c.plain = outbound.NewCache[douyin.Plain](o.CacheSize, o.CacheTTL, now)
 	return c
-}
-
-func withDefaults(o Options) Options {
-	if o.Attempts <= 0 {
-		o.Attempts = 3
-	}
-	if o.Backoff <= 0 {
-		o.Backoff = 200 * time.Millisecond
-	}
-	if o.CacheSize == 0 {
-		o.CacheSize = 10000
-	}
-	if o.CacheTTL <= 0 {
-		// Short: the cache holds plaintext phones in memory only long enough to serve a burst.
-		o.CacheTTL = 10 * time.Minute
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
-	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: o.Timeout}
-	}
-	return o
 }
 
 // Sign is the request signature (开放平台 › 签名算法, sign_method=hmac-sha256): lowercase hex
@@ -160,21 +125,13 @@ func (c *Client) once(ctx context.Context, shop platform.Shop, token, method, pj
 	if err != nil {
 		return err
 	}
-	resp, err := c.HTTP.Do(req)
+	status, raw, err := outbound.Receive(c.HTTP, req)
 	if err != nil {
-		return &outbound.Retryable{Err: err}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return &outbound.Retryable{Err: err}
-	}
-	if resp.StatusCode >= 500 {
-		return &outbound.Retryable{Err: fmt.Errorf("status %d", resp.StatusCode)}
+		return err
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("status %d, response not JSON: %w", resp.StatusCode, err)
+		return fmt.Errorf("status %d, response not JSON: %w", status, err)
 	}
 	if env.Code != codeOK {
 		return fmt.Errorf("code %d %s (%s %s)", env.Code, env.Msg, env.SubCode, env.SubMsg)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/omnimember/omnimember/functions/ingest/outbound"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -185,7 +186,7 @@ func shop() platform.Shop {
 }
 
 func client(srv *httptest.Server) *douyinapi.Client {
-	return douyinapi.New(srv.URL, douyinapi.Options{Attempts: 3, Backoff: time.Millisecond})
+	return douyinapi.New(srv.URL, outbound.Options{Attempts: 3, Backoff: time.Millisecond})
 }
 
 func TestOrderDetailIsSignedRetriedAndCached(t *testing.T) {
@@ -207,7 +208,7 @@ func TestOrderDetailIsSignedRetriedAndCached(t *testing.T) {
 
 func TestCacheExpires(t *testing.T) {
 	g, srv := newGateway(t)
-	c := douyinapi.New(srv.URL, douyinapi.Options{CacheTTL: time.Minute})
+	c := douyinapi.New(srv.URL, outbound.Options{CacheTTL: time.Minute})
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	c.Now = func() time.Time { return now }
 	for _, step := range []struct {
@@ -272,7 +273,7 @@ func TestUnreachableGatewayIsUpstream(t *testing.T) {
 	_, srv := newGateway(t)
 	url := srv.URL
 	srv.Close()
-	_, err := douyinapi.New(url, douyinapi.Options{Attempts: 2, Backoff: time.Millisecond}).Decrypt(context.Background(), shop(), []douyin.Cipher{{AuthID: orderID, Text: "x"}})
+	_, err := douyinapi.New(url, outbound.Options{Attempts: 2, Backoff: time.Millisecond}).Decrypt(context.Background(), shop(), []douyin.Cipher{{AuthID: orderID, Text: "x"}})
 	require.ErrorIs(t, err, platform.ErrUpstream)
 }
 
@@ -320,7 +321,7 @@ func TestAccessTokenIsCreatedAndRefreshed(t *testing.T) {
 			g, srv := newGateway(t)
 			g.lifetime, g.noRenew = 3600, tt.noRenew
 			now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-			c := douyinapi.New(srv.URL, douyinapi.Options{Backoff: time.Millisecond, CacheSize: -1})
+			c := douyinapi.New(srv.URL, outbound.Options{Backoff: time.Millisecond, CacheSize: -1})
 			c.Now = func() time.Time { return now }
 			s := platform.Shop{"appKey": appKey, "secret": secret, "shopId": shopID} // no accessToken
 			_, err := c.OrderDetail(context.Background(), s, orderID)

@@ -1,5 +1,6 @@
-// Package outbound holds what the platform API clients share: a small LRU cache with a time to
-// live, and retries with exponential backoff.
+// Package outbound holds what the platform API clients share: their options, one call's answer
+// read with the retryable failures marked, retries with exponential backoff, and a small LRU cache
+// with a time to live.
 package outbound
 
 import (

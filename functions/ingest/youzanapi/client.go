@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -26,7 +25,6 @@ const DefaultBaseURL = "https://open.youzanyun.com"
 
 const (
 	tradeGet = "youzan.trade.get/4.0.0"
-	maxBody  = 4 << 20
 	// tokenMargin renews a token this long before it expires.
 	tokenMargin = 5 * time.Minute
 )
@@ -34,15 +32,6 @@ const (
 // tokenInvalid are the response codes that mean "get a new access token". Unconfirmed: taken from
 // open-source clients (4201 token expired, 4202 invalid, 4203 revoked); one list to change.
 var tokenInvalid = []int{4201, 4202, 4203}
-
-// Options size the client; zero values take the defaults.
-type Options struct {
-	HTTP      *http.Client
-	Attempts  int
-	Backoff   time.Duration
-	CacheSize int
-	CacheTTL  time.Duration
-}
 
 // Client gets tokens with the shop's client id and secret ("silent" authorisation of a self-use
 // app, grant_id = kdt_id), or uses a configured accessToken, and reads trades.
@@ -63,25 +52,11 @@ type token struct {
 }
 
 // New returns a client of the gateway at baseURL ("" means DefaultBaseURL).
-func New(baseURL string, o Options) *Client {
+func New(baseURL string, o outbound.Options) *Client {
 	if baseURL == "" {
 		baseURL = DefaultBaseURL
 	}
-	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: 5 * time.Second}
-	}
-	if o.Attempts <= 0 {
-		o.Attempts = 3
-	}
-	if o.Backoff <= 0 {
-		o.Backoff = 200 * time.Millisecond
-	}
-	if o.CacheSize == 0 {
-		o.CacheSize = 10000
-	}
-	if o.CacheTTL <= 0 {
-		o.CacheTTL = 10 * time.Minute
-	}
+	o = o.WithDefaults()
 	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: o.HTTP, Attempts: o.Attempts, Backoff: o.Backoff,
 		Now: time.Now, tokens: map[string]token{}}
 	c.buyers = outbound.NewCache[youzan.Buyer](o.CacheSize, o.CacheTTL, func() time.Time { return c.Now() })
@@ -119,21 +94,13 @@ func (c *Client) once(ctx context.Context, u string, raw []byte, data any) error
 		return fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.HTTP.Do(req)
+	status, b, err := outbound.Receive(c.HTTP, req)
 	if err != nil {
-		return &outbound.Retryable{Err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return &outbound.Retryable{Err: err}
-	}
-	if resp.StatusCode >= 500 {
-		return &outbound.Retryable{Err: fmt.Errorf("status %d", resp.StatusCode)}
+		return err
 	}
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
-		return fmt.Errorf("status %d, response not JSON: %w", resp.StatusCode, err)
+		return fmt.Errorf("status %d, response not JSON: %w", status, err)
 	}
 	if !env.Success {
 		return &apiError{Code: env.Code, Message: env.Message}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/omnimember/omnimember/functions/ingest/outbound"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -89,7 +90,7 @@ func shop() platform.Shop {
 }
 
 func client(srv *httptest.Server, now *time.Time) *youzanapi.Client {
-	c := youzanapi.New(srv.URL, youzanapi.Options{Backoff: time.Millisecond})
+	c := youzanapi.New(srv.URL, outbound.Options{Backoff: time.Millisecond})
 	c.Now = func() time.Time { return *now }
 	return c
 }
@@ -127,7 +128,7 @@ func TestTokenRenewal(t *testing.T) {
 			now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 			g, srv := newGateway(t)
 			g.expires = now.Add(2 * time.Hour)
-			c := youzanapi.New(srv.URL, youzanapi.Options{Backoff: time.Millisecond, CacheSize: -1})
+			c := youzanapi.New(srv.URL, outbound.Options{Backoff: time.Millisecond, CacheSize: -1})
 			c.Now = func() time.Time { return now }
 			_, err := c.TradeBuyer(context.Background(), shop(), kdtID, tid)
 			require.NoError(t, err)
