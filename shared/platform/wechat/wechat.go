@@ -133,7 +133,7 @@ func open(push platform.Push, token, aesKey, appID string) ([]byte, error) {
 	return push.Body, nil
 }
 
-// openSafe verifies msg_signature over the Encrypt element, the timestamp, and decrypts.
+// openSafe opens a safe-mode push with the app's key.
 func openSafe(push platform.Push, token, aesKey, appID string) ([]byte, error) {
 	if aesKey == "" {
 		return nil, fmt.Errorf("wechat app %s credentials: safe-mode push but no %s", appID, KeyAESKey)
@@ -146,16 +146,9 @@ func openSafe(push platform.Push, token, aesKey, appID string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := push.Query
-	if err := c.Verify(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), env.Encrypt); err != nil {
-		return nil, fmt.Errorf("verify wechat push: %w", err)
-	}
-	if _, err := wxcrypt.CheckTimestamp(q.Get("timestamp"), receivedAt(push)); err != nil {
-		return nil, fmt.Errorf("verify wechat push: %w", err)
-	}
-	plain, err := c.Decrypt(env.Encrypt)
+	plain, err := c.Open(push.Query, env.Encrypt, receivedAt(push))
 	if err != nil {
-		return nil, fmt.Errorf("decrypt wechat push: %w", err)
+		return nil, fmt.Errorf("wechat push: %w", err)
 	}
 	return plain, nil
 }

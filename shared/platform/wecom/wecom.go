@@ -126,19 +126,12 @@ func verifyURL(c *wxcrypt.Crypter, q url.Values) (platform.Result, error) {
 	return platform.Result{Reply: platform.Reply{ContentType: "text/plain; charset=utf-8", Body: plain}}, nil
 }
 
-// receive verifies msg_signature over the Encrypt element, applies our timestamp window (WeCom
-// signs the timestamp but documents no window), decrypts and parses the message.
+// receive opens the push (msg_signature over the Encrypt element, our timestamp window: WeCom
+// signs the timestamp but documents no window) and parses the message.
 func receive(c *wxcrypt.Crypter, env wxcrypt.Envelope, push platform.Push) (Message, error) {
-	ts := push.Query.Get("timestamp")
-	if err := c.Verify(push.Query.Get("msg_signature"), ts, push.Query.Get("nonce"), env.Encrypt); err != nil {
-		return Message{}, fmt.Errorf("verify wecom push: %w", err)
-	}
-	if _, err := wxcrypt.CheckTimestamp(ts, receivedAt(push)); err != nil {
-		return Message{}, fmt.Errorf("verify wecom push: %w", err)
-	}
-	plain, err := c.Decrypt(env.Encrypt)
+	plain, err := c.Open(push.Query, env.Encrypt, receivedAt(push))
 	if err != nil {
-		return Message{}, fmt.Errorf("decrypt wecom push: %w", err)
+		return Message{}, fmt.Errorf("wecom push: %w", err)
 	}
 	var m Message
 	if err := wxcrypt.Unmarshal(plain, &m); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -28,6 +29,24 @@ func CheckTimestamp(timestamp string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%w: timestamp %s is %s away from now, outside ±%s", platform.ErrSignature, timestamp, d.Round(time.Second), Window)
 	}
 	return at, nil
+}
+
+// Open is what every encrypted push goes through (WeCom 90968, WeChat 消息加解密说明): verify
+// msg_signature over the Encrypt element, check the signed timestamp against Window at receivedAt,
+// decrypt. q is the push's query (msg_signature, timestamp, nonce).
+func (c *Crypter) Open(q url.Values, encrypt string, receivedAt time.Time) ([]byte, error) {
+	ts := q.Get("timestamp")
+	if err := c.Verify(q.Get("msg_signature"), ts, q.Get("nonce"), encrypt); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if _, err := CheckTimestamp(ts, receivedAt); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	plain, err := c.Decrypt(encrypt)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	return plain, nil
 }
 
 // Envelope is the outer body of an encrypted push: `<xml><ToUserName/><Encrypt/><AgentID/></xml>`
