@@ -8,6 +8,9 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/omnimember/omnimember/scripts/stack"
+	"github.com/omnimember/omnimember/shared/stream"
 )
 
 // runSoak measures the peak first unless a rate is given, then soaks at half of it.
@@ -31,6 +34,9 @@ type soakSample struct {
 	orders     int64
 	heapMB     float64
 	goroutines int
+	// backlog is the chain's unfinished work: messages its consumers have not yet received or
+	// acknowledged. A chain that keeps up holds it level; a growing backlog explains a growing heap.
+	backlog uint64
 }
 
 // soakTick is how often the paced load posts one batch: rate/10 orders every 100 ms.
@@ -48,8 +54,8 @@ func soak(s settings, rate float64, d, interval time.Duration) error {
 	defer cancel()
 	var posted atomic.Int64
 	errs := make(chan error, 1)
-	go func() { errs <- paceOrders(ctx, c.base, rate, s.people, &posted) }()
-	fmt.Printf("  soak at %.0f orders/s for %s (heap after GC, goroutines; every %s):\n", rate, d, interval)
+	go func() { errs <- paceOrders(ctx, c.base, rate, s.soakPeople, &posted) }()
+	fmt.Printf("  soak at %.0f orders/s for %s by %d people (heap after GC, goroutines; every %s):\n", rate, d, s.soakPeople, interval)
 	start := time.Now()
 	var samples []soakSample
 	tick := time.NewTicker(interval)
@@ -61,8 +67,11 @@ func soak(s settings, rate float64, d, interval time.Duration) error {
 		case <-tick.C:
 		}
 		smp := sample(time.Since(start), posted.Load())
+		if smp.backlog, err = backlog(c.s); err != nil {
+			return err
+		}
 		samples = append(samples, smp)
-		fmt.Printf("    %8s %9d orders %8.1f MB heap %6d goroutines\n", smp.at.Round(time.Second), smp.orders, smp.heapMB, smp.goroutines)
+		fmt.Printf("    %8s %9d orders %8.1f MB heap %6d goroutines %8d backlog\n", smp.at.Round(time.Second), smp.orders, smp.heapMB, smp.goroutines, smp.backlog)
 	}
 	if err := <-errs; err != nil {
 		return err
@@ -72,7 +81,26 @@ func soak(s settings, rate float64, d, interval time.Duration) error {
 	if err := c.s.WaitQuiet(quiet); err != nil {
 		return fmt.Errorf("after the soak: %w", err)
 	}
-	return soakVerdict(samples, float64(posted.Load())/d.Seconds())
+	return soakVerdict(samples, rate, float64(posted.Load())/d.Seconds())
+}
+
+// backlog sums what every function of the chain has still to receive or acknowledge.
+func backlog(s *stack.Stack) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var n uint64
+	for _, name := range stack.Chained {
+		c, err := s.Runtime.JetStream().Consumer(ctx, stream.Events, name)
+		if err != nil {
+			return 0, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		n += info.NumPending + uint64(info.NumAckPending)
+	}
+	return n, nil
 }
 
 func sample(at time.Duration, orders int64) soakSample {
@@ -105,8 +133,10 @@ func paceOrders(ctx context.Context, base string, rate float64, people int, post
 
 // soakVerdict compares the median of the first third of the samples with the median of the last
 // third (the first sample, taken while caches fill, is left out). Growth allowed: 25 % or 8 MB of
-// heap, whichever is larger, and 10 % or 20 goroutines.
-func soakVerdict(samples []soakSample, achieved float64) error {
+// heap, whichever is larger, 10 % or 20 goroutines, and a backlog of twice the first third's or
+// ten messages per offered order per second, whichever is larger (beyond that the chain is
+// falling behind).
+func soakVerdict(samples []soakSample, rate, achieved float64) error {
 	if len(samples) < 7 {
 		return fmt.Errorf("soak: %d samples, want at least 7 (a longer run or a shorter interval)", len(samples))
 	}
@@ -115,14 +145,18 @@ func soakVerdict(samples []soakSample, achieved float64) error {
 	first, last := steady[:third], steady[len(steady)-third:]
 	heap0, heap1 := median(first, func(s soakSample) float64 { return s.heapMB }), median(last, func(s soakSample) float64 { return s.heapMB })
 	gor0, gor1 := median(first, func(s soakSample) float64 { return float64(s.goroutines) }), median(last, func(s soakSample) float64 { return float64(s.goroutines) })
-	fmt.Printf("  %-58s %10.0f orders/s achieved; heap %.1f → %.1f MB, goroutines %.0f → %.0f (medians, first → last third)\n",
-		"soak", achieved, heap0, heap1, gor0, gor1)
+	lag0, lag1 := median(first, func(s soakSample) float64 { return float64(s.backlog) }), median(last, func(s soakSample) float64 { return float64(s.backlog) })
+	fmt.Printf("  %-58s %10.0f orders/s achieved; heap %.1f → %.1f MB, goroutines %.0f → %.0f, backlog %.0f → %.0f (medians, first → last third)\n",
+		"soak", achieved, heap0, heap1, gor0, gor1, lag0, lag1)
 	var err error
 	if heap1 > max(heap0*1.25, heap0+8) {
 		err = errors.Join(err, fmt.Errorf("heap grew from %.1f to %.1f MB", heap0, heap1))
 	}
 	if gor1 > max(gor0*1.1, gor0+20) {
 		err = errors.Join(err, fmt.Errorf("goroutines grew from %.0f to %.0f", gor0, gor1))
+	}
+	if lag1 > max(2*lag0, 10*rate) {
+		err = errors.Join(err, fmt.Errorf("the chain fell behind: backlog grew from %.0f to %.0f messages", lag0, lag1))
 	}
 	return err
 }
