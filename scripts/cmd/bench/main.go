@@ -58,6 +58,8 @@ type settings struct {
 	// soakPeople is the population of the soak: a brand's members order a few times a month, so
 	// over a long run the orders spread over many people, not the throughput run's few thousand.
 	soakPeople int
+	// soakHeapDir, if set, receives a heap profile at every sample (go tool pprof -base first last).
+	soakHeapDir string
 }
 
 func main() {
@@ -82,6 +84,7 @@ func main() {
 	flag.DurationVar(&s.soakEvery, "soak-every", 30*time.Second, "soak sampling interval")
 	flag.Float64Var(&s.soakRate, "soak-rate", 0, "soak orders per second (0: half the peak measured first)")
 	flag.IntVar(&s.soakPeople, "soak-people", 100_000, "distinct people placing the soak's orders")
+	flag.StringVar(&s.soakHeapDir, "soak-heap", "", "write a heap profile at every soak sample into this directory")
 	flag.Parse()
 	s.logTo = io.Discard
 	if *logFile != "" {
@@ -235,7 +238,10 @@ func rawJetStream(n int, syncAlways bool) (float64, error) {
 type chain struct {
 	s         *stack.Stack
 	base      string
-	evaluated sync.Map // orderId → time tier-evaluate finished with it
+	evaluated sync.Map // orderId → time tier-evaluate finished with it, while timing is on
+	// timing turns the per-order record on: the latency run reads it; the soak leaves it off, or
+	// the record of every order it ever sent would be what grows.
+	timing atomic.Bool
 	dir       string
 	tp        *sdktrace.TracerProvider // with -traces
 }
@@ -282,7 +288,7 @@ func (c *chain) timeTier(function string, h omruntime.Handler) omruntime.Handler
 	}
 	return func(ctx context.Context, ev cloudevents.Event) ([]cloudevents.Event, error) {
 		outs, err := h(ctx, ev)
-		if err == nil && ev.Type() == events.PointsAwarded {
+		if err == nil && c.timing.Load() && ev.Type() == events.PointsAwarded {
 			if d, derr := events.Decode[events.PointsAwardedData](ev); derr == nil {
 				c.evaluated.LoadOrStore(d.OrderID, time.Now())
 			}
@@ -397,6 +403,7 @@ func latency(s settings, rate float64) ([]time.Duration, float64, error) {
 		return nil, 0, err
 	}
 	defer c.stop()
+	c.timing.Store(true)
 	n := max(1, int(rate*s.latencyFor.Seconds()))
 	evs := workload(n, s.people, "lat")
 	accepted := make([]time.Time, n)

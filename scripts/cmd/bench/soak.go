@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -71,6 +74,9 @@ func soak(s settings, rate float64, d, interval time.Duration) error {
 			return err
 		}
 		samples = append(samples, smp)
+		if err := writeHeapProfile(s.soakHeapDir, smp.at); err != nil {
+			return err
+		}
 		fmt.Printf("    %8s %9d orders %8.1f MB heap %6d goroutines %8d backlog\n", smp.at.Round(time.Second), smp.orders, smp.heapMB, smp.goroutines, smp.backlog)
 	}
 	if err := <-errs; err != nil {
@@ -82,6 +88,23 @@ func soak(s settings, rate float64, d, interval time.Duration) error {
 		return fmt.Errorf("after the soak: %w", err)
 	}
 	return soakVerdict(samples, rate, float64(posted.Load())/d.Seconds())
+}
+
+// writeHeapProfile writes heap-<seconds>.pprof into dir ("" writes nothing), right after the
+// sample's GC, so that two of them diff into what the run accumulated.
+func writeHeapProfile(dir string, at time.Duration) error {
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("heap-%05.0f.pprof", at.Seconds())))
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // backlog sums what every function of the chain has still to receive or acknowledge.
