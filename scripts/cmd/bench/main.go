@@ -242,8 +242,8 @@ type chain struct {
 	// timing turns the per-order record on: the latency run reads it; the soak leaves it off, or
 	// the record of every order it ever sent would be what grows.
 	timing atomic.Bool
-	dir       string
-	tp        *sdktrace.TracerProvider // with -traces
+	dir    string
+	tp     *sdktrace.TracerProvider // with -traces
 }
 
 func startChain(s settings) (*chain, error) {
