@@ -33,15 +33,21 @@ func marketerCall(t *testing.T, s *Stack, method, path string, body, out any) in
 
 // TestCampaignThroughTheChain sends a campaign to the demo's reachable members through the real
 // notify and watches its progress complete from notify's outcomes.
-func TestCampaignThroughTheChain(t *testing.T) {
+// campaignOptions is a stack with a marketer's token and without quiet hours: the stack runs on the
+// wall clock, and a campaign's messages would otherwise wait for 08:00 Asia/Shanghai whenever the
+// tests run after 13:00 UTC (notify's own tests cover deferral at night).
+func campaignOptions(t *testing.T) Options {
+	t.Helper()
 	opts := testOptions(t, t.TempDir())
 	opts.MarketerToken = "marketer"
-	// The stack runs on the wall clock: without quiet hours, so the campaign finishes at any hour
-	// (notify's own tests cover deferral at night).
 	rules, err := contact.Parse([]byte(`{"timeZone": "Asia/Shanghai", "defaultConsent": {"*": true}, "marketingPerDay": 1}`))
 	require.NoError(t, err)
 	opts.ContactRules = &rules
-	s := start(t, opts)
+	return opts
+}
+
+func TestCampaignThroughTheChain(t *testing.T) {
+	s := start(t, campaignOptions(t))
 	replayDemo(t, s)
 	var count campaign.SegmentCount
 	require.Equal(t, http.StatusOK, marketerCall(t, s, "GET", "/v1/segments/plaintext-pool:count", nil, &count))
@@ -65,9 +71,7 @@ func TestCampaignThroughTheChain(t *testing.T) {
 // once, an order inside the window earning double, its refund taking back the doubled points, and
 // the member outside the segment getting nothing.
 func TestCampaignRewardsReachTheBalance(t *testing.T) {
-	opts := testOptions(t, t.TempDir())
-	opts.MarketerToken = "marketer"
-	s := start(t, opts)
+	s := start(t, campaignOptions(t))
 	now := time.Now()
 	post(t, s, orderEvent(t, "first", "tmall", 10000, events.Identity{Type: "phone", Value: "13622223333"}))
 	post(t, s, orderEvent(t, "stranger", "douyin", 10000, events.Identity{Type: "crm_id", Value: "crm-9"}))
