@@ -1,9 +1,11 @@
 package outbound
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -46,10 +48,15 @@ func (o Options) WithDefaults() Options {
 const maxAnswer = 4 << 20
 
 // Receive sends req and reads the answer. Network errors, an unreadable body and 5xx are
-// Retryable; any other status is the caller's to judge with the body.
+// Retryable; any other status is the caller's to judge with the body. The request's URL carries
+// an access token or a secret in its query on most platforms, so a transport error is returned
+// without it.
 func Receive(hc *http.Client, req *http.Request) (status int, body []byte, err error) {
 	resp, err := hc.Do(req)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = fmt.Errorf("%s %s: %w", ue.Op, req.URL.Path, ue.Err)
+		}
 		return 0, nil, &Retryable{Err: err}
 	}
 	defer resp.Body.Close()

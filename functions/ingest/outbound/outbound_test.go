@@ -3,6 +3,8 @@ package outbound_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -70,4 +72,18 @@ func TestRetryStopsWhenTheContextEnds(t *testing.T) {
 	})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, 1, calls)
+}
+
+// TestReceiveKeepsTheURLOutOfErrors: platform URLs carry access tokens and secrets in their query;
+// a transport failure is retryable and names the path, never the query.
+func TestReceiveKeepsTheURLOutOfErrors(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close() // nothing listens any more: the call fails in transport
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/api/trade.get?access_token=s3cret-token", nil)
+	require.NoError(t, err)
+	_, _, err = outbound.Receive(srv.Client(), req)
+	var retry *outbound.Retryable
+	require.ErrorAs(t, err, &retry)
+	assert.Contains(t, err.Error(), "/api/trade.get")
+	assert.NotContains(t, err.Error(), "s3cret-token")
 }

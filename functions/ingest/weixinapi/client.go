@@ -8,15 +8,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/omnimember/omnimember/functions/ingest/outbound"
 	"github.com/omnimember/omnimember/shared/platform"
 )
 
@@ -108,7 +107,7 @@ func accountKey(api, id, secret string) [32]byte {
 }
 
 // call sends the request (a JSON body when body is not nil) and decodes the JSON answer. URLs
-// and bodies carry a token or a secret: they stay out of errors.
+// and bodies carry a token or a secret: they stay out of errors (outbound.Receive drops the URL).
 func (c *Client) call(ctx context.Context, api, method, base, pathQuery string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultTimeout))
 	defer cancel()
@@ -124,18 +123,12 @@ func (c *Client) call(ctx context.Context, api, method, base, pathQuery string, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("%w: %s %s: %w", platform.ErrUpstream, api, path, err)
+	status, raw, err := outbound.Receive(c.HTTP, req)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("status %d", status)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: %s %s: status %d %v", platform.ErrUpstream, api, path, resp.StatusCode, err)
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %w", platform.ErrUpstream, api, path, err)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("%w: %s %s: answer is not JSON: %w", platform.ErrUpstream, api, path, err)
