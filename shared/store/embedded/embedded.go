@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/omnimember/omnimember/shared/store"
@@ -26,6 +27,11 @@ type Options struct {
 type Store struct {
 	db      *bolt.DB
 	indexes map[string][]string
+	commits chan *commit
+	stopped chan struct{}
+	// mu is held for reading by every transaction and for writing by Close, which so waits for them.
+	mu     sync.RWMutex
+	closed bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -40,10 +46,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
 	}
 	db.NoSync = opts.NoSync
-	// Concurrent transactions are committed together: one fsync for up to MaxBatchSize of them.
-	db.MaxBatchDelay = 2 * time.Millisecond
-	db.MaxBatchSize = 512
-	s := &Store{db: db, indexes: opts.Indexes}
+	s := &Store{db: db, indexes: opts.Indexes, commits: make(chan *commit, maxBatch), stopped: make(chan struct{})}
 	for collection := range opts.Indexes {
 		if err := store.CheckNames(collection, "x"); err != nil {
 			db.Close()
@@ -54,11 +57,21 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	go s.writeLoop()
 	return s, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close waits for running transactions, stops the writer and closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.commits)
+		<-s.stopped
+	}
+	s.mu.Unlock()
+	return s.db.Close()
+}
 
 // Get implements store.Store.
 func (s *Store) Get(_ context.Context, collection, id string, dst any) error {
@@ -67,7 +80,7 @@ func (s *Store) Get(_ context.Context, collection, id string, dst any) error {
 	}
 	var doc store.Document
 	err := s.db.View(func(btx *bolt.Tx) error {
-		doc = read(btx, collection, id)
+		doc = document(btx, docKey{collection, id})
 		return nil
 	})
 	if err != nil {
@@ -87,17 +100,6 @@ func (s *Store) Set(ctx context.Context, collection, id string, src any) error {
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, collection, id string) error {
 	return s.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error { return tx.Delete(collection, id) })
-}
-
-// RunTransaction implements store.Store. bbolt runs one writer at a time, so a transaction never
-// conflicts; concurrent callers are batched into one commit (fn may then run more than once).
-func (s *Store) RunTransaction(ctx context.Context, fn func(context.Context, store.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Batch(func(btx *bolt.Tx) error {
-		return fn(ctx, &tx{btx: btx, s: s})
-	})
 }
 
 // Query implements store.Store by scanning the collection's bucket.
@@ -142,90 +144,4 @@ func (s *Store) Query(_ context.Context, q store.Query) ([]store.Document, error
 		return nil, err
 	}
 	return orderAndLimit(out, q)
-}
-
-type tx struct {
-	btx   *bolt.Tx
-	s     *Store
-	wrote bool
-}
-
-func read(btx *bolt.Tx, collection, id string) store.Document {
-	doc := store.Document{ID: id}
-	if b := btx.Bucket([]byte(collection)); b != nil {
-		if v := b.Get([]byte(id)); v != nil {
-			// bbolt's slice is only valid inside the transaction.
-			doc.Exists, doc.Data = true, append([]byte(nil), v...)
-		}
-	}
-	return doc
-}
-
-func (t *tx) Get(collection, id string, dst any) error {
-	docs, err := t.GetAll(collection, []string{id})
-	if err != nil {
-		return err
-	}
-	if !docs[0].Exists {
-		return fmt.Errorf("%s/%s: %w", collection, id, store.ErrNotFound)
-	}
-	return docs[0].DataTo(dst)
-}
-
-func (t *tx) GetAll(collection string, ids []string) ([]store.Document, error) {
-	if t.wrote {
-		return nil, store.ErrReadAfterWrite
-	}
-	out := make([]store.Document, len(ids))
-	for i, id := range ids {
-		if err := store.CheckNames(collection, id); err != nil {
-			return nil, err
-		}
-		out[i] = read(t.btx, collection, id)
-	}
-	return out, nil
-}
-
-func (t *tx) Create(collection, id string, src any) error {
-	if err := store.CheckNames(collection, id); err != nil {
-		return err
-	}
-	if read(t.btx, collection, id).Exists {
-		return fmt.Errorf("%s/%s: %w", collection, id, store.ErrExists)
-	}
-	return t.Set(collection, id, src)
-}
-
-func (t *tx) Set(collection, id string, src any) error {
-	if err := store.CheckNames(collection, id); err != nil {
-		return err
-	}
-	raw, err := encode(src)
-	if err != nil {
-		return fmt.Errorf("encode %s/%s: %w", collection, id, err)
-	}
-	t.wrote = true
-	b, err := t.btx.CreateBucketIfNotExists([]byte(collection))
-	if err != nil {
-		return err
-	}
-	if err := t.s.reindex(t.btx, collection, id, b.Get([]byte(id)), raw); err != nil {
-		return fmt.Errorf("index %s/%s: %w", collection, id, err)
-	}
-	return b.Put([]byte(id), raw)
-}
-
-func (t *tx) Delete(collection, id string) error {
-	if err := store.CheckNames(collection, id); err != nil {
-		return err
-	}
-	t.wrote = true
-	b := t.btx.Bucket([]byte(collection))
-	if b == nil {
-		return nil
-	}
-	if err := t.s.reindex(t.btx, collection, id, b.Get([]byte(id)), nil); err != nil {
-		return fmt.Errorf("index %s/%s: %w", collection, id, err)
-	}
-	return b.Delete([]byte(id))
 }

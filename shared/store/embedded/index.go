@@ -75,54 +75,46 @@ func splitKey(k []byte) ([]byte, string) {
 	return k[:i], string(k[i+2:])
 }
 
-// reindex replaces a document's index entries: old holds its previous JSON (nil if new), doc its
-// new one (nil when deleted).
-func (s *Store) reindex(btx *bolt.Tx, collection, id string, old, doc []byte) error {
+// indexValues returns a document's encoded value for each indexed field it has (none for nil).
+func (s *Store) indexValues(collection string, raw []byte) (map[string][]byte, error) {
 	fields := s.indexes[collection]
-	if len(fields) == 0 {
-		return nil
+	if len(fields) == 0 || raw == nil {
+		return nil, nil
 	}
-	values := func(raw []byte) (map[string][]byte, error) {
-		out := map[string][]byte{}
-		if raw == nil {
-			return out, nil
-		}
-		decoded, err := decodeJSON(raw)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range fields {
-			if v, ok := field(decoded, strings.Split(f, ".")); ok {
-				if enc, ok := encodeValue(v); ok {
-					out[f] = enc
-				}
+	decoded, err := decodeJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(fields))
+	for _, f := range fields {
+		if v, ok := field(decoded, strings.Split(f, ".")); ok {
+			if enc, ok := encodeValue(v); ok {
+				out[f] = enc
 			}
 		}
-		return out, nil
 	}
-	before, err := values(old)
-	if err != nil {
-		return err
-	}
-	after, err := values(doc)
-	if err != nil {
-		return err
-	}
-	for _, f := range fields {
-		if bytes.Equal(before[f], after[f]) && (before[f] != nil) == (after[f] != nil) {
+	return out, nil
+}
+
+// writeIndex moves a document's index entries from its values before to its values after.
+func (s *Store) writeIndex(btx *bolt.Tx, collection, id string, before, after map[string][]byte) error {
+	for _, f := range s.indexes[collection] {
+		old, ok := before[f]
+		now, has := after[f]
+		if ok == has && bytes.Equal(old, now) {
 			continue
 		}
 		b, err := btx.CreateBucketIfNotExists(indexBucket(collection, f))
 		if err != nil {
 			return err
 		}
-		if before[f] != nil {
-			if err := b.Delete(indexKey(before[f], id)); err != nil {
+		if ok {
+			if err := b.Delete(indexKey(old, id)); err != nil {
 				return err
 			}
 		}
-		if after[f] != nil {
-			if err := b.Put(indexKey(after[f], id), nil); err != nil {
+		if has {
+			if err := b.Put(indexKey(now, id), nil); err != nil {
 				return err
 			}
 		}
