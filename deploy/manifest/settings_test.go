@@ -20,6 +20,7 @@ import (
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
+	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
 	"github.com/omnimember/omnimember/shared/stream"
@@ -153,6 +154,7 @@ type firestoreIndexes struct {
 	FieldOverrides []struct {
 		CollectionGroup string            `json:"collectionGroup"`
 		FieldPath       string            `json:"fieldPath"`
+		TTL             bool              `json:"ttl,omitempty"`
 		Indexes         []json.RawMessage `json:"indexes"`
 	} `json:"fieldOverrides"`
 }
@@ -173,7 +175,12 @@ func TestFirestoreIndexesKeepWhatTheFunctionsQuery(t *testing.T) {
 			assert.True(t, (f.Order == "") != (f.ArrayConfig == ""), "index on %s.%s: order or arrayConfig", i.CollectionGroup, f.FieldPath)
 		}
 	}
+	ttl := map[string]string{}
 	for _, o := range idx.FieldOverrides {
 		assert.NotContains(t, member.Indexes[o.CollectionGroup], o.FieldPath, "%s.%s is queried", o.CollectionGroup, o.FieldPath)
+		if o.TTL {
+			ttl[o.CollectionGroup] = o.FieldPath
+		}
 	}
+	assert.Equal(t, receipt.Expiry, ttl, "got TTL policies, want the fields the embedded store expires by")
 }

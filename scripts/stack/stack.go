@@ -27,6 +27,7 @@ import (
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
+	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/segment"
 	"github.com/omnimember/omnimember/shared/store"
@@ -147,7 +148,8 @@ func (s *Stack) open(opts Options) error {
 	var err error
 	s.Store = opts.Store
 	if s.Store == nil {
-		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync, Indexes: notify.StoreIndexes(campaign.StoreIndexes(member.Indexes))}); err != nil {
+		if s.Store, err = embedded.Open(filepath.Join(opts.DataDir, "omnimember.db"), embedded.Options{NoSync: opts.StoreNoSync,
+			Indexes: notify.StoreIndexes(campaign.StoreIndexes(member.Indexes)), Expire: receipt.Expiry, Logger: opts.Logger}); err != nil {
 			return err
 		}
 		s.ownStore = true

@@ -18,9 +18,13 @@ import (
 // Collection holds one receipt per (function, event).
 const Collection = "receipts"
 
-// Retention is how long a receipt is kept; expireAt lets Firestore's TTL policy remove it. An event
-// redelivered later than this is still safe where the handler's own state dedupes (orders, refunds).
+// Retention is how long a receipt is kept. An event redelivered later than this is still safe where
+// the handler's own state dedupes (orders, refunds).
 const Retention = 30 * 24 * time.Hour
+
+// Expiry names the field after which a receipt is deleted: Firestore's TTL policy on it is in
+// deploy/firestore, and the embedded store sweeps it itself (in UTC, so its index orders it).
+var Expiry = map[string]string{Collection: "expireAt"}
 
 type doc struct {
 	Function string            `json:"function"`
@@ -58,7 +62,7 @@ func Load(tx store.Tx, function string, ev cloudevents.Event) ([]cloudevents.Eve
 
 // Save records what ev produced, in the same transaction as its effect.
 func Save(tx store.Tx, function string, ev cloudevents.Event, outs []cloudevents.Event, at time.Time) error {
-	d := doc{Function: function, EventID: ev.ID(), Events: make([]json.RawMessage, len(outs)), At: at, ExpireAt: at.Add(Retention)}
+	d := doc{Function: function, EventID: ev.ID(), Events: make([]json.RawMessage, len(outs)), At: at, ExpireAt: at.UTC().Add(Retention)}
 	for i, o := range outs {
 		raw, err := o.MarshalJSON()
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/store/embedded"
 	"github.com/omnimember/omnimember/shared/store/firestore"
@@ -28,6 +29,9 @@ type Config struct {
 	FirestorePrefix   string // FIRESTORE_PREFIX: collection name prefix, to share a database
 	// Indexes are the embedded store's field indexes (the caller's queries decide them).
 	Indexes map[string][]string
+	// Expire names the time fields after which the embedded store deletes a document (Firestore's
+	// TTL policies, deployed from deploy/firestore, do it there).
+	Expire map[string]string
 }
 
 // FromEnv reads the store variables and validates them.
@@ -71,7 +75,7 @@ func (c Config) Open(ctx context.Context) (store.Store, error) {
 	if c.Kind == Firestore {
 		return firestore.Open(ctx, firestore.Config{ProjectID: c.FirestoreProject, DatabaseID: c.FirestoreDatabase, Prefix: c.FirestorePrefix})
 	}
-	return embedded.Open(c.Path, embedded.Options{NoSync: c.NoSync, Indexes: c.Indexes})
+	return embedded.Open(c.Path, embedded.Options{NoSync: c.NoSync, Indexes: c.Indexes, Expire: c.Expire})
 }
 
 // LogValue describes the store at start.
@@ -84,13 +88,14 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("kind", c.Kind), slog.String("path", c.Path), slog.Bool("noSync", c.NoSync))
 }
 
-// OpenFromEnv reads the store variables and opens the store they select, with the given indexes.
+// OpenFromEnv reads the store variables and opens the store they select, with the given indexes;
+// the embedded store deletes expired receipts as Firestore's TTL policy does.
 func OpenFromEnv(ctx context.Context, indexes map[string][]string) (store.Store, Config, error) {
 	c, err := FromEnv()
 	if err != nil {
 		return nil, c, err
 	}
-	c.Indexes = indexes
+	c.Indexes, c.Expire = indexes, receipt.Expiry
 	st, err := c.Open(ctx)
 	return st, c, err
 }

@@ -4,8 +4,10 @@ package embedded
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,14 +23,25 @@ type Options struct {
 	// Indexes names, per collection, the fields (dotted paths) equality and range queries use.
 	// Declaring an index on an existing store builds it at open.
 	Indexes map[string][]string
+	// Expire names, per collection, a top-level time field after which a document is deleted (what
+	// a Firestore TTL policy does); the field is indexed. Swept at open and every ExpireEvery.
+	Expire map[string]string
+	// ExpireEvery is the sweep interval: an hour when zero; negative turns the background sweep off.
+	ExpireEvery time.Duration
+	// Logger reports the sweeps (slog.Default when nil).
+	Logger *slog.Logger
 }
 
 // Store keeps each collection in a bbolt bucket of JSON documents, with optional field indexes.
 type Store struct {
 	db      *bolt.DB
 	indexes map[string][]string
-	commits chan *commit
-	stopped chan struct{}
+	expire  map[string]string
+	// stopExpiry ends the background sweep; swept is done once it has.
+	stopExpiry context.CancelFunc
+	swept      sync.WaitGroup
+	commits    chan *commit
+	stopped    chan struct{}
 	// mu is held for reading by every transaction and for writing by Close, which so waits for them.
 	mu     sync.RWMutex
 	closed bool
@@ -46,8 +59,9 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
 	}
 	db.NoSync = opts.NoSync
-	s := &Store{db: db, indexes: opts.Indexes, commits: make(chan *commit, maxBatch), stopped: make(chan struct{})}
-	for collection := range opts.Indexes {
+	s := &Store{db: db, indexes: withExpiryIndexes(opts.Indexes, opts.Expire), expire: opts.Expire,
+		commits: make(chan *commit, maxBatch), stopped: make(chan struct{}), stopExpiry: func() {}}
+	for collection := range s.indexes {
 		if err := store.CheckNames(collection, "x"); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("index on %w", err)
@@ -58,11 +72,44 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.writeLoop()
+	s.startExpiry(opts)
 	return s, nil
+}
+
+// withExpiryIndexes returns indexes plus each expiry field, leaving the caller's map as it was.
+func withExpiryIndexes(indexes map[string][]string, expire map[string]string) map[string][]string {
+	out := make(map[string][]string, len(indexes)+len(expire))
+	for c, fields := range indexes {
+		out[c] = slices.Clone(fields)
+	}
+	for c, f := range expire {
+		if !slices.Contains(out[c], f) {
+			out[c] = append(out[c], f)
+		}
+	}
+	return out
+}
+
+func (s *Store) startExpiry(opts Options) {
+	if len(s.expire) == 0 || opts.ExpireEvery < 0 {
+		return
+	}
+	every, log := opts.ExpireEvery, opts.Logger
+	if every == 0 {
+		every = time.Hour
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopExpiry = cancel
+	s.swept.Go(func() { s.expireLoop(ctx, every, log) })
 }
 
 // Close waits for running transactions, stops the writer and closes the file.
 func (s *Store) Close() error {
+	s.stopExpiry()
+	s.swept.Wait()
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
