@@ -48,6 +48,18 @@ type Tx interface {
 	Delete(collection, id string) error
 }
 
+// GetOne is Tx.Get for implementations that read through GetAll.
+func GetOne(tx Tx, collection, id string, dst any) error {
+	docs, err := tx.GetAll(collection, []string{id})
+	if err != nil {
+		return err
+	}
+	if !docs[0].Exists {
+		return fmt.Errorf("%s/%s: %w", collection, id, ErrNotFound)
+	}
+	return docs[0].DataTo(dst)
+}
+
 // Document is one stored document as JSON.
 type Document struct {
 	ID     string

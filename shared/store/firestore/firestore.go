@@ -186,16 +186,7 @@ type tx struct {
 	ftx *gfs.Transaction
 }
 
-func (t *tx) Get(collection, id string, dst any) error {
-	docs, err := t.GetAll(collection, []string{id})
-	if err != nil {
-		return err
-	}
-	if !docs[0].Exists {
-		return fmt.Errorf("%s/%s: %w", collection, id, store.ErrNotFound)
-	}
-	return docs[0].DataTo(dst)
-}
+func (t *tx) Get(collection, id string, dst any) error { return store.GetOne(t, collection, id, dst) }
 
 func (t *tx) GetAll(collection string, ids []string) ([]store.Document, error) {
 	refs := make([]*gfs.DocumentRef, len(ids))
