@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkTransaction runs read-modify-write transactions from parallel goroutines, as the
-// functions do, so bbolt batches them into shared commits (one fsync each).
+// functions do, so the store's writer commits them together (one fsync for all that wait).
 func BenchmarkTransaction(b *testing.B) {
 	for _, noSync := range []bool{false, true} {
 		b.Run(fmt.Sprintf("nosync=%v", noSync), func(b *testing.B) {

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,35 +22,65 @@ const expireBatch = 500
 func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 	deleted := 0
 	for collection, field := range s.expire {
-		ids, err := s.expiryCandidates(collection, field, now)
+		n, err := s.expireCollection(ctx, collection, field, now)
+		deleted += n
 		if err != nil {
-			return deleted, err
-		}
-		for len(ids) > 0 {
-			chunk := ids[:min(expireBatch, len(ids))]
-			ids = ids[len(chunk):]
-			n, err := s.deleteExpired(ctx, collection, field, chunk, now)
-			deleted += n
-			if err != nil {
-				return deleted, fmt.Errorf("expire %s: %w", collection, err)
-			}
+			return deleted, fmt.Errorf("expire %s: %w", collection, err)
 		}
 	}
 	return deleted, nil
 }
 
-func (s *Store) expiryCandidates(collection, field string, now time.Time) ([]string, error) {
+// expireCollection walks the field's index up to now, expireBatch documents per transaction, each
+// read in a short view that resumes after the last key handled: memory stays bounded however much
+// has expired, and a candidate kept (not yet past its time after all) is not read again.
+func (s *Store) expireCollection(ctx context.Context, collection, field string, now time.Time) (int, error) {
+	enc, _ := encodeValue(now.UTC().Format(time.RFC3339Nano))
+	bound := escape(enc)
+	var after []byte
+	deleted := 0
+	for {
+		ids, last, err := s.expiryCandidates(collection, field, bound, after)
+		if err != nil || len(ids) == 0 {
+			return deleted, err
+		}
+		n, err := s.deleteExpired(ctx, collection, field, ids, now)
+		deleted += n
+		if err != nil {
+			return deleted, err
+		}
+		after = last
+	}
+}
+
+// expiryCandidates returns up to expireBatch ids whose indexed time sorts before bound, starting
+// after the index key after (nil: from the start), and the last key it read.
+func (s *Store) expiryCandidates(collection, field string, bound, after []byte) ([]string, []byte, error) {
 	var ids []string
+	var last []byte
 	err := s.db.View(func(btx *bolt.Tx) error {
 		b := btx.Bucket(indexBucket(collection, field))
 		if b == nil {
 			return nil
 		}
-		enc, _ := encodeValue(now.UTC().Format(time.RFC3339Nano))
-		ids = scanIndex(b.Cursor(), enc, store.OpLt)
+		c := b.Cursor()
+		k, _ := c.Seek(bound[:1]) // the strings
+		if after != nil {
+			if k, _ = c.Seek(after); bytes.Equal(k, after) {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && k[0] == bound[0] && len(ids) < expireBatch; k, _ = c.Next() {
+			value, id := splitKey(k)
+			if bytes.Compare(value, bound) >= 0 {
+				break
+			}
+			ids = append(ids, id)
+			last = append(last[:0], k...)
+		}
 		return nil
 	})
-	return ids, err
+	return ids, last, err
 }
 
 func (s *Store) deleteExpired(ctx context.Context, collection, field string, ids []string, now time.Time) (int, error) {

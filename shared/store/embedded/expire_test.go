@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -63,4 +64,34 @@ func TestExpirySweepsInTheBackground(t *testing.T) {
 		return s.Get(ctx, "receipts", "old", &map[string]any{}) != nil
 	}, 10*time.Second, 5*time.Millisecond, "the expired document is swept")
 	require.NoError(t, s.Get(ctx, "receipts", "new", &map[string]any{}))
+}
+
+// TestExpireWalksPastWhatItKeeps: more expired documents than one transaction deletes, with
+// candidates that turn out not to be past their time (a zone west of UTC sorts early) among them.
+func TestExpireWalksPastWhatItKeeps(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, Options{Expire: map[string]string{"receipts": "expireAt"}, ExpireEvery: -1})
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	west := time.FixedZone("EST", -5*3600)
+	const expired = 3*expireBatch + 17
+	require.NoError(t, s.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
+		for i := range expired {
+			at := now.Add(-time.Duration(i+1) * time.Second)
+			if err := tx.Set("receipts", fmt.Sprint("old-", i), map[string]any{"expireAt": at}); err != nil {
+				return err
+			}
+			if i%100 == 0 { // sorts among the expired ones, but is an hour ahead of now
+				if err := tx.Set("receipts", fmt.Sprint("kept-", i), map[string]any{"expireAt": at.Add(time.Hour).In(west)}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}))
+	n, err := s.Expire(ctx, now)
+	require.NoError(t, err)
+	assert.Equal(t, expired, n, "got deleted, want every expired document")
+	docs, err := s.Query(ctx, store.Query{Collection: "receipts"})
+	require.NoError(t, err)
+	assert.Len(t, docs, expired/100+1, "got kept, want the ones not yet past their time")
 }

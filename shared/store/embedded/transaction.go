@@ -8,6 +8,7 @@ import (
 
 	"github.com/omnimember/omnimember/shared/store"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Transactions are optimistic: fn runs outside bbolt's single writer, reading through short
@@ -48,7 +49,7 @@ func (s *Store) RunTransaction(ctx context.Context, fn func(context.Context, sto
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return bolt.ErrDatabaseNotOpen
+		return berrors.ErrDatabaseNotOpen
 	}
 	for range optimisticAttempts {
 		if err := ctx.Err(); err != nil {

@@ -91,7 +91,7 @@ func syncSinksFromEnv(client *http.Client) (map[string]any, error) {
 		for _, pair := range strings.Split(os.Getenv("SYNC_WECOM_TAGS"), ",") {
 			level, tag, ok := strings.Cut(pair, "=")
 			if !ok {
-				return nil, fmt.Errorf("SYNC_WECOM_TAGS %q: want level=tagid,...", pair)
+				return nil, fmt.Errorf("SYNC_WECOM_TAGS %q: want level=tagid pairs separated by commas", pair)
 			}
 			tags[level] = tag
 		}
