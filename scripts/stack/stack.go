@@ -268,6 +268,24 @@ func (s *Stack) Quiet(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// Backlog sums what the chained functions have still to receive or acknowledge: level while the
+// chain keeps up, growing when it falls behind.
+func (s *Stack) Backlog(ctx context.Context) (uint64, error) {
+	var n uint64
+	for _, name := range Chained {
+		c, err := s.Runtime.JetStream().Consumer(ctx, stream.Events, name)
+		if err != nil {
+			return 0, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		n += info.NumPending + uint64(info.NumAckPending)
+	}
+	return n, nil
+}
+
 // WaitQuiet returns once no function has work left (twice in a row, since a function may be
 // publishing the next step as the previous is acknowledged), or when ctx ends.
 func (s *Stack) WaitQuiet(ctx context.Context) error {

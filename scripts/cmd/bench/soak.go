@@ -11,9 +11,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
-
-	"github.com/omnimember/omnimember/scripts/stack"
-	"github.com/omnimember/omnimember/shared/stream"
 )
 
 // runSoak measures the peak first unless a rate is given, then soaks at half of it.
@@ -70,7 +67,10 @@ func soak(s settings, rate float64, d, interval time.Duration) error {
 		case <-tick.C:
 		}
 		smp := sample(time.Since(start), posted.Load())
-		if smp.backlog, err = backlog(c.s); err != nil {
+		bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		smp.backlog, err = c.s.Backlog(bctx)
+		bcancel()
+		if err != nil {
 			return err
 		}
 		samples = append(samples, smp)
@@ -105,25 +105,6 @@ func writeHeapProfile(dir string, at time.Duration) error {
 		return fmt.Errorf("heap profile: %w", err)
 	}
 	return f.Close()
-}
-
-// backlog sums what every function of the chain has still to receive or acknowledge.
-func backlog(s *stack.Stack) (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var n uint64
-	for _, name := range stack.Chained {
-		c, err := s.Runtime.JetStream().Consumer(ctx, stream.Events, name)
-		if err != nil {
-			return 0, fmt.Errorf("consumer %s: %w", name, err)
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("consumer %s: %w", name, err)
-		}
-		n += info.NumPending + uint64(info.NumAckPending)
-	}
-	return n, nil
 }
 
 func sample(at time.Duration, orders int64) soakSample {

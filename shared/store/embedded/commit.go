@@ -14,7 +14,7 @@ import (
 const maxBatch = 1000
 
 // commit is a transaction waiting for the writer: prepared (t: reads to check, writes to apply),
-// or, after repeated conflicts, fn to run inside the writer.
+// or, after repeated conflicts, fn (with its ctx) to run inside the writer.
 type commit struct {
 	t    *tx
 	ctx  context.Context
@@ -61,7 +61,7 @@ func (s *Store) commitBatch(batch []*commit) {
 		failed := -1
 		err := s.db.Update(func(btx *bolt.Tx) error {
 			for i, c := range batch {
-				writes, err := c.prepare(btx)
+				writes, err := s.prepare(btx, c)
 				results[i] = err
 				if err != nil {
 					continue
@@ -87,7 +87,7 @@ func (s *Store) commitBatch(batch []*commit) {
 
 // prepare returns the writes to apply: a prepared transaction's if what it read is unchanged
 // (errConflict otherwise), or those of fn run now against the writer's view.
-func (c *commit) prepare(btx *bolt.Tx) (writes []write, err error) {
+func (s *Store) prepare(btx *bolt.Tx, c *commit) (writes []write, err error) {
 	if c.fn == nil {
 		if !unchanged(btx, c.t.reads) {
 			return nil, errConflict
@@ -99,7 +99,7 @@ func (c *commit) prepare(btx *bolt.Tx) (writes []write, err error) {
 			err = fmt.Errorf("transaction panicked: %v\n%s", r, debug.Stack())
 		}
 	}()
-	t := &tx{s: c.t.s, writer: btx, reads: map[docKey][]byte{}}
+	t := &tx{s: s, writer: btx, reads: map[docKey][]byte{}}
 	if err := c.fn(c.ctx, t); err != nil {
 		return nil, err
 	}

@@ -63,12 +63,14 @@ func (s *Store) expiryCandidates(collection, field string, bound, after []byte) 
 		if b == nil {
 			return nil
 		}
-		c := b.Cursor()
-		k, _ := c.Seek(bound[:1]) // the strings
+		start := bound[:1] // the first string
 		if after != nil {
-			if k, _ = c.Seek(after); bytes.Equal(k, after) {
-				k, _ = c.Next()
-			}
+			start = after
+		}
+		c := b.Cursor()
+		k, _ := c.Seek(start)
+		if after != nil && bytes.Equal(k, after) {
+			k, _ = c.Next()
 		}
 		for ; k != nil && k[0] == bound[0] && len(ids) < expireBatch; k, _ = c.Next() {
 			value, id := splitKey(k)

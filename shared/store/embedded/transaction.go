@@ -69,7 +69,7 @@ func (s *Store) RunTransaction(ctx context.Context, fn func(context.Context, sto
 			return err
 		}
 	}
-	return s.submit(&commit{t: &tx{s: s}, ctx: ctx, fn: fn})
+	return s.submit(&commit{ctx: ctx, fn: fn})
 }
 
 // stale reports whether a document among reads has changed since it was read.
