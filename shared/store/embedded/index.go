@@ -81,19 +81,41 @@ func (s *Store) indexValues(collection string, raw []byte) (map[string][]byte, e
 	if len(fields) == 0 || raw == nil {
 		return nil, nil
 	}
-	decoded, err := decodeJSON(raw)
-	if err != nil {
-		return nil, err
-	}
 	out := make(map[string][]byte, len(fields))
 	for _, f := range fields {
-		if v, ok := field(decoded, strings.Split(f, ".")); ok {
-			if enc, ok := encodeValue(v); ok {
-				out[f] = enc
-			}
+		enc, ok, err := indexValue(raw, f)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[f] = enc
 		}
 	}
 	return out, nil
+}
+
+// indexValue returns the encoded value of the field f (a dotted path) of the document raw, and
+// false when the document lacks it or its kind is not indexed.
+func indexValue(raw []byte, f string) ([]byte, bool, error) {
+	value, found, err := lookup(raw, f)
+	if err == nil && !found {
+		return nil, false, nil
+	}
+	var v any
+	if err == nil {
+		v, err = scalar(value)
+	}
+	if err != nil { // not the store's own encoding: decode it whole, as queries do
+		decoded, err := decodeJSON(raw)
+		if err != nil {
+			return nil, false, err
+		}
+		if v, found = field(decoded, strings.Split(f, ".")); !found {
+			return nil, false, nil
+		}
+	}
+	enc, ok := encodeValue(v)
+	return enc, ok, nil
 }
 
 // writeIndex moves a document's index entries from its values before to its values after.
@@ -149,17 +171,9 @@ func (s *Store) buildIndexes() error {
 }
 
 func (s *Store) reindexField(btx *bolt.Tx, collection, f, id string, raw []byte) error {
-	decoded, err := decodeJSON(raw)
-	if err != nil {
+	enc, ok, err := indexValue(raw, f)
+	if err != nil || !ok {
 		return err
-	}
-	v, ok := field(decoded, strings.Split(f, "."))
-	if !ok {
-		return nil
-	}
-	enc, ok := encodeValue(v)
-	if !ok {
-		return nil
 	}
 	return btx.Bucket(indexBucket(collection, f)).Put(indexKey(enc, id), nil)
 }
