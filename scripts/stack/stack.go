@@ -286,6 +286,31 @@ func (s *Stack) Backlog(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
+// Traffic counts the events stream's messages and the deliveries the chained functions have
+// received (redeliveries included): what the broker did for the work so far.
+func (s *Stack) Traffic(ctx context.Context) (messages, deliveries uint64, err error) {
+	str, err := s.Runtime.JetStream().Stream(ctx, stream.Events)
+	if err != nil {
+		return 0, 0, fmt.Errorf("stream %s: %w", stream.Events, err)
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("stream %s: %w", stream.Events, err)
+	}
+	for _, name := range Chained {
+		c, err := str.Consumer(ctx, name)
+		if err != nil {
+			return 0, 0, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return 0, 0, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		deliveries += ci.Delivered.Consumer
+	}
+	return info.State.Msgs, deliveries, nil
+}
+
 // WaitQuiet returns once no function has work left (twice in a row, since a function may be
 // publishing the next step as the previous is acknowledged), or when ctx ends.
 func (s *Stack) WaitQuiet(ctx context.Context) error {

@@ -127,19 +127,22 @@ func run(s settings) error {
 	}
 	fmt.Printf("  %-58s %10.0f msg/s  (%.1f%% of the default)\n", "  the same with sync_interval: always (fsync per message)", always, 100*always/raw)
 
-	tp, err := throughput(s)
+	tp, spent, err := throughput(s)
 	if err != nil {
 		return fmt.Errorf("chain throughput: %w", err)
 	}
 	fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw; bar 10 000)\n", "chain end to end: HTTP batch ingest → notify (store fsync)", tp, 100*tp/raw)
+	fmt.Printf("  %-58s %s\n", "  per order (functions, broker and store)", spent.perOrder(s.orders))
+	fmt.Printf("  %-58s %10.0f orders/s  (raw rate / JetStream work per order)\n", "  ceiling if the broker had the machine to itself", spent.brokerCeiling(s.orders, raw))
 	if !s.storeNoSync {
 		relaxed := s
 		relaxed.storeNoSync, relaxed.cpuProfile = true, ""
-		tpNoSync, err := throughput(relaxed)
+		tpNoSync, spent, err := throughput(relaxed)
 		if err != nil {
 			return fmt.Errorf("chain throughput without store fsync: %w", err)
 		}
 		fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw)\n", "  the same, store without fsync (STORE_NOSYNC=1)", tpNoSync, 100*tpNoSync/raw)
+		fmt.Printf("  %-58s %s\n", "  per order", spent.perOrder(s.orders))
 	}
 
 	rate := tp / 2
@@ -346,10 +349,10 @@ func postBatch(base string, evs []cloudevents.Event) error {
 }
 
 // throughput posts every order in batches from several clients and waits until the chain is quiet.
-func throughput(s settings) (float64, error) {
+func throughput(s settings) (float64, cost, error) {
 	c, err := startChain(s)
 	if err != nil {
-		return 0, err
+		return 0, cost{}, err
 	}
 	defer c.stop()
 	evs := workload(s.orders, s.people, "tp")
@@ -361,15 +364,15 @@ func throughput(s settings) (float64, error) {
 	if s.cpuProfile != "" {
 		f, err := os.Create(s.cpuProfile)
 		if err != nil {
-			return 0, err
+			return 0, cost{}, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return 0, err
+			return 0, cost{}, err
 		}
 		defer pprof.StopCPUProfile()
 	}
-	start := time.Now()
+	start, meter := time.Now(), startCost()
 	var wg sync.WaitGroup
 	errs := make(chan error, s.clients)
 	for range s.clients {
@@ -385,14 +388,16 @@ func throughput(s settings) (float64, error) {
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, err
+		return 0, cost{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := c.s.WaitQuiet(ctx); err != nil {
-		return 0, err
+		return 0, cost{}, err
 	}
-	return float64(s.orders) / time.Since(start).Seconds(), nil
+	rate, spent := float64(s.orders)/time.Since(start).Seconds(), meter.stop()
+	spent.messages, spent.deliveries, err = c.s.Traffic(ctx)
+	return rate, spent, err
 }
 
 // latency offers orders at rate for the configured time, one event per request, and returns each

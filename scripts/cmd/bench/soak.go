@@ -17,7 +17,7 @@ import (
 func runSoak(s settings) error {
 	rate := s.soakRate
 	if rate <= 0 {
-		peak, err := throughput(s)
+		peak, _, err := throughput(s)
 		if err != nil {
 			return fmt.Errorf("peak before the soak: %w", err)
 		}
