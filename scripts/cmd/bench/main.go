@@ -35,15 +35,18 @@ import (
 )
 
 type settings struct {
-	rawMessages  int
-	orders       int
-	people       int
-	batch        int
-	clients      int
-	latencyFor   time.Duration
-	concurrency  int
-	cpuProfile   string
-	storeNoSync  bool
+	rawMessages int
+	orders      int
+	people      int
+	batch       int
+	clients     int
+	latencyFor  time.Duration
+	concurrency int
+	cpuProfile  string
+	storeNoSync bool
+	// syncAlways makes JetStream fsync every message (sync_interval: always), as production's
+	// lone-server setting; the store fsyncs too. The OS-crash-proof rate reported beside the bar.
+	syncAlways   bool
 	logTo        io.Writer
 	members      int
 	accounts     int
@@ -142,6 +145,14 @@ func run(s settings) error {
 			return fmt.Errorf("chain throughput without store fsync: %w", err)
 		}
 		fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw)\n", "  the same, store without fsync (STORE_NOSYNC=1)", tpNoSync, 100*tpNoSync/raw)
+		fmt.Printf("  %-58s %s\n", "  per order", spent.perOrder(s.orders))
+		durable := s
+		durable.syncAlways, durable.cpuProfile = true, ""
+		tpAlways, spent, err := throughput(durable)
+		if err != nil {
+			return fmt.Errorf("chain throughput with sync_interval always: %w", err)
+		}
+		fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw)\n", "  the same, JetStream sync_interval: always (OS-crash-proof)", tpAlways, 100*tpAlways/raw)
 		fmt.Printf("  %-58s %s\n", "  per order", spent.perOrder(s.orders))
 	}
 
@@ -262,7 +273,7 @@ func startChain(s settings) (*chain, error) {
 	cfg.Concurrency = s.concurrency
 	cfg.MaxBodyBytes = 8 << 20
 	c := &chain{dir: dir}
-	opts := stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync,
+	opts := stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync, SyncAlways: s.syncAlways,
 		Logger: slog.New(slog.NewJSONHandler(s.logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Wrap:   c.timeTier}
 	if s.traces {
