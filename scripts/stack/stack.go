@@ -159,6 +159,8 @@ func (s *Stack) open(opts Options) error {
 		cfg = *opts.Runtime
 	}
 	cfg.HTTPAddr = "unused:0" // the stack listens itself
+	// Atomic batches pay off only where NATS fsyncs every message (runtime.Config.AtomicBatches).
+	cfg.AtomicBatches = cfg.AtomicBatches || opts.SyncAlways
 	var rtOpts []runtime.Option
 	if opts.TracerProvider != nil {
 		rtOpts = append(rtOpts, runtime.WithTracerProvider(opts.TracerProvider))

@@ -85,13 +85,15 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 			}
 		}
 		ids := make([]string, 0, len(evs))
+		caused := make([]Caused, 0, len(results))
 		for _, h := range results {
-			if err = pub.Publish(h.ctx, &h.cause, h.outs); err != nil {
-				r.metrics.failed(fn.Name, h.cause.Type(), err)
-				r.writeHandlerError(w, err, batch, -1)
-				return
-			}
+			caused = append(caused, Caused{Ctx: h.ctx, Cause: &h.cause, Events: h.outs})
 			ids = append(ids, h.cause.ID())
+		}
+		if err = pub.PublishAll(ctx, caused); err != nil {
+			r.metrics.failed(fn.Name, results[0].cause.Type(), err)
+			r.writeHandlerError(w, err, batch, -1)
+			return
 		}
 		attrs := append([]slog.Attr{slog.Int("events", len(evs)), slog.String("outcome", "accepted"),
 			slog.Duration("took", time.Since(start))}, notes.attrs...)

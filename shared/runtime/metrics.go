@@ -32,6 +32,7 @@ type metrics struct {
 	redeliveries *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	dedupeHits   *prometheus.CounterVec
+	batches      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -49,8 +50,9 @@ func newMetrics() *metrics {
 		redeliveries: counter("redeliveries_total", "Events delivered more than once by JetStream, by function and event type.", "function", "type"),
 		deadLettered: counter("dead_lettered_total", "Events moved to the dead-letter stream, by function and event type.", "function", "type"),
 		dedupeHits:   counter("dedupe_hits_total", "Repeats absorbed, by function and source (publish: JetStream's duplicate window; receipt: a handler's receipt).", "function", "source"),
+		batches:      counter("atomic_batches_total", "Atomic batch publishes, by function and outcome (committed; rejected: published again event by event).", "function", "outcome"),
 	}
-	m.registry.MustRegister(m.eventsIn, m.eventsOut, m.handlerTime, m.errors, m.redeliveries, m.deadLettered, m.dedupeHits,
+	m.registry.MustRegister(m.eventsIn, m.eventsOut, m.handlerTime, m.errors, m.redeliveries, m.deadLettered, m.dedupeHits, m.batches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

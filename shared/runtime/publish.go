@@ -7,9 +7,11 @@ import (
 	"fmt"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/cenats"
+	"github.com/omnimember/omnimember/shared/stream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,6 +23,7 @@ type Publisher struct {
 	js       jetstream.JetStream
 	function string
 	metrics  *metrics
+	atomic   bool // Config.AtomicBatches
 }
 
 // JetStream is the connection the publisher stores through, for functions that keep more than
@@ -37,29 +40,87 @@ func MsgID(function, inputSource, inputID string, index int) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// Publish validates each event against its schema, publishes all of them asynchronously and returns
-// once JetStream has acknowledged every one. cause (nil for a new event) gives the message ids and
-// the trace context.
+// Caused is what one event caused: the events its handler emitted, and the context the handler
+// ran in (for the trace). Cause is nil for new events, which are their own identity.
+type Caused struct {
+	Ctx    context.Context
+	Cause  *cloudevents.Event
+	Events []cloudevents.Event
+}
+
+// atomicFrom is the fewest events published as an atomic batch (with Config.AtomicBatches): a
+// batch costs two round trips and a staging area in the server.
+const atomicFrom = 8
+
+// Publish validates each event against its schema, publishes all of them and returns once
+// JetStream has stored every one. cause (nil for a new event) gives the message ids and the trace
+// context.
 func (p *Publisher) Publish(ctx context.Context, cause *cloudevents.Event, evs []cloudevents.Event) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(evs))
-	for i, ev := range evs {
-		if err := events.Validate(ev); err != nil {
-			return Permanent(fmt.Errorf("%s emitted an invalid %s event %s: %w", p.function, ev.Type(), ev.ID(), err))
+	return p.PublishAll(ctx, []Caused{{Ctx: ctx, Cause: cause, Events: evs}})
+}
+
+// PublishAll publishes what several events caused together: a webhook batch's events, a job's.
+// With Config.AtomicBatches, from atomicFrom events on they go as atomic batches
+// (stream.PublishAtomic: under sync_interval always, one fsync per batch); a rejected batch (one of its events already
+// stored, say) goes again event by event, which the duplicate window makes safe.
+func (p *Publisher) PublishAll(ctx context.Context, all []Caused) error {
+	msgs, types, err := p.messages(all)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(msgs); start += stream.MaxAtomicBatch {
+		end := min(start+stream.MaxAtomicBatch, len(msgs))
+		if err := p.store(ctx, msgs[start:end], types[start:end]); err != nil {
+			return err
 		}
-		// A new event is its own identity; a caused one is the cause's index-th output.
-		source, id, index := ev.Source(), ev.ID(), 0
-		stampTrace(ctx, cause, &evs[i])
-		if cause != nil {
-			source, id, index = cause.Source(), cause.ID(), i
+	}
+	return nil
+}
+
+// messages validates, stamps and encodes every event, each under its deterministic message id.
+func (p *Publisher) messages(all []Caused) ([]*nats.Msg, []string, error) {
+	var msgs []*nats.Msg
+	var types []string
+	for _, c := range all {
+		for i, ev := range c.Events {
+			if err := events.Validate(ev); err != nil {
+				return nil, nil, Permanent(fmt.Errorf("%s emitted an invalid %s event %s: %w", p.function, ev.Type(), ev.ID(), err))
+			}
+			// A new event is its own identity; a caused one is the cause's index-th output.
+			source, id, index := ev.Source(), ev.ID(), 0
+			stampTrace(c.Ctx, c.Cause, &c.Events[i])
+			if c.Cause != nil {
+				source, id, index = c.Cause.Source(), c.Cause.ID(), i
+			}
+			msg, err := cenats.ToMsg(events.Subject(ev.Type()), c.Events[i])
+			if err != nil {
+				return nil, nil, Permanent(err)
+			}
+			msg.Header.Set(jetstream.MsgIDHeader, MsgID(p.function, source, id, index))
+			msgs, types = append(msgs, msg), append(types, ev.Type())
 		}
-		msg, err := cenats.ToMsg(events.Subject(ev.Type()), evs[i])
-		if err != nil {
-			return Permanent(err)
+	}
+	return msgs, types, nil
+}
+
+// store publishes msgs (at most one atomic batch) and waits until JetStream has them all.
+func (p *Publisher) store(ctx context.Context, msgs []*nats.Msg, types []string) error {
+	if p.atomic && len(msgs) >= atomicFrom {
+		if _, err := stream.PublishAtomic(ctx, p.js.Conn(), msgs); err == nil {
+			p.metrics.batches.WithLabelValues(p.function, "committed").Inc()
+			for _, t := range types {
+				p.metrics.eventsOut.WithLabelValues(p.function, typeLabel(t)).Inc()
+			}
+			return nil
 		}
-		msg.Header.Set(jetstream.MsgIDHeader, MsgID(p.function, source, id, index))
+		p.metrics.batches.WithLabelValues(p.function, "rejected").Inc()
+		stream.WithoutBatchHeaders(msgs)
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for i, msg := range msgs {
 		f, err := p.js.PublishMsgAsync(msg)
 		if err != nil {
-			return fmt.Errorf("publish %s event %s: %w", ev.Type(), ev.ID(), err)
+			return fmt.Errorf("publish %s event: %w", types[i], err)
 		}
 		futures = append(futures, f)
 	}
@@ -69,12 +130,12 @@ func (p *Publisher) Publish(ctx context.Context, cause *cloudevents.Event, evs [
 			if ack.Duplicate {
 				p.metrics.dedupeHits.WithLabelValues(p.function, DedupePublish).Inc()
 			} else {
-				p.metrics.eventsOut.WithLabelValues(p.function, typeLabel(evs[i].Type())).Inc()
+				p.metrics.eventsOut.WithLabelValues(p.function, typeLabel(types[i])).Inc()
 			}
 		case err := <-f.Err():
-			return fmt.Errorf("store %s event %s in JetStream: %w", evs[i].Type(), evs[i].ID(), err)
+			return fmt.Errorf("store %s event in JetStream: %w", types[i], err)
 		case <-ctx.Done():
-			return fmt.Errorf("wait for JetStream to store %d events: %w", len(evs), ctx.Err())
+			return fmt.Errorf("wait for JetStream to store %d events: %w", len(msgs), ctx.Err())
 		}
 	}
 	return nil

@@ -86,7 +86,7 @@ func (r *Runtime) JetStream() jetstream.JetStream { return r.js }
 
 // Publisher publishes on behalf of the named function.
 func (r *Runtime) Publisher(function string) *Publisher {
-	return &Publisher{js: r.js, function: function, metrics: r.metrics}
+	return &Publisher{js: r.js, function: function, metrics: r.metrics, atomic: r.cfg.AtomicBatches}
 }
 
 // Close closes the connection if the runtime opened it.

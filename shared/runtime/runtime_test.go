@@ -340,7 +340,8 @@ func TestConfigFromEnv(t *testing.T) {
 	assert.NotContains(t, buf.String(), "nats.creds")
 
 	for name, value := range map[string]string{"OMNIMEMBER_ACK_WAIT": "soon", "OMNIMEMBER_CONCURRENCY": "0",
-		"OMNIMEMBER_BACKOFF": "1s,-2s", "OMNIMEMBER_DUPLICATE_WINDOW": "30s", "OMNIMEMBER_LOG_LEVEL": "loud"} {
+		"OMNIMEMBER_BACKOFF": "1s,-2s", "OMNIMEMBER_DUPLICATE_WINDOW": "30s", "OMNIMEMBER_LOG_LEVEL": "loud",
+		"OMNIMEMBER_ATOMIC_BATCHES": "maybe"} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, value)
 			_, err := FromEnv()

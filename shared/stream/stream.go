@@ -87,6 +87,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		Name: Events, Description: "omnimember contract events", Subjects: Subjects(),
 		Storage: jetstream.FileStorage, Replicas: t.Replicas, Retention: jetstream.LimitsPolicy,
 		Duplicates: t.DuplicateWindow, MaxAge: t.MaxAge, Discard: jetstream.DiscardOld,
+		AllowAtomicPublish: true, // stream.PublishAtomic: a batch shares one fsync under sync_interval always
 	}, {
 		Name: DeadLetters, Description: "events functions gave up on, replayable", Subjects: []string{DeadLetterPrefix + ">"},
 		Storage: jetstream.FileStorage, Replicas: t.Replicas, Retention: jetstream.LimitsPolicy,

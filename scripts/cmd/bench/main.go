@@ -23,6 +23,7 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
@@ -30,6 +31,7 @@ import (
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/pii"
 	omruntime "github.com/omnimember/omnimember/shared/runtime"
+	"github.com/omnimember/omnimember/shared/stream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -117,18 +119,29 @@ func run(s settings) error {
 	if s.soakFor > 0 {
 		return runSoak(s)
 	}
-	raw, err := rawJetStream(s.rawMessages, false)
+	raw, err := rawJetStream(s.rawMessages, false, 0)
 	if err != nil {
 		return fmt.Errorf("raw JetStream: %w", err)
 	}
 	fmt.Printf("  %-58s %10.0f msg/s\n", "raw JetStream publish+consume+ack (400 B, file storage)", raw)
 	// What production's sync_interval: always costs on one server (deploy/README.md): every
 	// acknowledged publish is fsynced first. A tenth of the messages: it is that much slower.
-	always, err := rawJetStream(s.rawMessages/10, true)
+	always, err := rawJetStream(s.rawMessages/10, true, 0)
 	if err != nil {
 		return fmt.Errorf("raw JetStream, sync always: %w", err)
 	}
 	fmt.Printf("  %-58s %10.0f msg/s  (%.1f%% of the default)\n", "  the same with sync_interval: always (fsync per message)", always, 100*always/raw)
+	for _, syncAlways := range []bool{false, true} {
+		batched, err := rawJetStream(s.rawMessages/4, syncAlways, rawBatch)
+		if err != nil {
+			return fmt.Errorf("raw JetStream, atomic batches: %w", err)
+		}
+		setting := "default interval"
+		if syncAlways {
+			setting = "sync_interval: always"
+		}
+		fmt.Printf("  %-58s %10.0f msg/s  (%.1f%% of the default)\n", fmt.Sprintf("  atomic batches of %d, %s", rawBatch, setting), batched, 100*batched/raw)
+	}
 
 	tp, spent, err := throughput(s)
 	if err != nil {
@@ -188,7 +201,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // rawJetStream publishes n 400-byte messages asynchronously to a file stream while a pull consumer
 // acknowledges them, and returns messages per second for the whole round.
-func rawJetStream(n int, syncAlways bool) (float64, error) {
+// rawBatch is the size of the raw benchmark's atomic batches: a webhook batch's worth.
+const rawBatch = 100
+
+func rawJetStream(n int, syncAlways bool, batch int) (float64, error) {
 	dir, err := os.MkdirTemp("", "omnimember-bench-raw-")
 	if err != nil {
 		return 0, err
@@ -209,7 +225,7 @@ func rawJetStream(n int, syncAlways bool) (float64, error) {
 		return 0, err
 	}
 	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage, AllowAtomicPublish: true}); err != nil {
 		return 0, err
 	}
 	cons, err := js.CreateConsumer(ctx, "BENCH", jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
@@ -230,15 +246,21 @@ func rawJetStream(n int, syncAlways bool) (float64, error) {
 	defer cc.Stop()
 	payload := bytes.Repeat([]byte("x"), 400)
 	start := time.Now()
-	for i := range n {
-		if _, err := js.PublishAsync(fmt.Sprintf("bench.%d", i%16), payload, jetstream.WithStallWait(time.Minute)); err != nil {
+	if batch > 0 {
+		if err := publishAtomicBatches(ctx, nc, n, batch, payload); err != nil {
 			return 0, err
 		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(2 * time.Minute):
-		return 0, fmt.Errorf("publishes not acknowledged")
+	} else {
+		for i := range n {
+			if _, err := js.PublishAsync(fmt.Sprintf("bench.%d", i%16), payload, jetstream.WithStallWait(time.Minute)); err != nil {
+				return 0, err
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(2 * time.Minute):
+			return 0, fmt.Errorf("publishes not acknowledged")
+		}
 	}
 	select {
 	case <-done:
@@ -246,6 +268,38 @@ func rawJetStream(n int, syncAlways bool) (float64, error) {
 		return 0, fmt.Errorf("consumed %d of %d", consumed.Load(), n)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// publishAtomicBatches publishes n messages in atomic batches of size from four publishers, as
+// ingest's concurrent webhook batches do.
+func publishAtomicBatches(ctx context.Context, nc *nats.Conn, n, size int, payload []byte) error {
+	batches := make(chan int, n/size+1)
+	for i := 0; i < n; i += size {
+		batches <- min(size, n-i)
+	}
+	close(batches)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for k := range batches {
+				msgs := make([]*nats.Msg, k)
+				for j := range msgs {
+					msgs[j] = &nats.Msg{Subject: fmt.Sprintf("bench.%d", j%16), Data: payload, Header: nats.Header{}}
+				}
+				if _, err := stream.PublishAtomic(ctx, nc, msgs); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // chain is a stack with tier-evaluate timed per order.
