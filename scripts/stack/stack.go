@@ -14,6 +14,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/functions/campaign"
 	"github.com/omnimember/omnimember/functions/ingest"
 	"github.com/omnimember/omnimember/functions/match"
@@ -273,19 +274,12 @@ func (s *Stack) Quiet(ctx context.Context) (bool, error) {
 // Backlog sums what the chained functions have still to receive or acknowledge: level while the
 // chain keeps up, growing when it falls behind.
 func (s *Stack) Backlog(ctx context.Context) (uint64, error) {
+	infos, err := s.consumers(ctx)
 	var n uint64
-	for _, name := range Chained {
-		c, err := s.Runtime.JetStream().Consumer(ctx, stream.Events, name)
-		if err != nil {
-			return 0, fmt.Errorf("consumer %s: %w", name, err)
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("consumer %s: %w", name, err)
-		}
+	for _, info := range infos {
 		n += info.NumPending + uint64(info.NumAckPending)
 	}
-	return n, nil
+	return n, err
 }
 
 // Traffic counts the events stream's messages and the deliveries the chained functions have
@@ -299,18 +293,28 @@ func (s *Stack) Traffic(ctx context.Context) (messages, deliveries uint64, err e
 	if err != nil {
 		return 0, 0, fmt.Errorf("stream %s: %w", stream.Events, err)
 	}
-	for _, name := range Chained {
-		c, err := str.Consumer(ctx, name)
-		if err != nil {
-			return 0, 0, fmt.Errorf("consumer %s: %w", name, err)
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			return 0, 0, fmt.Errorf("consumer %s: %w", name, err)
-		}
+	infos, err := s.consumers(ctx)
+	for _, ci := range infos {
 		deliveries += ci.Delivered.Consumer
 	}
-	return info.State.Msgs, deliveries, nil
+	return info.State.Msgs, deliveries, err
+}
+
+// consumers reads the state of each chained function's consumer.
+func (s *Stack) consumers(ctx context.Context) ([]*jetstream.ConsumerInfo, error) {
+	infos := make([]*jetstream.ConsumerInfo, 0, len(Chained))
+	for _, name := range Chained {
+		c, err := s.Runtime.JetStream().Consumer(ctx, stream.Events, name)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		infos = append(infos, info)
+	}
+	return infos, nil
 }
 
 // WaitQuiet returns once no function has work left (twice in a row, since a function may be

@@ -59,10 +59,11 @@ func (p *Publisher) Publish(ctx context.Context, cause *cloudevents.Event, evs [
 	return p.PublishAll(ctx, []Caused{{Ctx: ctx, Cause: cause, Events: evs}})
 }
 
-// PublishAll publishes what several events caused together: a webhook batch's events, a job's.
-// With Config.AtomicBatches, from atomicFrom events on they go as atomic batches
-// (stream.PublishAtomic: under sync_interval always, one fsync per batch); a rejected batch (one of its events already
-// stored, say) goes again event by event, which the duplicate window makes safe.
+// PublishAll publishes what several events caused together (a webhook batch's, a job's), none if
+// one is invalid. With Config.AtomicBatches, from atomicFrom events on they go as atomic batches
+// (stream.PublishAtomic: under sync_interval always, one fsync per batch); a rejected batch (one
+// of its events stored before, say) goes again event by event, which the duplicate window makes
+// safe.
 func (p *Publisher) PublishAll(ctx context.Context, all []Caused) error {
 	msgs, types, err := p.messages(all)
 	if err != nil {

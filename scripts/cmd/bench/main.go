@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,22 +152,9 @@ func run(s settings) error {
 	fmt.Printf("  %-58s %s\n", "  per order (functions, broker and store)", spent.perOrder(s.orders))
 	fmt.Printf("  %-58s %10.0f orders/s  (raw rate / JetStream work per order)\n", "  ceiling if the broker had the machine to itself", spent.brokerCeiling(s.orders, raw))
 	if !s.storeNoSync {
-		relaxed := s
-		relaxed.storeNoSync, relaxed.cpuProfile = true, ""
-		tpNoSync, spent, err := throughput(relaxed)
-		if err != nil {
-			return fmt.Errorf("chain throughput without store fsync: %w", err)
+		if err := chainVariants(s, raw); err != nil {
+			return err
 		}
-		fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw)\n", "  the same, store without fsync (STORE_NOSYNC=1)", tpNoSync, 100*tpNoSync/raw)
-		fmt.Printf("  %-58s %s\n", "  per order", spent.perOrder(s.orders))
-		durable := s
-		durable.syncAlways, durable.cpuProfile = true, ""
-		tpAlways, spent, err := throughput(durable)
-		if err != nil {
-			return fmt.Errorf("chain throughput with sync_interval always: %w", err)
-		}
-		fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw)\n", "  the same, JetStream sync_interval: always (OS-crash-proof)", tpAlways, 100*tpAlways/raw)
-		fmt.Printf("  %-58s %s\n", "  per order", spent.perOrder(s.orders))
 	}
 
 	rate := tp / 2
@@ -201,6 +189,29 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // rawJetStream publishes n 400-byte messages asynchronously to a file stream while a pull consumer
 // acknowledges them, and returns messages per second for the whole round.
+// chainVariants runs the throughput again with each durability setting relaxed or tightened.
+func chainVariants(s settings, raw float64) error {
+	variants := []struct {
+		label string
+		set   func(*settings)
+	}{
+		{"  the same, store without fsync (STORE_NOSYNC=1)", func(v *settings) { v.storeNoSync = true }},
+		{"  the same, JetStream sync_interval: always (OS-crash-proof)", func(v *settings) { v.syncAlways = true }},
+	}
+	for _, variant := range variants {
+		v := s
+		v.cpuProfile = ""
+		variant.set(&v)
+		tp, spent, err := throughput(v)
+		if err != nil {
+			return fmt.Errorf("chain throughput, %s: %w", strings.TrimSpace(variant.label), err)
+		}
+		fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw)\n", variant.label, tp, 100*tp/raw)
+		fmt.Printf("  %-58s %s\n", "  per order", spent.perOrder(s.orders))
+	}
+	return nil
+}
+
 // rawBatch is the size of the raw benchmark's atomic batches: a webhook batch's worth.
 const rawBatch = 100
 

@@ -50,7 +50,7 @@ func (w *walker) member(path string) (value []byte, found bool, err error) {
 		if string(key) == name { // a later duplicate replaces what an earlier one gave
 			value, found = w.b[start:w.i], true
 			if nested {
-				value, found, err = w.within(value, rest)
+				value, found, err = within(value, rest)
 				if err != nil {
 					return nil, false, err
 				}
@@ -66,7 +66,7 @@ func (w *walker) member(path string) (value []byte, found bool, err error) {
 }
 
 // within looks path up in value when it is an object; another kind has no fields.
-func (w *walker) within(value []byte, path string) ([]byte, bool, error) {
+func within(value []byte, path string) ([]byte, bool, error) {
 	if value[0] != '{' {
 		return nil, false, nil
 	}
@@ -117,13 +117,21 @@ func (w *walker) skip() error {
 		return w.skipNested()
 	}
 	start := w.i
-	for w.i < len(w.b) && !bytes.ContainsRune([]byte(",}] \t\n\r"), rune(w.b[w.i])) {
+	for w.i < len(w.b) && !endsScalar(w.b[w.i]) {
 		w.i++
 	}
 	if w.i == start {
 		return errNotWalkable
 	}
 	return nil
+}
+
+func endsScalar(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\n', '\r':
+		return true
+	}
+	return false
 }
 
 func (w *walker) skipString() error {
