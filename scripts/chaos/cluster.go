@@ -194,8 +194,8 @@ func (c *Cluster) functionEnv() ([]string, error) {
 		// a restarting neighbour. The harness counts dead letters as lost effects.
 		"OMNIMEMBER_MAX_DELIVER=50", "OMNIMEMBER_BACKOFF=100ms,500ms,1s,2s",
 		"OMNIMEMBER_CONCURRENCY=16", "OMNIMEMBER_LOG_LEVEL=warn", "OMNIMEMBER_SHUTDOWN_TIMEOUT=5s",
-		// As production publishes (deploy/base/config.yaml): webhook batches as atomic batches, and
-		// a batch retried after a fault goes again event by event.
+		// Webhook batches as atomic batches (what a lone server with sync_interval always wants),
+		// so the faults also hit that path: a batch retried after one goes again event by event.
 		"OMNIMEMBER_ATOMIC_BATCHES=true",
 		// The ground truth follows MISSION §5's defaults; make run would load the richer example.
 		"LOYALTY_RULES_FILE=" + filepath.Join(c.cfg.Repo, "shared", "loyalty", "defaults.yaml"),

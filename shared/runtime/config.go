@@ -28,8 +28,9 @@ type Config struct {
 	EventsPath      string          // OMNIMEMBER_EVENTS_PATH: where pushed CloudEvents arrive in http mode
 	Topology        stream.Topology // OMNIMEMBER_STREAM_REPLICAS, OMNIMEMBER_DUPLICATE_WINDOW, OMNIMEMBER_RAW_MAX_AGE, OMNIMEMBER_RAW_MAX_BYTES
 	// AtomicBatches (OMNIMEMBER_ATOMIC_BATCHES): publish 8 or more events at once as atomic
-	// batches. Worth it where NATS fsyncs every message (sync_interval: always: one fsync per
-	// batch, ~6× the rate on one server); with the default interval a batch costs ~3× more.
+	// batches. Worth it on a lone NATS server with sync_interval: always (one fsync per batch,
+	// 4-5× the rate); on the default interval a batch costs ~3× more, and on three replicas it
+	// measured the same as one by one (make bench).
 	AtomicBatches bool
 	// Traces is the span exporter: none (default) or otlp (OTEL_TRACES_EXPORTER, or otlp when
 	// OTEL_EXPORTER_OTLP_ENDPOINT is set); the exporter reads the other OTEL_* variables itself.

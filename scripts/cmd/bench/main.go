@@ -24,15 +24,11 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
 	"github.com/omnimember/omnimember/scripts/stack"
-	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/pii"
 	omruntime "github.com/omnimember/omnimember/shared/runtime"
-	"github.com/omnimember/omnimember/shared/stream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -120,28 +116,13 @@ func run(s settings) error {
 	if s.soakFor > 0 {
 		return runSoak(s)
 	}
-	raw, err := rawJetStream(s.rawMessages, false, 0)
+	raw, err := rawJetStream(s.rawMessages, rawRun{})
 	if err != nil {
 		return fmt.Errorf("raw JetStream: %w", err)
 	}
 	fmt.Printf("  %-58s %10.0f msg/s\n", "raw JetStream publish+consume+ack (400 B, file storage)", raw)
-	// What production's sync_interval: always costs on one server (deploy/README.md): every
-	// acknowledged publish is fsynced first. A tenth of the messages: it is that much slower.
-	always, err := rawJetStream(s.rawMessages/10, true, 0)
-	if err != nil {
-		return fmt.Errorf("raw JetStream, sync always: %w", err)
-	}
-	fmt.Printf("  %-58s %10.0f msg/s  (%.1f%% of the default)\n", "  the same with sync_interval: always (fsync per message)", always, 100*always/raw)
-	for _, syncAlways := range []bool{false, true} {
-		batched, err := rawJetStream(s.rawMessages/4, syncAlways, rawBatch)
-		if err != nil {
-			return fmt.Errorf("raw JetStream, atomic batches: %w", err)
-		}
-		setting := "default interval"
-		if syncAlways {
-			setting = "sync_interval: always"
-		}
-		fmt.Printf("  %-58s %10.0f msg/s  (%.1f%% of the default)\n", fmt.Sprintf("  atomic batches of %d, %s", rawBatch, setting), batched, 100*batched/raw)
+	if err := rawVariants(s.rawMessages, raw); err != nil {
+		return err
 	}
 
 	tp, spent, err := throughput(s)
@@ -208,107 +189,6 @@ func chainVariants(s settings, raw float64) error {
 		}
 		fmt.Printf("  %-58s %10.0f orders/s  (%.1f%% of raw)\n", variant.label, tp, 100*tp/raw)
 		fmt.Printf("  %-58s %s\n", "  per order", spent.perOrder(s.orders))
-	}
-	return nil
-}
-
-// rawBatch is the size of the raw benchmark's atomic batches: a webhook batch's worth.
-const rawBatch = 100
-
-func rawJetStream(n int, syncAlways bool, batch int) (float64, error) {
-	dir, err := os.MkdirTemp("", "omnimember-bench-raw-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := broker.Start(broker.Options{Dir: dir, SyncAlways: syncAlways})
-	if err != nil {
-		return 0, err
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect("bench-raw")
-	if err != nil {
-		return 0, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return 0, err
-	}
-	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage, AllowAtomicPublish: true}); err != nil {
-		return 0, err
-	}
-	cons, err := js.CreateConsumer(ctx, "BENCH", jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
-	if err != nil {
-		return 0, err
-	}
-	var consumed atomic.Int64
-	done := make(chan struct{})
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		_ = m.Ack()
-		if consumed.Add(1) == int64(n) {
-			close(done)
-		}
-	}, jetstream.PullMaxMessages(1000))
-	if err != nil {
-		return 0, err
-	}
-	defer cc.Stop()
-	payload := bytes.Repeat([]byte("x"), 400)
-	start := time.Now()
-	if batch > 0 {
-		if err := publishAtomicBatches(ctx, nc, n, batch, payload); err != nil {
-			return 0, err
-		}
-	} else {
-		for i := range n {
-			if _, err := js.PublishAsync(fmt.Sprintf("bench.%d", i%16), payload, jetstream.WithStallWait(time.Minute)); err != nil {
-				return 0, err
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(2 * time.Minute):
-			return 0, fmt.Errorf("publishes not acknowledged")
-		}
-	}
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		return 0, fmt.Errorf("consumed %d of %d", consumed.Load(), n)
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-// publishAtomicBatches publishes n messages in atomic batches of size from four publishers, as
-// ingest's concurrent webhook batches do.
-func publishAtomicBatches(ctx context.Context, nc *nats.Conn, n, size int, payload []byte) error {
-	batches := make(chan int, n/size+1)
-	for i := 0; i < n; i += size {
-		batches <- min(size, n-i)
-	}
-	close(batches)
-	errs := make(chan error, 4)
-	for range 4 {
-		go func() {
-			for k := range batches {
-				msgs := make([]*nats.Msg, k)
-				for j := range msgs {
-					msgs[j] = &nats.Msg{Subject: fmt.Sprintf("bench.%d", j%16), Data: payload, Header: nats.Header{}}
-				}
-				if _, err := stream.PublishAtomic(ctx, nc, msgs); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range 4 {
-		if err := <-errs; err != nil {
-			return err
-		}
 	}
 	return nil
 }
