@@ -161,6 +161,9 @@ func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink,
 	var attempts int
 	var admitted bool
 	outs, err := h.transact(ctx, n, func(tx store.Tx, rec *record) error {
+		// A transaction may run again (a conflict): only its last run decides. A last run that
+		// finds the notification finished by another delivery does not get here; outs reports it.
+		admitted, attempts = false, 0
 		if rec.Status == "sending" && h.Now().Sub(rec.Updated) < h.lease() {
 			return errInFlight
 		}
@@ -173,7 +176,7 @@ func (h *Handler) deliverOutside(ctx context.Context, n Notification, sink Sink,
 		attempts = rec.Attempts
 		return nil
 	})
-	if err != nil || !admitted {
+	if err != nil || !admitted || outs != nil {
 		return outs, err
 	}
 	err = sink.Deliver(ctx, n)
