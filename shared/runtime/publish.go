@@ -107,7 +107,7 @@ func (p *Publisher) messages(all []Caused) ([]*nats.Msg, []string, error) {
 // store publishes msgs (at most one atomic batch) and waits until JetStream has them all.
 func (p *Publisher) store(ctx context.Context, msgs []*nats.Msg, types []string) error {
 	if p.atomic && len(msgs) >= atomicFrom {
-		if _, err := stream.PublishAtomic(ctx, p.js.Conn(), msgs); err == nil {
+		if err := stream.PublishAtomic(ctx, p.js.Conn(), msgs); err == nil {
 			p.metrics.batches.WithLabelValues(p.function, "committed").Inc()
 			for _, t := range types {
 				p.metrics.eventsOut.WithLabelValues(p.function, typeLabel(t)).Inc()

@@ -23,18 +23,9 @@ const (
 	MaxAtomicBatch = 1000
 )
 
-// BatchAck is the server's answer to a committed batch.
-type BatchAck struct {
-	Stream string `json:"stream"`
-	Seq    uint64 `json:"seq"` // of the batch's last message
-	Count  int    `json:"count"`
-}
-
-// batchReply is a pub ack or an error; intermediate messages are answered with an empty body.
+// batchReply is the server's answer: a pub ack, or an error; intermediate messages get an empty body.
 type batchReply struct {
-	BatchAck
 	Error *struct {
-		Code        int    `json:"code"`
 		ErrCode     int    `json:"err_code"`
 		Description string `json:"description"`
 	} `json:"error"`
@@ -45,51 +36,45 @@ type batchReply struct {
 // commits. Any error means nothing of the batch was stored, or, when the commit's answer was lost,
 // possibly all of it: publish the same messages again one by one and their Nats-Msg-Id settles it.
 // The server rejects a batch holding a message id it has already stored (a retried batch).
-func PublishAtomic(ctx context.Context, nc *nats.Conn, msgs []*nats.Msg) (BatchAck, error) {
+func PublishAtomic(ctx context.Context, nc *nats.Conn, msgs []*nats.Msg) error {
 	if len(msgs) == 0 || len(msgs) > MaxAtomicBatch {
-		return BatchAck{}, fmt.Errorf("an atomic batch holds 1 to %d messages, not %d", MaxAtomicBatch, len(msgs))
+		return fmt.Errorf("an atomic batch holds 1 to %d messages, not %d", MaxAtomicBatch, len(msgs))
 	}
 	id := nuid.Next()
-	last := len(msgs) - 1
 	for i, m := range msgs {
 		m.Header.Set(headerBatchID, id)
 		m.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
-		if i == last {
-			m.Header.Set(headerBatchCommit, "1")
-		}
-		if i != 0 && i != last {
-			if err := nc.PublishMsg(m); err != nil {
-				return BatchAck{}, fmt.Errorf("publish message %d of batch: %w", i+1, err)
-			}
-			continue
-		}
-		reply, err := request(ctx, nc, m)
-		if err != nil {
-			return BatchAck{}, fmt.Errorf("message %d of batch: %w", i+1, err)
-		}
-		if i == last {
-			return reply, nil
+	}
+	last := len(msgs) - 1
+	msgs[last].Header.Set(headerBatchCommit, "1")
+	if err := request(ctx, nc, msgs[0]); err != nil || last == 0 {
+		return err
+	}
+	for _, m := range msgs[1:last] {
+		if err := nc.PublishMsg(m); err != nil {
+			return fmt.Errorf("publish into batch: %w", err)
 		}
 	}
-	return BatchAck{}, nil // not reached: the last message returns
+	return request(ctx, nc, msgs[last])
 }
 
-func request(ctx context.Context, nc *nats.Conn, m *nats.Msg) (BatchAck, error) {
+// request sends m and waits for the server's answer to it.
+func request(ctx context.Context, nc *nats.Conn, m *nats.Msg) error {
 	resp, err := nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
-		return BatchAck{}, err
+		return fmt.Errorf("batch message %s: %w", m.Header.Get(headerBatchSeq), err)
 	}
 	if len(resp.Data) == 0 {
-		return BatchAck{}, nil
+		return nil
 	}
 	var r batchReply
 	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return BatchAck{}, fmt.Errorf("decode the server's answer: %w", err)
+		return fmt.Errorf("decode the server's answer: %w", err)
 	}
 	if r.Error != nil {
-		return BatchAck{}, fmt.Errorf("batch rejected: %s (code %d)", r.Error.Description, r.Error.ErrCode)
+		return fmt.Errorf("batch rejected: %s (code %d)", r.Error.Description, r.Error.ErrCode)
 	}
-	return r.BatchAck, nil
+	return nil
 }
 
 // WithoutBatchHeaders removes what PublishAtomic added, so the messages can be published one by one.

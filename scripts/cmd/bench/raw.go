@@ -93,23 +93,9 @@ func rawJetStream(n int, run rawRun) (float64, error) {
 		return 0, err
 	}
 	defer cc.Stop()
-	payload := bytes.Repeat([]byte("x"), 400)
 	start := time.Now()
-	if run.batch > 0 {
-		if err := publishAtomicBatches(ctx, nc, n, run.batch, payload); err != nil {
-			return 0, err
-		}
-	} else {
-		for i := range n {
-			if _, err := js.PublishAsync(fmt.Sprintf("bench.%d", i%16), payload, jetstream.WithStallWait(time.Minute)); err != nil {
-				return 0, err
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(2 * time.Minute):
-			return 0, fmt.Errorf("publishes not acknowledged")
-		}
+	if err := publishRaw(ctx, js, nc, n, run.batch); err != nil {
+		return 0, err
 	}
 	select {
 	case <-done:
@@ -117,6 +103,26 @@ func rawJetStream(n int, run rawRun) (float64, error) {
 		return 0, fmt.Errorf("consumed %d of %d", consumed.Load(), n)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// publishRaw publishes n 400-byte messages, asynchronously one by one or in atomic batches, and
+// returns once JetStream has stored them all.
+func publishRaw(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, n, batch int) error {
+	payload := bytes.Repeat([]byte("x"), 400)
+	if batch > 0 {
+		return publishAtomicBatches(ctx, nc, n, batch, payload)
+	}
+	for i := range n {
+		if _, err := js.PublishAsync(fmt.Sprintf("bench.%d", i%16), payload, jetstream.WithStallWait(time.Minute)); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("publishes not acknowledged")
+	}
 }
 
 // publishAtomicBatches publishes n messages in atomic batches of size from four publishers, as
@@ -135,7 +141,7 @@ func publishAtomicBatches(ctx context.Context, nc *nats.Conn, n, size int, paylo
 				for j := range msgs {
 					msgs[j] = &nats.Msg{Subject: fmt.Sprintf("bench.%d", j%16), Data: payload, Header: nats.Header{}}
 				}
-				if _, err := stream.PublishAtomic(ctx, nc, msgs); err != nil {
+				if err := stream.PublishAtomic(ctx, nc, msgs); err != nil {
 					errs <- err
 					return
 				}
