@@ -48,7 +48,9 @@ build: ## build each function alone (GOWORK=off, static) into bin/
 		echo "bin/$$f $$(du -h bin/$$f | cut -f1)"; done
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck over every module
+lint: ## gofmt, go vet and staticcheck over every module; no tracked executable binary
+	@bins=$$(git ls-files -z | xargs -0 -r sh -c 'for f; do [ -f "$$f" ] && [ "$$(head -c 4 "$$f" | od -An -c | tr -d " ")" = "177ELF" ] && echo "$$f"; done; true' sh); \
+		test -z "$$bins" || { echo "$$bins"; echo "tracked executable binaries above: git rm them (build outputs never enter git)"; exit 1; }
 	@test -z "$$(gofmt -l $(MODULES) deploy)" || { gofmt -l $(MODULES) deploy; echo "gofmt: files above need formatting"; exit 1; }
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./... && go run $(STATICCHECK) ./...); done
 	cd deploy && GOWORK=off go vet ./... && GOWORK=off go run $(STATICCHECK) ./...
