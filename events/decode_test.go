@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"reflect"
 	"testing"
 
@@ -38,4 +39,16 @@ func TestDecodeDataRefusesWhatTheSchemaLetsThrough(t *testing.T) {
 	}
 	_, err := DecodeData(OrderPaid, []byte(`{"orderId":"o","extra":1}`))
 	require.Error(t, err, "unknown fields are refused")
+}
+
+func TestValidateOnceRemembersOnlyIdenticalEvents(t *testing.T) {
+	ev, err := Example(OrderPaid)
+	require.NoError(t, err)
+	ctx := WithValidationMemo(context.Background())
+	require.NoError(t, ValidateOnce(ctx, ev))
+	require.NoError(t, ValidateOnce(ctx, ev), "the same event again")
+	bad := ev.Clone()
+	bad.DataEncoded = []byte(`{"orderId":""}`)
+	require.Error(t, ValidateOnce(ctx, bad), "a changed event is validated again")
+	require.Error(t, ValidateOnce(context.Background(), bad), "without a memo it validates")
 }

@@ -67,6 +67,7 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 		}
 		ctx, notes := withAnnotations(req.Context())
 		ctx = receipt.OnReplay(ctx, replay)
+		ctx = events.WithValidationMemo(ctx)
 		results := make([]handled, 0, len(evs))
 		defer func() { endAll(results, err) }()
 		for i := range evs {
