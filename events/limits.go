@@ -29,6 +29,16 @@ const (
 	MaxAttributes     = 64
 	MaxAttributeKey   = 64
 	MaxAttributeValue = 1024
-	// MaxString bounds ids and names in data (characters; common.json's nonEmpty).
+	// MaxString bounds ids and names in data (characters; common.json's nonEmpty), and ingest
+	// bounds the id, source, subject and dataschema attributes to as many bytes: an event id comes
+	// back as the sourceId of what it causes.
 	MaxString = 256
+	// MaxExtensions and MaxExtensionBytes bound a channel event's extension attributes (W3C
+	// tracestate, the longest one the chain uses, is at most 512 characters).
+	MaxExtensions     = 16
+	MaxExtensionBytes = 512
+	// MaxDataBytes bounds one channel event's data, so that it and the identity.resolved that
+	// carries it stay well under NATS's 1 MiB message limit (beyond it JetStream refuses to store,
+	// which a sender would see as "retry" forever).
+	MaxDataBytes = 256 << 10
 )
