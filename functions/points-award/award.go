@@ -105,7 +105,7 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 		keys := identityKeys(d.Identities)
 		switch {
 		case d.Order != nil:
-			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.pay(tx, ev, d.OneID, keys, *d.Order) }, nil
+			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.pay(tx, ev, d.OneID, keys, *d.Order, d.ReceivedAt) }, nil
 		case d.Refund != nil:
 			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.refund(tx, ev, d.OneID, keys, *d.Refund) }, nil
 		}
@@ -205,7 +205,10 @@ func (h *Handler) memberContext(tx store.Tx, oneID string) (level, pool string, 
 	return t.Level, m.Pool, nil
 }
 
-func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, o events.OrderPaidData) ([]cloudevents.Event, error) {
+// pay awards an order. The daily cap counts the day ingest received it (receivedAt, a day the
+// server chose) — a live sender's paidAt cannot spread orders over days of its choosing — and, for
+// history (backfill, the pollers: no receivedAt), the day it was paid.
+func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, o events.OrderPaidData, receivedAt *time.Time) ([]cloudevents.Event, error) {
 	od, acct, err := h.loadOrder(tx, o.Channel, o.OrderID, oneID)
 	if err != nil || od.Paid {
 		return nil, err // the same order again, under another event id
@@ -216,7 +219,11 @@ func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []st
 	}
 	rate := h.Rules.RateFor(loyalty.OrderContext{Channel: o.Channel, Items: o.Items, PaidAt: o.PaidAt, Tier: level, Pool: pool,
 		Windows: acct.Windows})
-	day := h.Rules.Day(o.PaidAt)
+	capAt := o.PaidAt
+	if receivedAt != nil {
+		capAt = *receivedAt
+	}
+	day := h.Rules.Day(capAt)
 	before := od.NetFen()
 	delta, _, err := od.Pay(o.AmountFen, rate.Points, h.Rules.DailyAllowance(acct.DailyEarned[day]))
 	if err != nil {
@@ -228,7 +235,7 @@ func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []st
 	acct.OrderCount++
 	acct.LastOrderAt = latest(acct.LastOrderAt, &paidAt)
 	if delta > 0 {
-		if acct.DailyEarned, err = earnedOn(acct.DailyEarned, day, delta, o.PaidAt); err != nil {
+		if acct.DailyEarned, err = earnedOn(acct.DailyEarned, day, delta, capAt); err != nil {
 			return nil, err
 		}
 	}
