@@ -4,6 +4,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -64,6 +65,9 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		policy.Window = admit.History(policy.Window.MaxSkew)
 	}
 	data, err := policy.Check(ev)
+	if fe, ok := errors.AsType[*events.FieldError](err); ok && admit.TooLarge(err) {
+		return nil, runtime.Refuse(http.StatusRequestEntityTooLarge, fe.Field, fe.Reason)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ package admit
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -17,7 +16,6 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
-	"github.com/omnimember/omnimember/shared/runtime"
 )
 
 // Checks an event can fail, in the order they run. Attributes, size, schema and decoding are about
@@ -32,7 +30,7 @@ const (
 )
 
 // Error is a refused event: which check refused it, and why. It wraps an *events.FieldError naming
-// the field (400), or a runtime refusal with status 413 for data over events.MaxDataBytes.
+// the field (an HTTP edge answers 400; 413 for CheckSize, data over events.MaxDataBytes).
 type Error struct {
 	Check string
 	err   error
@@ -45,6 +43,12 @@ func (e *Error) Unwrap() error { return e.err }
 func Form(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && slices.Contains([]string{CheckAttributes, CheckSize, CheckSchema, CheckDecode}, e.Check)
+}
+
+// TooLarge reports whether err refuses an event for its size (an HTTP edge answers 413).
+func TooLarge(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Check == CheckSize
 }
 
 func refuse(check, field, format string, args ...any) error {
@@ -66,8 +70,7 @@ func (p Policy) Check(ev cloudevents.Event) (any, error) {
 		return nil, err
 	}
 	if len(ev.Data()) > events.MaxDataBytes {
-		return nil, &Error{Check: CheckSize, err: runtime.Refuse(http.StatusRequestEntityTooLarge, "data",
-			fmt.Sprintf("%d bytes of data, at most %d per event", len(ev.Data()), events.MaxDataBytes))}
+		return nil, refuse(CheckSize, "data", "%d bytes of data, at most %d per event", len(ev.Data()), events.MaxDataBytes)
 	}
 	if !utf8.Valid(ev.Data()) {
 		return nil, refuse(CheckSchema, "data", "not valid UTF-8")
@@ -79,17 +82,24 @@ func (p Policy) Check(ev cloudevents.Event) (any, error) {
 	if err != nil {
 		return nil, &Error{Check: CheckDecode, err: err}
 	}
-	c, ok := facts(data)
-	if !ok {
-		return nil, refuse(CheckAttributes, "type", "%q is not a channel event", ev.Type())
-	}
-	if err := p.identities(ev.Type(), c.identities); err != nil {
-		return nil, err
-	}
-	if err := p.Window.check(c, p.now()); err != nil {
+	if err := p.CheckData(ev.Type(), data); err != nil {
 		return nil, err
 	}
 	return data, nil
+}
+
+// CheckData runs the content checks (identities, time window) on channel data already decoded into
+// its Go type (a pointer, as events.DecodeData returns). The backfill converter, which builds that
+// data itself within the contract's bounds, runs these on every row.
+func (p Policy) CheckData(eventType string, data any) error {
+	c, ok := facts(data)
+	if !ok {
+		return refuse(CheckAttributes, "type", "%q is not a channel event", eventType)
+	}
+	if err := p.identities(eventType, c.identities); err != nil {
+		return err
+	}
+	return p.Window.check(c, p.now())
 }
 
 func (p Policy) now() time.Time {
