@@ -2,6 +2,7 @@ package admit
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/omnimember/omnimember/events"
@@ -43,13 +44,13 @@ func facts(data any) (content, bool) {
 // not on the blocklist. Interactions and registrations may carry weak identities only (browsing
 // before a login): match acknowledges them as unresolved, MISSION §5's rule for weak ids.
 func (p Policy) identities(eventType string, ids []events.Identity) error {
-	for i, id := range ids {
-		if _, err := identity.Normalize(id); err != nil {
-			return refuse(CheckIdentities, fmt.Sprintf("data.identities.%d", i), "%v", err)
-		}
-	}
 	norm, err := identity.NormalizeAll(ids)
 	if err != nil {
+		for i, id := range ids { // name the one that failed
+			if _, err := identity.Normalize(id); err != nil {
+				return refuse(CheckIdentities, fmt.Sprintf("data.identities.%d", i), "%v", err)
+			}
+		}
 		return refuse(CheckIdentities, "data.identities", "%v", err)
 	}
 	if len(norm) > events.MaxIdentities {
@@ -70,10 +71,13 @@ func (p Policy) identities(eventType string, ids []events.Identity) error {
 
 func (p Policy) rules() *identity.Rules {
 	if p.Rules == nil {
-		return identity.DefaultRules()
+		return defaultRules()
 	}
 	return p.Rules
 }
+
+// defaultRules parses the built-in rules once.
+var defaultRules = sync.OnceValue(identity.DefaultRules)
 
 // Window bounds the times a live event may carry, against the clock of the server that received
 // it: no later than MaxSkew ahead (clocks differ), no earlier than MaxAge ago (a platform's
