@@ -105,7 +105,9 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 		keys := identityKeys(d.Identities)
 		switch {
 		case d.Order != nil:
-			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.pay(tx, ev, d.OneID, keys, *d.Order, d.ReceivedAt) }, nil
+			return func(tx store.Tx) ([]cloudevents.Event, error) {
+				return h.pay(tx, ev, d.OneID, keys, *d.Order, d.ReceivedAt)
+			}, nil
 		case d.Refund != nil:
 			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.refund(tx, ev, d.OneID, keys, *d.Refund) }, nil
 		}
