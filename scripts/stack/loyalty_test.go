@@ -13,8 +13,8 @@ import (
 	"github.com/omnimember/omnimember/scripts/backfill"
 	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/shared/cenats"
-	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/loyalty"
+	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
