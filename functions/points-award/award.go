@@ -211,6 +211,10 @@ func (h *Handler) memberContext(tx store.Tx, oneID string) (level, pool string, 
 // server chose) — a live sender's paidAt cannot spread orders over days of its choosing — and, for
 // history (backfill, the pollers: no receivedAt), the day it was paid.
 func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, o events.OrderPaidData, receivedAt *time.Time) ([]cloudevents.Event, error) {
+	if exp := h.Rules.ExpiresAt(o.PaidAt); exp.Year() > 9999 {
+		// Its lot could not be stored (RFC 3339 ends at 9999): retrying cannot fix that.
+		return nil, runtime.Permanent(fmt.Errorf("order %s paid %s: its points would expire after the year 9999", o.OrderID, o.PaidAt.Format(time.RFC3339)))
+	}
 	od, acct, err := h.loadOrder(tx, o.Channel, o.OrderID, oneID)
 	if err != nil || od.Paid {
 		return nil, err // the same order again, under another event id

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/member"
@@ -88,4 +89,17 @@ func TestAnOutputTheSchemaRefusesCommitsNothing(t *testing.T) {
 	assert.True(t, runtime.IsPermanent(err))
 	err = s.Get(context.Background(), member.Accounts, alice, &member.Account{})
 	require.ErrorIs(t, err, store.ErrNotFound, "the transaction committed nothing")
+}
+
+// TestAnOrderPaidInTheYear9999IsPermanent is the finding: paidAt in year 9999 was retried
+// forever (its lot's expiry does not encode). Ingest refuses it; one that still arrives is dead-
+// lettered at once, nothing written.
+func TestAnOrderPaidInTheYear9999IsPermanent(t *testing.T) {
+	h, s := newHandler(t)
+	ev := resolved(t, "y9999", alice, events.IdentityResolvedData{Order: &events.OrderPaidData{
+		OrderID: "Y", Channel: "tmall", ShopID: "s1", AmountFen: 100, PaidAt: time.Date(9999, 6, 1, 0, 0, 0, 0, time.UTC)}})
+	_, err := h.Handle(context.Background(), ev)
+	require.Error(t, err)
+	assert.True(t, runtime.IsPermanent(err), "got %v", err)
+	require.ErrorIs(t, s.Get(context.Background(), member.Accounts, alice, &member.Account{}), store.ErrNotFound)
 }
