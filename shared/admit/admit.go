@@ -1,8 +1,9 @@
 // Package admit is the one validation of channel events at the edge: ingest runs it on every event
-// before it answers 202 (and on every native push's events), the backfill tool on every row. It
-// runs the checks the later stages run, from their own definitions — the schemas and bounds of
-// events/, strict typed decoding, shared/identity's normalisation and rules — plus the time
-// window the loyalty caps rely on, so nothing is accepted that a later stage would refuse.
+// before it answers 202, on every native push's events and on what its pollers read; the backfill
+// converter runs its content checks on every row. It runs the checks the later stages run, from
+// their own definitions — the schemas and bounds of events/, strict typed decoding,
+// shared/identity's normalisation and rules — plus the time window the loyalty caps rely on, so
+// nothing is accepted that a later stage would refuse.
 package admit
 
 import (
