@@ -75,9 +75,12 @@ type InteractionRecordedData struct {
 // IdentityResolvedData is the data of omnimember.identity.resolved: the source event's data, with the
 // OneID it resolved to. Identities are normalised and carry no plaintext phone (only its hashes and mask).
 type IdentityResolvedData struct {
-	OneID        string                   `json:"oneId"`
-	SourceType   string                   `json:"sourceType"`
-	SourceID     string                   `json:"sourceId"`
+	OneID      string `json:"oneId"`
+	SourceType string `json:"sourceType"`
+	SourceID   string `json:"sourceId"`
+	// ReceivedAt is when ingest took the source event in (its ReceivedAtExtension); nil for
+	// history (backfill, the platform pollers). The loyalty caps count this day when it is set.
+	ReceivedAt   *time.Time               `json:"receivedAt,omitempty"`
 	Identities   []Identity               `json:"identities"`
 	Order        *OrderPaidData           `json:"order,omitempty"`
 	Refund       *OrderRefundedData       `json:"refund,omitempty"`

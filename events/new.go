@@ -46,3 +46,23 @@ func Decode[T any](ev cloudevents.Event) (T, error) {
 	}
 	return v, nil
 }
+
+// StampReceived sets ReceivedAtExtension: ingest's word for when it took a live event in.
+func StampReceived(ev *cloudevents.Event, at time.Time) {
+	ev.SetExtension(ReceivedAtExtension, at.UTC().Format(time.RFC3339Nano))
+}
+
+// ReceivedAt reads ReceivedAtExtension; false when the event carries none (history) or one that
+// does not parse.
+func ReceivedAt(ev cloudevents.Event) (time.Time, bool) {
+	v, ok := ev.Extensions()[ReceivedAtExtension]
+	if !ok {
+		return time.Time{}, false
+	}
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
+}

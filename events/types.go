@@ -64,3 +64,9 @@ func Known(eventType string) bool {
 func SchemaURL(eventType string) string {
 	return defaultSchemaURLPattern + ShortName(eventType) + ".json"
 }
+
+// ReceivedAtExtension is the extension attribute ingest stamps on every live event it accepts
+// (RFC 3339, ingest's clock, overwriting what a sender put there): match copies it into
+// identity.resolved as receivedAt, and the loyalty caps count the day it names, a day the
+// server chose. History (backfill, the platform pollers) carries none and counts its paidAt.
+const ReceivedAtExtension = "receivedat"

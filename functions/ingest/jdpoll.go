@@ -218,7 +218,7 @@ func (p *JDPoller) search(ctx context.Context, from, to time.Time, m *pollMetric
 			evs = append(evs, out...)
 		}
 		if len(res.Orders) == 0 || page*p.Config.PageSize >= res.Total {
-			return evs, nil
+			return admitPolled(p.Log, m, p.Name(), evs), nil
 		}
 	}
 	return nil, fmt.Errorf("JD window %s..%s: %w (%d pages)", from.Format(time.RFC3339), to.Format(time.RFC3339), errWindowFull, maxPages)

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/admit"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -122,4 +125,28 @@ func postForm(ctx context.Context, client *http.Client, url string, form interfa
 		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	return body, nil
+}
+
+// historyPolicy admits what the pollers read: the platform's own API, authenticated with the
+// shop's credentials, so its times are history (any age, never in the future), and every other
+// check of the edge applies.
+var historyPolicy = admit.Policy{Window: admit.History(admit.DefaultMaxSkew)}
+
+// admitPolled keeps the polled events the edge admits; a refused one is logged with its field
+// (never its value) and counted dropped, like a message that does not parse: re-polling cannot fix it.
+func admitPolled(log *slog.Logger, m *pollMetrics, poller string, evs []cloudevents.Event) []cloudevents.Event {
+	kept := evs[:0]
+	for _, ev := range evs {
+		if _, err := historyPolicy.Check(ev); err != nil {
+			field := ""
+			if fe, ok := errors.AsType[*events.FieldError](err); ok {
+				field = fe.Field
+			}
+			log.Warn("polled event refused", "poller", poller, "id", ev.ID(), "type", ev.Type(), "field", field)
+			m.add(poller, OutcomeDropped, 1)
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	return kept
 }

@@ -184,3 +184,22 @@ func TestJDWindowHalvesWhenTooFull(t *testing.T) {
 		{Start: "2026-11-11 11:30:00", End: "2026-11-11 12:00:00"}}, windows)
 	assert.Len(t, brokertest.Events(t, b.JetStream(), stream.Events, events.Subject(events.OrderPaid)), maxPages+1, "every order once")
 }
+
+// TestPolledEventsTheEdgeRefusesAreDropped: what a poller reads passes the edge's checks under
+// the history window; an order paid in 2099 is counted dropped and never published.
+func TestPolledEventsTheEdgeRefusesAreDropped(t *testing.T) {
+	b := jetStream(t)
+	gw := jdtest.New(t, "jdapp", "secret", "token")
+	now := time.Date(2026, 11, 11, 4, 0, 0, 0, time.UTC)
+	gw.Put(jdtest.Order{ID: "10", Payment: "5.00", State: "FINISHED_L", PaidAt: "2026-11-11 11:00:00", Pin: "p", Modified: now.Add(-time.Hour)})
+	gw.Put(jdtest.Order{ID: "11", Payment: "5.00", State: "FINISHED_L", PaidAt: "2099-11-11 11:00:00", Pin: "p", Modified: now.Add(-time.Hour)})
+	cfg := DefaultJD()
+	cfg.AppKey, cfg.Secret, cfg.AccessToken, cfg.URL, cfg.Lookback, cfg.Window = "jdapp", "secret", "token", gw.URL, 3*time.Hour, 3*time.Hour
+	p := &JDPoller{Config: cfg, HTTP: http.DefaultClient, Log: quiet, Now: func() time.Time { return now }}
+	_, err := p.Once(context.Background(), b)
+	require.NoError(t, err)
+	got := brokertest.Events(t, b.JetStream(), stream.Events, events.Subject(events.OrderPaid))
+	require.Len(t, got, 1)
+	assert.Equal(t, platform.EventID("jd", "10/paid", 0), got[0].ID())
+	assert.Equal(t, 1.0, testutil.ToFloat64(metricsFor(b).outcomes.WithLabelValues("jd", OutcomeDropped)))
+}

@@ -115,7 +115,7 @@ func (p *TMCPoller) once(ctx context.Context, b Broker, m *pollMetrics) (int, er
 		evs = append(evs, out...)
 		ids = append(ids, msg.ID.String())
 	}
-	if len(evs) > 0 {
+	if evs = admitPolled(p.Log, m, p.Name(), evs); len(evs) > 0 {
 		if err := b.Publish(ctx, nil, evs); err != nil {
 			return 0, fmt.Errorf("publish %d TMC events: %w", len(evs), err)
 		}

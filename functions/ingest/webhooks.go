@@ -11,7 +11,9 @@ import (
 	"regexp"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/admit"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -51,20 +53,55 @@ type Webhooks struct {
 	Now func() time.Time
 	// Log receives one outcome line per push (never a phone).
 	Log *slog.Logger
+	// Edge is what the pushes' events must pass, as /v1/events's do (Function sets ingest's;
+	// the zero value is DefaultEdge). The live window is counted from the push's ReceivedAt.
+	Edge Edge
 }
 
-// Normalise runs the push's adapter with the platform's credentials. Ingest and the
-// re-normalisation command share it.
+// Normalise runs the push's adapter with the platform's credentials, then admits its events as
+// /v1/events admits one (shared/admit, against the time the push arrived) and stamps them with
+// that time. Ingest and the re-normalisation command share it, so an archived push re-run days
+// later is judged as on arrival.
 func (wh *Webhooks) Normalise(ctx context.Context, push platform.Push) (platform.Result, error) {
 	ad, ok := wh.Adapters[push.Platform]
 	if !ok {
 		return platform.Result{}, fmt.Errorf("%w %q", ErrUnknownPlatform, push.Platform)
 	}
 	res, err := ad.Handle(ctx, push, wh.Credentials[push.Platform])
+	if err == nil {
+		err = wh.admit(push, res.Events)
+	}
 	if err != nil {
 		return res, fmt.Errorf("%s push: %w", push.Platform, err)
 	}
 	return res, nil
+}
+
+// admit runs the edge's checks on a push's events. An event whose form is wrong (the schema, an
+// attribute) is the adapter's bug: 500, archived for re-normalisation once fixed. One whose content
+// is refused (a paidAt outside the window, an identity that does not normalise, an order no
+// identity can resolve) is the push's fault: 400 naming the event and its field.
+func (wh *Webhooks) admit(push platform.Push, evs []cloudevents.Event) error {
+	edge := wh.Edge
+	if edge.Rules == nil && edge.Window == (admit.Window{}) {
+		edge = DefaultEdge()
+	}
+	policy := edge.policy()
+	policy.Now = func() time.Time { return push.ReceivedAt }
+	for i := range evs {
+		_, err := policy.Check(evs[i])
+		if err != nil && admit.Form(err) {
+			return errEmit{err}
+		}
+		if fe, ok := errors.AsType[*events.FieldError](err); ok {
+			return &events.FieldError{Field: fmt.Sprintf("events.%d.%s", i, fe.Field), Reason: fe.Reason}
+		}
+		if err != nil {
+			return err
+		}
+		events.StampReceived(&evs[i], push.ReceivedAt)
+	}
+	return nil
 }
 
 // Outcome maps an error of Normalise (or of storing) to the HTTP status and the outcome label.

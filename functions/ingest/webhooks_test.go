@@ -49,6 +49,7 @@ func (signedAdapter) Handle(_ context.Context, push platform.Push, creds platfor
 	var msg struct {
 		Type, ID, Phone string
 		Fen             int64
+		PaidAt          time.Time // zero: when the push arrived
 	}
 	if err := json.Unmarshal(push.Body, &msg); err != nil {
 		return platform.Result{}, platform.Malformed("body", "not JSON: %v", err)
@@ -65,9 +66,12 @@ func (signedAdapter) Handle(_ context.Context, push platform.Push, creds platfor
 	if msg.ID == "" {
 		return platform.Result{}, platform.Malformed("id", "missing")
 	}
+	if msg.PaidAt.IsZero() {
+		msg.PaidAt = push.ReceivedAt
+	}
 	ev, err := events.New(events.OrderPaid, platform.EventID("testpay", msg.ID, 0), platform.Source("testpay"), push.ReceivedAt,
 		events.OrderPaidData{OrderID: msg.ID, Channel: "app", ShopID: push.Header.Get("X-Test-Shop"), AmountFen: msg.Fen,
-			PaidAt: push.ReceivedAt, Identities: []events.Identity{{Type: "phone", Value: msg.Phone}}})
+			PaidAt: msg.PaidAt, Identities: []events.Identity{{Type: "phone", Value: msg.Phone}}})
 	return platform.Result{Shop: push.Header.Get("X-Test-Shop"), Events: []cloudevents.Event{ev}, Reply: platform.Reply{ContentType: "application/json", Body: []byte(`{"code":0}`)}}, err
 }
 
@@ -87,8 +91,20 @@ type hookEnv struct {
 	base string
 }
 
-// startHooks serves ingest with wh on a real embedded JetStream.
+// startHooks serves ingest with wh on a real embedded JetStream, its edge on the test clock.
 func startHooks(t *testing.T, wh *Webhooks) *hookEnv {
+	return startIngest(t, testEdge(), wh)
+}
+
+// testEdge is the default edge on the tests' clock t0.
+func testEdge() Edge {
+	e := DefaultEdge()
+	e.Now = func() time.Time { return t0 }
+	return e
+}
+
+// startIngest serves ingest with edge and wh (nil: no webhooks) on a real embedded JetStream.
+func startIngest(t *testing.T, edge Edge, wh *Webhooks) *hookEnv {
 	srv := brokertest.Start(t)
 	nc := brokertest.Connect(t, srv)
 	cfg := runtime.Defaults()
@@ -100,7 +116,7 @@ func startHooks(t *testing.T, wh *Webhooks) *hookEnv {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- rt.ServeListener(ctx, ln, Function(wh)) }()
+	go func() { done <- rt.ServeListener(ctx, ln, Function(edge, wh)) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	e := &hookEnv{t: t, rt: rt, js: rt.JetStream(), reg: rt.Metrics(), base: "http://" + ln.Addr().String()}
 	require.Eventually(t, func() bool {

@@ -200,6 +200,9 @@ func (h *Handler) emit(ev cloudevents.Event, in source, survivor member.Member, 
 	})
 	resolved := in.resolved(identity.WithoutPlaintext(kept))
 	resolved.OneID, resolved.SourceType, resolved.SourceID = survivor.OneID, ev.Type(), ev.ID()
+	if at, ok := events.ReceivedAt(ev); ok {
+		resolved.ReceivedAt = &at // ingest's clock: the loyalty caps count this day
+	}
 	out, err := events.New(events.IdentityResolved, events.DerivedID(Name, ev.ID(), 1), events.Source(Name), now, resolved)
 	if err != nil {
 		return nil, err

@@ -72,7 +72,15 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		switch {
 		case p.Quarantine != "":
 			return nil, h.quarantine(tx, ev, p, now)
+		case p.Unresolved != "" && moneyEvent(ev.Type()) && len(p.Erased) == 0:
+			// An order or refund that reaches no member is money lost: ingest refuses one without a
+			// resolvable identity, so one that still gets here (published past ingest) is
+			// dead-lettered with the reason rather than acknowledged.
+			return nil, runtime.Permanent(fmt.Errorf("%s %s resolves to no member: %s", ev.Type(), ev.ID(), p.Unresolved))
 		case p.Unresolved != "":
+			// Weak ids only (browsing before a login), or an erased member's event from before the
+			// erasure (kept out on purpose; a dead letter would keep its personal data): acknowledged,
+			// logged as unresolved.
 			return nil, nil
 		}
 		return h.apply(tx, ev, in, p, now)
@@ -82,6 +90,11 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 	}
 	annotate(ctx, p, outs)
 	return outs, nil
+}
+
+// moneyEvent says whether an event moves money: one that resolves to nobody is dead-lettered.
+func moneyEvent(eventType string) bool {
+	return eventType == events.OrderPaid || eventType == events.OrderRefunded
 }
 
 func annotate(ctx context.Context, p Plan, outs []cloudevents.Event) {

@@ -215,6 +215,31 @@ func TestWeakOnlyEventsStayUnresolvedAndBadEventsArePermanent(t *testing.T) {
 	})
 }
 
+// TestOrdersThatReachNobodyAreDeadLettered is the finding: an order whose only identity
+// is an invalid phone was dropped at match with an INFO line and no dead letter. Ingest refuses
+// it now; one that still reaches match fails permanently, so the runtime dead-letters it.
+func TestOrdersThatReachNobodyAreDeadLettered(t *testing.T) {
+	f := newFixture(t, embeddedStore(t))
+	f.deadLettered(t, order(t, "bad-phone", "pos", phone("12345")), "an order whose only phone does not normalise")
+	refund, err := events.New(events.OrderRefunded, "bad-refund", "pos/x", t0, events.OrderRefundedData{OrderID: "o", RefundID: "r",
+		Channel: "pos", AmountFen: 100, RefundedAt: t0, Identities: []events.Identity{{Type: "phone_masked", Value: "138****5678"}}})
+	require.NoError(t, err)
+	f.deadLettered(t, refund, "a refund with a weak id only")
+}
+
+// TestResolvedCarriesWhenIngestReceivedTheEvent: the loyalty caps count the day ingest stamped.
+func TestResolvedCarriesWhenIngestReceivedTheEvent(t *testing.T) {
+	f := newFixture(t, embeddedStore(t))
+	ev := order(t, "stamped", "jd", phone("13812345678"))
+	at := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	events.StampReceived(&ev, at)
+	d := resolvedOf(t, []cloudevents.Event{f.handle(t, ev)[events.IdentityResolved]})
+	require.NotNil(t, d.ReceivedAt)
+	assert.True(t, at.Equal(*d.ReceivedAt))
+	history := resolvedOf(t, []cloudevents.Event{f.handle(t, order(t, "history", "jd", phone("13812345678")))[events.IdentityResolved]})
+	assert.Nil(t, history.ReceivedAt, "history carries none")
+}
+
 // eachStore runs a test against the embedded store and against Firestore (the emulator).
 func eachStore(t *testing.T, test func(t *testing.T, s store.Store)) {
 	t.Run("embedded", func(t *testing.T) { test(t, embeddedStore(t)) })

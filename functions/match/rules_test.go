@@ -16,6 +16,7 @@ import (
 	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
+	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,6 +40,21 @@ func (f *fixture) handle(t *testing.T, ev cloudevents.Event) map[string]cloudeve
 		byType[o.Type()] = o
 	}
 	return byType
+}
+
+// deadLettered handles an event that must fail permanently (the runtime dead-letters it with the
+// reason) and leave no member behind.
+func (f *fixture) deadLettered(t *testing.T, ev cloudevents.Event, msg string) {
+	t.Helper()
+	before, err := f.store.Query(context.Background(), store.Query{Collection: member.Members})
+	require.NoError(t, err)
+	outs, err := f.h.Handle(context.Background(), ev)
+	require.Error(t, err, msg)
+	assert.True(t, runtime.IsPermanent(err), "%s: got %v, want a permanent error", msg, err)
+	assert.Empty(t, outs, msg)
+	after, err := f.store.Query(context.Background(), store.Query{Collection: member.Members})
+	require.NoError(t, err)
+	assert.Len(t, after, len(before), "%s: no member created", msg)
 }
 
 func (f *fixture) oneID(t *testing.T, ev cloudevents.Event) string {
@@ -80,7 +96,7 @@ func TestScopedIdsFindButDoNotMerge(t *testing.T) {
 func TestWeakIdsAttachAndMoveButNeverMerge(t *testing.T) {
 	eachStore(t, func(t *testing.T, s store.Store) {
 		f := newFixture(t, s)
-		assert.Empty(t, f.handle(t, order(t, "e1", "app", id("anonymous_id", "anon-1"))), "weak only: unresolved")
+		f.deadLettered(t, order(t, "e1", "app", id("anonymous_id", "anon-1")), "weak only: an order resolving to nobody is dead-lettered")
 		a := f.oneID(t, order(t, "e2", "app", id("anonymous_id", "anon-1"), phone("13811110000")))
 		b := f.oneID(t, order(t, "e3", "app", phone("13922220000")))
 		out := f.handle(t, order(t, "e4", "app", id("anonymous_id", "anon-1"), phone("13922220000")))
@@ -133,8 +149,7 @@ func TestBlocklistedValuesNeverLink(t *testing.T) {
 		b := f.oneID(t, order(t, "e2", "tmall", id("tmall_omid", "om-2"), phone("13800000000")))
 		assert.NotEqual(t, a, b, "a shop's placeholder phone joins nobody")
 		assert.False(t, hasIdentity(f.member(t, a), "phone"))
-		out := f.handle(t, order(t, "e3", "pos", phone("13800000000")))
-		assert.Empty(t, out, "only a blocked id: unresolved")
+		f.deadLettered(t, order(t, "e3", "pos", phone("13800000000")), "only a blocked id: an order resolving to nobody is dead-lettered")
 	})
 }
 
@@ -258,7 +273,7 @@ func TestRulesAreAppliedFromTheIdentityPackage(t *testing.T) {
 		"jd_pin":{"strength":"weak","priority":3,"maxPerMember":1}}}`))
 	require.NoError(t, err)
 	f.h.Rules = rules
-	assert.Empty(t, f.handle(t, order(t, "e1", "jd", id("jd_pin", "p1"))), "jd_pin made weak by the file: unresolved alone")
+	f.deadLettered(t, order(t, "e1", "jd", id("jd_pin", "p1")), "jd_pin made weak by the file: unresolved alone")
 }
 
 func TestScopedIdsMergeThroughTheirPlatformId(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/loyalty"
@@ -69,6 +70,7 @@ type entry struct {
 	OrderID      string    `json:"orderId,omitempty"`
 	RefundID     string    `json:"refundId,omitempty"`
 	Channel      string    `json:"channel,omitempty"`
+	Note         string    `json:"note,omitempty"`
 	SourceID     string    `json:"sourceId"`
 	At           time.Time `json:"at"`
 }
@@ -80,6 +82,11 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		return nil, err
 	}
 	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, apply)
+	if errors.Is(err, amount.ErrOutOfBounds) {
+		// An amount or a sum past the contract's bounds: retrying cannot fix it, and the
+		// transaction wrote nothing.
+		err = runtime.Permanent(err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("points for %s %s: %w", ev.Type(), ev.ID(), err)
 	}
@@ -98,7 +105,9 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 		keys := identityKeys(d.Identities)
 		switch {
 		case d.Order != nil:
-			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.pay(tx, ev, d.OneID, keys, *d.Order) }, nil
+			return func(tx store.Tx) ([]cloudevents.Event, error) {
+				return h.pay(tx, ev, d.OneID, keys, *d.Order, d.ReceivedAt)
+			}, nil
 		case d.Refund != nil:
 			return func(tx store.Tx) ([]cloudevents.Event, error) { return h.refund(tx, ev, d.OneID, keys, *d.Refund) }, nil
 		}
@@ -198,7 +207,14 @@ func (h *Handler) memberContext(tx store.Tx, oneID string) (level, pool string, 
 	return t.Level, m.Pool, nil
 }
 
-func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, o events.OrderPaidData) ([]cloudevents.Event, error) {
+// pay awards an order. The daily cap counts the day ingest received it (receivedAt, a day the
+// server chose) — a live sender's paidAt cannot spread orders over days of its choosing — and, for
+// history (backfill, the pollers: no receivedAt), the day it was paid.
+func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, o events.OrderPaidData, receivedAt *time.Time) ([]cloudevents.Event, error) {
+	if exp := h.Rules.ExpiresAt(o.PaidAt); exp.Year() > 9999 {
+		// Its lot could not be stored (RFC 3339 ends at 9999): retrying cannot fix that.
+		return nil, runtime.Permanent(fmt.Errorf("order %s paid %s: its points would expire after the year 9999", o.OrderID, o.PaidAt.Format(time.RFC3339)))
+	}
 	od, acct, err := h.loadOrder(tx, o.Channel, o.OrderID, oneID)
 	if err != nil || od.Paid {
 		return nil, err // the same order again, under another event id
@@ -209,7 +225,11 @@ func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []st
 	}
 	rate := h.Rules.RateFor(loyalty.OrderContext{Channel: o.Channel, Items: o.Items, PaidAt: o.PaidAt, Tier: level, Pool: pool,
 		Windows: acct.Windows})
-	day := h.Rules.Day(o.PaidAt)
+	capAt := o.PaidAt
+	if receivedAt != nil {
+		capAt = *receivedAt
+	}
+	day := h.Rules.Day(capAt)
 	before := od.NetFen()
 	delta, _, err := od.Pay(o.AmountFen, rate.Points, h.Rules.DailyAllowance(acct.DailyEarned[day]))
 	if err != nil {
@@ -221,25 +241,32 @@ func (h *Handler) pay(tx store.Tx, ev cloudevents.Event, oneID string, keys []st
 	acct.OrderCount++
 	acct.LastOrderAt = latest(acct.LastOrderAt, &paidAt)
 	if delta > 0 {
-		acct.DailyEarned = earnedOn(acct.DailyEarned, day, delta, o.PaidAt)
+		if acct.DailyEarned, err = earnedOn(acct.DailyEarned, day, delta, capAt); err != nil {
+			return nil, err
+		}
 	}
 	return h.commit(tx, ev, od, acct, delta, before, "")
 }
 
-// earnedOn adds a day's points and forgets days older than a week (the cap only looks at one day).
-func earnedOn(days map[string]int64, day string, points int64, at time.Time) map[string]int64 {
+// earnedOn adds a day's points (a checked sum) and forgets days older than a week (the cap only
+// looks at one day).
+func earnedOn(days map[string]int64, day string, points int64, at time.Time) (map[string]int64, error) {
 	out := maps.Clone(days)
 	if out == nil {
 		out = map[string]int64{}
 	}
-	out[day] += points
+	sum, err := amount.Add(out[day], points)
+	if err != nil {
+		return nil, fmt.Errorf("points earned on %s: %w", day, err)
+	}
+	out[day] = sum
 	oldest := at.AddDate(0, 0, -7).Format(time.DateOnly)
 	for d := range out {
 		if d < oldest {
 			delete(out, d)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (h *Handler) refund(tx store.Tx, ev cloudevents.Event, oneID string, keys []string, r events.OrderRefundedData) ([]cloudevents.Event, error) {
@@ -277,16 +304,26 @@ func (h *Handler) commit(tx store.Tx, ev cloudevents.Event, od orderDoc, acct me
 		line.Rule, line.RulesVersion = od.Rate.Rule(), od.Rate.Version
 	}
 	balanceBefore := acct.Balance
+	var err error
 	switch {
 	case delta > 0:
-		line.Repaid = acct.Earn(ledger.Lot{ID: orderKey(od.Channel, od.OrderID), OrderID: od.OrderID, Channel: od.Channel,
+		line.Repaid, err = acct.Earn(ledger.Lot{ID: orderKey(od.Channel, od.OrderID), OrderID: od.OrderID, Channel: od.Channel,
 			EarnedAt: od.PaidAt, ExpiresAt: h.Rules.ExpiresAt(od.PaidAt)}, delta)
 	case delta < 0:
 		line.Cause = "refund"
-		_, line.Owed = acct.Reverse(orderKey(od.Channel, od.OrderID), -delta)
+		_, line.Owed, err = acct.Reverse(orderKey(od.Channel, od.OrderID), -delta)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if od.RefundExcessFen > 0 {
+		// Refunds asked more than was paid: they count up to the payment, the rest is noted.
+		line.Note = fmt.Sprintf("refunds asked %d fen more than the %d fen paid; counted up to the payment", od.RefundExcessFen, od.PaidFen)
 	}
 	line.Delta, line.BalanceAfter = acct.Balance-balanceBefore, acct.Balance
-	acct.NetAmountFen += od.NetFen() - netBefore
+	if acct.NetAmountFen, err = amount.Add(acct.NetAmountFen, od.NetFen()-netBefore); err != nil {
+		return nil, fmt.Errorf("net amount of %s: %w", acct.OneID, err)
+	}
 	id := events.DerivedID(Name, ev.ID(), 0)
 	if err := h.writeAccount(tx, acct, now); err != nil {
 		return nil, err
@@ -354,13 +391,8 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 			continue
 		}
 		before := survivor.Balance
-		survivor.Absorb(a.Account)
-		survivor.OrderCount += a.OrderCount
-		survivor.NetAmountFen += a.NetAmountFen
-		survivor.LastOrderAt = latest(survivor.LastOrderAt, a.LastOrderAt)
-		survivor.Windows = mergeWindows(survivor.Windows, a.Windows)
-		for day, p := range a.DailyEarned {
-			survivor.DailyEarned = earnedOn(survivor.DailyEarned, day, p, now)
+		if err := absorb(&survivor, a, now); err != nil {
+			return err
 		}
 		lines = append(lines, entry{OneID: survivor.OneID, Delta: survivor.Balance - before, BalanceAfter: survivor.Balance, Cause: "merge", SourceID: ev.ID(), At: now},
 			entry{OneID: a.OneID, Delta: -a.Balance, Cause: "merge", SourceID: ev.ID(), At: now})
@@ -372,6 +404,28 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 		}
 	}
 	return writeLines(tx, ev, lines)
+}
+
+// absorb moves an absorbed account's lots, debt, totals, windows and daily earnings into the
+// survivor's, with checked sums.
+func absorb(survivor *member.Account, a member.Account, now time.Time) error {
+	if err := survivor.Absorb(a.Account); err != nil {
+		return err
+	}
+	survivor.OrderCount += a.OrderCount
+	net, err := amount.Add(survivor.NetAmountFen, a.NetAmountFen)
+	if err != nil {
+		return fmt.Errorf("net amount of %s: %w", survivor.OneID, err)
+	}
+	survivor.NetAmountFen = net
+	survivor.LastOrderAt = latest(survivor.LastOrderAt, a.LastOrderAt)
+	survivor.Windows = mergeWindows(survivor.Windows, a.Windows)
+	for day, p := range a.DailyEarned {
+		if survivor.DailyEarned, err = earnedOn(survivor.DailyEarned, day, p, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeLines(tx store.Tx, ev cloudevents.Event, lines []entry) error {

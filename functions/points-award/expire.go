@@ -9,6 +9,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -167,13 +168,18 @@ func (h *Handler) expireAccount(tx store.Tx, oneID string, asOf time.Time, jobID
 	acct.Policy = h.Rules.Refunds.AfterRedemption
 	now := h.Now()
 	before := acct.Balance
-	gone := acct.Expire(asOf)
+	gone, err := acct.Expire(asOf)
+	if err != nil {
+		return nil, err
+	}
 	var outs []cloudevents.Event
 	if len(gone) > 0 {
 		var points int64
 		var ids []string
 		for _, l := range gone {
-			points += l.Remaining
+			if points, err = amount.Add(points, l.Remaining); err != nil {
+				return nil, fmt.Errorf("points expiring for %s: %w", oneID, err)
+			}
 			ids = append(ids, l.ID)
 		}
 		line := entry{OneID: oneID, Delta: acct.Balance - before, BalanceAfter: acct.Balance, Points: -points, Cause: "expiry", SourceID: jobID, At: now}

@@ -83,8 +83,8 @@ func (h *Handler) decodeRedemption(w http.ResponseWriter, r *http.Request) (rede
 		runtime.WriteError(w, http.StatusBadRequest, "idempotencyKey", "required (1..200 characters): the same key never redeems twice")
 	case !slices.Contains(events.Channels, req.Channel):
 		runtime.WriteError(w, http.StatusBadRequest, "channel", "%q: want one of %v", req.Channel, events.Channels)
-	case req.Points < h.Rules.Redemption.MinPoints:
-		runtime.WriteError(w, http.StatusBadRequest, "points", "%d: want at least %d", req.Points, h.Rules.Redemption.MinPoints)
+	case req.Points < h.Rules.Redemption.MinPoints || req.Points > events.MaxPoints:
+		runtime.WriteError(w, http.StatusBadRequest, "points", "%d: want %d..%d", req.Points, h.Rules.Redemption.MinPoints, events.MaxPoints)
 	default:
 		return req, true
 	}
@@ -226,7 +226,9 @@ func (h *Handler) reverseTx(tx store.Tx, id, reason string, now time.Time) (Rede
 	}
 	acct.Policy = h.Rules.Refunds.AfterRedemption
 	before := acct.Balance
-	acct.Restore(red.Spent)
+	if err := acct.Restore(red.Spent); err != nil {
+		return red, 0, err
+	}
 	red.Status, red.ReversedAt, red.Reason = RedemptionReversed, &now, reason
 	line := entry{OneID: acct.OneID, Delta: acct.Balance - before, BalanceAfter: acct.Balance, Points: red.Points,
 		Cause: "redemption reversal", Channel: red.Channel, SourceID: id, At: now}

@@ -113,8 +113,11 @@ func (h *Handler) credit(tx store.Tx, ev cloudevents.Event, acct member.Account,
 		RulesVersion: h.Rules.Version, SourceID: ev.ID(), At: now}
 	if d.BonusPoints > 0 {
 		earned := ev.Time()
-		line.Repaid = acct.Earn(ledger.Lot{ID: CampaignLotID(d.CampaignID), EarnedAt: earned,
-			ExpiresAt: h.Rules.ExpiresAt(earned)}, d.BonusPoints)
+		var err error
+		if line.Repaid, err = acct.Earn(ledger.Lot{ID: CampaignLotID(d.CampaignID), EarnedAt: earned,
+			ExpiresAt: h.Rules.ExpiresAt(earned)}, d.BonusPoints); err != nil {
+			return err
+		}
 	}
 	if w != nil {
 		acct.Windows = addWindow(acct.Windows, *w, now)

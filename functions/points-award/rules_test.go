@@ -225,6 +225,45 @@ tiers: {basis: spend, windowDays: 365, evaluationDay: 1, levels: [{name: member,
 	})
 }
 
+// TestDailyCapCountsTheDayIngestReceivedTheOrder is the issue's finding: one batch of orders with
+// paidAt spread over 330 days earned the cap of every one of those days (19 730 000 points). A
+// live order now counts toward the day ingest received it; history (no receivedAt: backfill, the
+// pollers) toward its paid day.
+func TestDailyCapCountsTheDayIngestReceivedTheOrder(t *testing.T) {
+	rules, err := loyalty.Parse([]byte(`
+version: capped
+timezone: Asia/Shanghai
+earning: {fenPerPoint: 100, caps: {perDay: 2500}}
+expiry: {months: 12, reminderDays: 30}
+redemption: {minPoints: 1}
+refunds: {afterRedemption: negative}
+tiers: {basis: spend, windowDays: 365, evaluationDay: 1, levels: [{name: member, min: 0}]}
+`))
+	require.NoError(t, err)
+	received := time.Date(2026, 11, 11, 2, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		receivedAt *time.Time
+		want       int64
+	}{
+		{"live: one day's cap however the paidAt spread", &received, 2500},
+		{"history: each paid day its own cap", nil, 10 * 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, s := newHandler(t)
+			h.Rules = rules
+			for i := range 10 {
+				ev := resolved(t, fmt.Sprint("spread-", i), alice, events.IdentityResolvedData{ReceivedAt: tc.receivedAt,
+					Order: &events.OrderPaidData{OrderID: fmt.Sprint("S-", i), Channel: "tmall", ShopID: "s1", AmountFen: 100_000,
+						PaidAt: received.AddDate(0, 0, -i)}})
+				_, err := h.Handle(context.Background(), ev)
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tc.want, account(t, s, alice).Balance)
+		})
+	}
+}
+
 func TestExpiryJobExpiresRemindsAndCanRunTwice(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store) {
 		now := t0

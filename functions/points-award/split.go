@@ -6,6 +6,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/store"
 )
@@ -44,7 +45,9 @@ func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitD
 		if err := tx.Set(member.Orders, keys[i], o); err != nil {
 			return err
 		}
-		moveOrder(&from, &to, o, keys[i])
+		if err := moveOrder(&from, &to, o, keys[i]); err != nil {
+			return err
+		}
 	}
 	for _, a := range []member.Account{from, to} {
 		if err := h.writeAccount(tx, a, now); err != nil {
@@ -56,15 +59,22 @@ func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitD
 		{OneID: to.OneID, Delta: to.Balance - toBefore, BalanceAfter: to.Balance, Cause: "split", SourceID: ev.ID(), At: now}})
 }
 
-// moveOrder moves one order's lot and totals between accounts.
-func moveOrder(from, to *member.Account, o member.Order, key string) {
-	if lot, ok := from.Take(key); ok {
-		to.Put(lot)
+// moveOrder moves one order's lot and totals between accounts, with checked sums.
+func moveOrder(from, to *member.Account, o member.Order, key string) error {
+	lot, ok, err := from.Take(key)
+	if err == nil && ok {
+		err = to.Put(lot)
+	}
+	if err != nil {
+		return err
 	}
 	if o.Paid {
 		from.OrderCount--
 		to.OrderCount++
 	}
-	from.NetAmountFen -= o.NetFen()
-	to.NetAmountFen += o.NetFen()
+	if from.NetAmountFen, err = amount.Sub(from.NetAmountFen, o.NetFen()); err != nil {
+		return err
+	}
+	to.NetAmountFen, err = amount.Add(to.NetAmountFen, o.NetFen())
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
@@ -75,11 +76,17 @@ func newestFirst(a, b OrderView) int {
 	return strings.Compare(a.Channel+":"+a.OrderID, b.Channel+":"+b.OrderID)
 }
 
-func summarise(orders []OrderView) OrdersView {
+// summarise totals a member's orders with checked sums: a total past events.MaxTotal is an error
+// (an answer of 500), never a wrapped amount.
+func summarise(orders []OrderView) (OrdersView, error) {
 	v := OrdersView{ByChannel: map[string]ChannelOrders{}}
-	add := func(c *ChannelOrders, o OrderView) {
+	add := func(c *ChannelOrders, o OrderView) error {
+		net, err := amount.Add(c.NetAmountFen, o.NetFen)
+		if err != nil {
+			return fmt.Errorf("net amount of the orders: %w", err)
+		}
 		c.Count++
-		c.NetAmountFen += o.NetFen
+		c.NetAmountFen = net
 		c.AverageOrderFen = c.NetAmountFen / c.Count
 		if c.FirstOrderAt == nil || o.PaidAt.Before(*c.FirstOrderAt) {
 			c.FirstOrderAt = &o.PaidAt
@@ -87,11 +94,16 @@ func summarise(orders []OrderView) OrdersView {
 		if c.LastOrderAt == nil || o.PaidAt.After(*c.LastOrderAt) {
 			c.LastOrderAt = &o.PaidAt
 		}
+		return nil
 	}
 	for _, o := range orders {
-		add(&v.ChannelOrders, o)
+		if err := add(&v.ChannelOrders, o); err != nil {
+			return v, err
+		}
 		c := v.ByChannel[o.Channel]
-		add(&c, o)
+		if err := add(&c, o); err != nil {
+			return v, err
+		}
 		v.ByChannel[o.Channel] = c
 	}
 	if len(orders) >= 2 {
@@ -106,7 +118,7 @@ func summarise(orders []OrderView) OrdersView {
 		}
 		v.RepurchaseCycleDays = &median
 	}
-	return v
+	return v, nil
 }
 
 // OrdersPage is one page of a member's orders, newest first; Next continues after it.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
@@ -223,7 +224,10 @@ func (a *API) Load(ctx context.Context, oneID string) (Profile, error) {
 	if err != nil {
 		return Profile{}, err
 	}
-	p.Orders, p.RecentOrders = summarise(orders), orders[:min(len(orders), recentOrders)]
+	if p.Orders, err = summarise(orders); err != nil {
+		return Profile{}, err
+	}
+	p.RecentOrders = orders[:min(len(orders), recentOrders)]
 	if p.Interactions, err = a.interactions(ctx, all); err != nil {
 		return Profile{}, err
 	}
@@ -264,7 +268,10 @@ func (a *API) points(ctx context.Context, oneID string) (PointsView, error) {
 			v.NextExpiry = &Expiry{At: l.ExpiresAt}
 		}
 		if l.ExpiresAt.Equal(v.NextExpiry.At) {
-			v.NextExpiry.Points += l.Remaining
+			var err error
+			if v.NextExpiry.Points, err = amount.Add(v.NextExpiry.Points, l.Remaining); err != nil {
+				return PointsView{}, fmt.Errorf("points expiring next: %w", err)
+			}
 		}
 	}
 	return v, nil

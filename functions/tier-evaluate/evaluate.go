@@ -11,6 +11,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/receipt"
@@ -58,6 +59,9 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 		return nil, err
 	}
 	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, apply)
+	if errors.Is(err, amount.ErrOutOfBounds) {
+		err = runtime.Permanent(err) // a sum past the contract's bounds: the transaction wrote nothing
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evaluate tier for %s %s: %w", ev.Type(), ev.ID(), err)
 	}
@@ -181,8 +185,13 @@ func (h *Handler) decide(tx store.Tx, ev cloudevents.Event, s member.TierState, 
 		}
 	}
 	from := s.Level
-	s.Score = h.Rules.Score(s.Purchases, now)
-	s.NetSpendFen = tier.RollingSpend(s.Purchases, now)
+	var err error
+	if s.Score, err = h.Rules.Score(s.Purchases, now); err != nil {
+		return nil, fmt.Errorf("score of %s: %w", s.OneID, err)
+	}
+	if s.NetSpendFen, err = tier.RollingSpend(s.Purchases, now); err != nil {
+		return nil, fmt.Errorf("net spend of %s: %w", s.OneID, err)
+	}
 	standing, decision := apply(loyalty.Standing{Level: s.Level, LevelSince: s.LevelSince, BelowSince: s.BelowSince}, s.Score, now)
 	s.Level, s.LevelSince, s.BelowSince = standing.Level, standing.LevelSince, indexed(standing.BelowSince)
 	s.Decision, s.EvaluatedAt = &decision, now

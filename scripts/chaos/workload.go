@@ -49,7 +49,10 @@ var channels = []string{events.ChannelTmall, events.ChannelDouyin, events.Channe
 func Generate(people, orders int, seed uint64) *Workload {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	w := &Workload{}
-	base := time.Now().UTC().Add(-30 * 24 * time.Hour).Truncate(time.Second)
+	// Orders are paid from six days ago on, at most a minute apart and within five days, so every
+	// one is inside ingest's live window (seven days by default) when it is sent.
+	base := time.Now().UTC().Add(-6 * 24 * time.Hour).Truncate(time.Second)
+	step := min(time.Minute, 5*24*time.Hour/time.Duration(max(orders, 1)))
 	for i := range people {
 		p := &Person{Phone: fmt.Sprintf("15%09d", 100_000_000+int(seed%1000)*100_000+i), Orders: map[string]*Order{}}
 		w.People = append(w.People, p)
@@ -62,7 +65,7 @@ func Generate(people, orders int, seed uint64) *Workload {
 		ch := channels[rng.IntN(len(channels))]
 		o := &Order{Channel: ch, ID: fmt.Sprintf("%s-%d-%d", ch, seed, n), PaidFen: int64(500 + rng.IntN(300_000))}
 		p.Orders[ch+"/"+o.ID] = o
-		at := base.Add(time.Duration(n) * time.Minute)
+		at := base.Add(time.Duration(n) * step)
 		paid := orderPaid(rng, p, o, at)
 		refunds := refundsFor(rng, p, o, at)
 		if len(refunds) > 0 && rng.IntN(4) == 0 {

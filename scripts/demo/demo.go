@@ -44,9 +44,11 @@ func scoped(typ, value, scope string) events.Identity {
 	return events.Identity{Type: typ, Value: value, Scope: scope}
 }
 
-// Steps builds the replay, with times just before now so the rolling tier window counts them.
+// Steps builds the replay, with times just before now so the rolling tier window counts them and
+// ingest's live window (seven days by default) admits them: the story's "days" are eight hours
+// apart, so day(20) is under a week ago.
 func Steps(now time.Time) ([]Step, error) {
-	day := func(n int) time.Time { return now.Add(time.Duration(-n) * 24 * time.Hour).Truncate(time.Second) }
+	day := func(n int) time.Time { return now.Add(time.Duration(-n) * 8 * time.Hour).Truncate(time.Second) }
 	zhang, li, wang := People[0].Phone, People[1].Phone, People[2].Phone
 	paid := func(channel, shop, order string, fen int64, at time.Time, ids ...events.Identity) events.OrderPaidData {
 		return events.OrderPaidData{OrderID: order, Channel: channel, ShopID: shop, AmountFen: fen, PaidAt: at, Identities: ids}

@@ -216,7 +216,7 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 		notifyTemplates[name] = texts // notify renders and delivers the marketing texts the console previews
 	}
 	return []runtime.Function{
-		ingest.WithPollers(ingest.Function(&ingest.Webhooks{Adapters: ingest.Adapters(opts.HTTPClient), Credentials: opts.WebhookSecrets,
+		ingest.WithPollers(ingest.Function(edgeAt(opts.Now), &ingest.Webhooks{Adapters: ingest.Adapters(opts.HTTPClient), Credentials: opts.WebhookSecrets,
 			MaxBodyBytes: cfg.MaxBodyBytes, Now: opts.Now, Log: opts.Logger.With("function", ingest.Name)}), opts.Pollers...),
 		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: opts.Loyalty.Ladder(), Now: opts.Now,
 			AdminToken: opts.AdminToken}).Function()),
@@ -384,4 +384,11 @@ func contactRules(opts Options) contact.Rules {
 		return *opts.ContactRules
 	}
 	return notify.DefaultRules()
+}
+
+// edgeAt is ingest's default edge on the stack's clock.
+func edgeAt(now func() time.Time) ingest.Edge {
+	e := ingest.DefaultEdge()
+	e.Now = now
+	return e
 }

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -11,6 +12,8 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/admit"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/identity"
 )
 
@@ -28,6 +31,23 @@ type Converter struct {
 	Format   Format
 	Shop     string
 	Location *time.Location // of times written without a zone; the platforms write Beijing time
+	// Admit is what every row's data must pass (shared/admit's content checks under the history
+	// window: identities as match normalises them, one that can resolve a member for an order,
+	// no time in the future or before 2000). nil: the default rules and clock.
+	Admit *admit.Policy
+}
+
+// admitted runs the edge's content checks on data the converter built; a refusal is the row's.
+func (c Converter) admitted(line int, eventType string, data any) error {
+	p := admit.Policy{Window: admit.History(admit.DefaultMaxSkew)}
+	if c.Admit != nil {
+		p = *c.Admit
+	}
+	err := p.CheckData(eventType, data)
+	if fe, ok := errors.AsType[*events.FieldError](err); ok {
+		return &RowError{line, strings.TrimPrefix(fe.Field, "data."), fe.Reason}
+	}
+	return err
 }
 
 // Events converts a row: an order gives order.paid, and order.refunded when it was refunded; a
@@ -68,8 +88,11 @@ func (c Converter) order(row Row, shop string, ids []events.Identity) ([]cloudev
 		return nil, err
 	}
 	source := c.source(shop)
-	paid, err := events.New(events.OrderPaid, "backfill-"+orderID, source, paidAt, events.OrderPaidData{
-		OrderID: orderID, Channel: c.Format.Channel, ShopID: shop, AmountFen: paidFen, PaidAt: paidAt, Identities: ids})
+	paidData := events.OrderPaidData{OrderID: orderID, Channel: c.Format.Channel, ShopID: shop, AmountFen: paidFen, PaidAt: paidAt, Identities: ids}
+	if err := c.admitted(row.Line, events.OrderPaid, &paidData); err != nil {
+		return nil, err
+	}
+	paid, err := events.New(events.OrderPaid, "backfill-"+orderID, source, paidAt, paidData)
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +114,12 @@ func (c Converter) order(row Row, shop string, ids []events.Identity) ([]cloudev
 		}
 	}
 	// The export gives the total refunded, not each refund: one refund under a fixed id.
-	refund, err := events.New(events.OrderRefunded, "backfill-"+orderID+"-refund", source, refundedAt, events.OrderRefundedData{
-		OrderID: orderID, RefundID: "backfill-total", Channel: c.Format.Channel, ShopID: shop,
-		AmountFen: refundFen, RefundedAt: refundedAt, Identities: ids})
+	refundData := events.OrderRefundedData{OrderID: orderID, RefundID: "backfill-total", Channel: c.Format.Channel, ShopID: shop,
+		AmountFen: refundFen, RefundedAt: refundedAt, Identities: ids}
+	if err := c.admitted(row.Line, events.OrderRefunded, &refundData); err != nil {
+		return nil, err
+	}
+	refund, err := events.New(events.OrderRefunded, "backfill-"+orderID+"-refund", source, refundedAt, refundData)
 	return append(out, refund), err
 }
 
@@ -102,8 +128,11 @@ func (c Converter) member(row Row, shop string, ids []events.Identity) ([]cloude
 	if err != nil {
 		return nil, err
 	}
-	ev, err := events.New(events.MemberRegistered, "backfill-"+identity.Key(ids[0]), c.source(shop), at,
-		events.MemberRegisteredData{Channel: c.Format.Channel, ShopID: shop, RegisteredAt: at, Identities: ids})
+	data := events.MemberRegisteredData{Channel: c.Format.Channel, ShopID: shop, RegisteredAt: at, Identities: ids}
+	if err := c.admitted(row.Line, events.MemberRegistered, &data); err != nil {
+		return nil, err
+	}
+	ev, err := events.New(events.MemberRegistered, "backfill-"+identity.Key(ids[0]), c.source(shop), at, data)
 	if err != nil {
 		return nil, err
 	}
@@ -167,11 +196,15 @@ func (c Converter) fen(row Row, field string) (int64, error) {
 		return 0, &RowError{row.Line, field, fmt.Sprintf("%q is not an amount in yuan", row.Values[field])}
 	}
 	whole, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil || whole > 1e10 {
-		return 0, &RowError{row.Line, field, fmt.Sprintf("%q is out of range", row.Values[field])}
+	if err != nil || whole > events.MaxFen/100 {
+		return 0, &RowError{row.Line, field, fmt.Sprintf("%q is out of range (at most %d yuan)", row.Values[field], events.MaxFen/100)}
 	}
 	frac, _ := strconv.ParseInt((m[2] + "00")[:2], 10, 64)
-	return whole*100 + frac, nil
+	fen := whole*100 + frac
+	if err := amount.Fen(field, fen); err != nil {
+		return 0, &RowError{row.Line, field, err.Error()}
+	}
+	return fen, nil
 }
 
 var timeLayouts = []string{"2006-01-02 15:04:05", "2006/01/02 15:04:05", "2006-01-02 15:04", "2006/1/2 15:04:05", "2006/1/2 15:04", "2006-01-02T15:04:05"}

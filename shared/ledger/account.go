@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/omnimember/omnimember/shared/amount"
 )
 
 // Lot is the points one order earned, spent and expired first in, first out (oldest expiry first).
@@ -52,10 +54,15 @@ type Spent struct {
 }
 
 // Earn credits points to the order's lot (creating it from lot), after repaying any debt first.
-// It returns how much went to the debt.
-func (a *Account) Earn(lot Lot, points int64) (repaid int64) {
+// It returns how much went to the debt. Points beyond events.MaxPoints, or a lot or balance
+// beyond events.MaxTotal, are an error wrapping amount.ErrOutOfBounds (the caller's transaction
+// then writes nothing).
+func (a *Account) Earn(lot Lot, points int64) (repaid int64, err error) {
 	if points <= 0 {
-		return 0
+		return 0, nil
+	}
+	if err := amount.Points("earned", points); err != nil {
+		return 0, err
 	}
 	repaid = min(points, a.Debt)
 	a.Debt -= repaid
@@ -66,26 +73,33 @@ func (a *Account) Earn(lot Lot, points int64) (repaid int64) {
 		a.Lots = append(a.Lots, lot)
 		i = len(a.Lots) - 1
 	}
-	a.Lots[i].Earned += points
-	a.Lots[i].Remaining += credit
-	a.settle()
-	return repaid
+	if a.Lots[i].Earned, err = amount.Add(a.Lots[i].Earned, points); err != nil {
+		return 0, err
+	}
+	if a.Lots[i].Remaining, err = amount.Add(a.Lots[i].Remaining, credit); err != nil {
+		return 0, err
+	}
+	return repaid, a.settle()
 }
 
 // Reverse takes points back from the order's lot; what the lot no longer holds (it was spent or
 // expired) becomes debt, never lost. It returns how much came from the lot and how much is owed.
-func (a *Account) Reverse(lotID string, points int64) (fromLot, owed int64) {
+func (a *Account) Reverse(lotID string, points int64) (fromLot, owed int64, err error) {
 	if points <= 0 {
-		return 0, 0
+		return 0, 0, nil
+	}
+	if err := amount.Points("reversed", points); err != nil {
+		return 0, 0, err
 	}
 	if i := slices.IndexFunc(a.Lots, func(l Lot) bool { return l.ID == lotID }); i >= 0 {
 		fromLot = min(points, a.Lots[i].Remaining)
 		a.Lots[i].Remaining -= fromLot
 	}
 	owed = points - fromLot
-	a.Debt += owed
-	a.settle()
-	return fromLot, owed
+	if a.Debt, err = amount.Add(a.Debt, owed); err != nil {
+		return 0, 0, err
+	}
+	return fromLot, owed, a.settle()
 }
 
 // Redeem spends points from the lots that expire first. It refuses more than the balance.
@@ -115,28 +129,30 @@ func (a *Account) Redeem(points int64) ([]Spent, error) {
 		// Under Negative the balance already counts the debt; lots cannot cover more than they hold.
 		return nil, fmt.Errorf("%w: lots hold %d less than the balance says", ErrInsufficient, left)
 	}
-	a.settle()
-	return spent, nil
+	return spent, a.settle()
 }
 
 // Restore puts a reversed redemption's points back into the lots they came from (recreating a lot
 // that was emptied), so they expire when they would have.
-func (a *Account) Restore(spent []Spent) {
+func (a *Account) Restore(spent []Spent) error {
 	for _, s := range spent {
 		i := slices.IndexFunc(a.Lots, func(l Lot) bool { return l.ID == s.LotID })
 		if i < 0 {
 			a.Lots = append(a.Lots, Lot{ID: s.LotID, OrderID: s.OrderID, Channel: s.Channel, EarnedAt: s.EarnedAt, ExpiresAt: s.ExpiresAt})
 			i = len(a.Lots) - 1
 		}
-		a.Lots[i].Remaining += s.Points
+		var err error
+		if a.Lots[i].Remaining, err = amount.Add(a.Lots[i].Remaining, s.Points); err != nil {
+			return err
+		}
 		a.Lots[i].Earned = max(a.Lots[i].Earned, a.Lots[i].Remaining)
 	}
-	a.settle()
+	return a.settle()
 }
 
 // Expire removes the points of lots whose expiry is at or before asOf and returns those lots as
 // they were.
-func (a *Account) Expire(asOf time.Time) []Lot {
+func (a *Account) Expire(asOf time.Time) ([]Lot, error) {
 	var gone []Lot
 	for i := range a.Lots {
 		if !a.Lots[i].ExpiresAt.After(asOf) && a.Lots[i].Remaining > 0 {
@@ -144,33 +160,35 @@ func (a *Account) Expire(asOf time.Time) []Lot {
 			a.Lots[i].Remaining = 0
 		}
 	}
-	a.settle()
-	return gone
+	return gone, a.settle()
 }
 
-// Absorb takes over another account's lots and debt (a merge).
-func (a *Account) Absorb(b Account) {
+// Absorb takes over another account's lots and debt (a merge). Sums beyond events.MaxTotal are
+// an error wrapping amount.ErrOutOfBounds.
+func (a *Account) Absorb(b Account) error {
 	a.Lots = append(a.Lots, b.Lots...)
-	a.Debt += b.Debt
-	a.settle()
+	var err error
+	if a.Debt, err = amount.Add(a.Debt, b.Debt); err != nil {
+		return err
+	}
+	return a.settle()
 }
 
 // Take removes one lot and returns it (a split moving an order away).
-func (a *Account) Take(lotID string) (Lot, bool) {
+func (a *Account) Take(lotID string) (Lot, bool, error) {
 	i := slices.IndexFunc(a.Lots, func(l Lot) bool { return l.ID == lotID })
 	if i < 0 {
-		return Lot{}, false
+		return Lot{}, false, nil
 	}
 	l := a.Lots[i]
 	a.Lots = slices.Delete(a.Lots, i, i+1)
-	a.settle()
-	return l, true
+	return l, true, a.settle()
 }
 
-// Put adds a lot taken from another account.
-func (a *Account) Put(l Lot) {
+// Put adds a lot taken from another account; a balance beyond events.MaxTotal is an error.
+func (a *Account) Put(l Lot) error {
 	a.Lots = append(a.Lots, l)
-	a.settle()
+	return a.settle()
 }
 
 // NextExpiry is the earliest expiry of a lot that still holds points.
@@ -181,8 +199,9 @@ func (a *Account) NextExpiry() (time.Time, bool) {
 	return a.Lots[0].ExpiresAt, true
 }
 
-// settle drops empty lots, keeps the rest oldest expiry first, and recomputes the balance.
-func (a *Account) settle() {
+// settle drops empty lots, keeps the rest oldest expiry first, and recomputes the balance with
+// checked sums: a balance beyond ±events.MaxTotal is an error wrapping amount.ErrOutOfBounds.
+func (a *Account) settle() error {
 	a.Lots = slices.DeleteFunc(a.Lots, func(l Lot) bool { return l.Remaining <= 0 })
 	slices.SortStableFunc(a.Lots, func(x, y Lot) int {
 		if c := x.ExpiresAt.Compare(y.ExpiresAt); c != 0 {
@@ -192,12 +211,19 @@ func (a *Account) settle() {
 	})
 	var sum int64
 	for _, l := range a.Lots {
-		sum += l.Remaining
+		var err error
+		if sum, err = amount.Add(sum, l.Remaining); err != nil {
+			return fmt.Errorf("balance: %w", err)
+		}
+	}
+	if a.Policy != Clawback {
+		var err error
+		if sum, err = amount.Sub(sum, a.Debt); err != nil {
+			return fmt.Errorf("balance: %w", err)
+		}
 	}
 	a.Balance = sum
-	if a.Policy != Clawback {
-		a.Balance -= a.Debt
-	}
+	return nil
 }
 
 // Check verifies the account's invariants, for tests and audits.

@@ -2,11 +2,14 @@ package ledger
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -17,8 +20,8 @@ func TestEarnReverseRedeemExpire(t *testing.T) {
 	for _, policy := range []string{Negative, Clawback} {
 		t.Run(policy, func(t *testing.T) {
 			a := Account{Policy: policy}
-			a.Earn(Lot{ID: "march", ExpiresAt: day0.AddDate(0, 2, 0)}, 100)
-			a.Earn(Lot{ID: "jan", ExpiresAt: day0}, 50)
+			mustEarn(t, &a, Lot{ID: "march", ExpiresAt: day0.AddDate(0, 2, 0)}, 100)
+			mustEarn(t, &a, Lot{ID: "jan", ExpiresAt: day0}, 50)
 			require.NoError(t, a.Check())
 			assert.Equal(t, "jan", a.Lots[0].ID, "oldest expiry first")
 
@@ -29,21 +32,23 @@ func TestEarnReverseRedeemExpire(t *testing.T) {
 			require.ErrorIs(t, err, ErrInsufficient)
 
 			// The March order is refunded in full after most of it was spent.
-			fromLot, owed := a.Reverse("march", 100)
+			fromLot, owed, err := a.Reverse("march", 100)
+			require.NoError(t, err)
 			assert.Equal(t, []int64{30, 70}, []int64{fromLot, owed}, "what was spent becomes debt, never lost")
 			require.NoError(t, a.Check())
 			wantBalance := map[string]int64{Negative: -70, Clawback: 0}[policy]
 			assert.Equal(t, wantBalance, a.Balance)
 
-			repaid := a.Earn(Lot{ID: "april", ExpiresAt: day0.AddDate(0, 3, 0)}, 100)
+			repaid := mustEarn(t, &a, Lot{ID: "april", ExpiresAt: day0.AddDate(0, 3, 0)}, 100)
 			assert.Equal(t, int64(70), repaid, "the next earnings repay the debt first")
 			assert.Equal(t, int64(30), a.Balance)
 			assert.Zero(t, a.Debt)
 
-			a.Restore(spent)
+			require.NoError(t, a.Restore(spent))
 			require.NoError(t, a.Check())
 			assert.Equal(t, int64(150), a.Balance)
-			gone := a.Expire(day0)
+			gone, err := a.Expire(day0)
+			require.NoError(t, err)
 			require.Len(t, gone, 1)
 			assert.Equal(t, "jan", gone[0].ID, "only the lot due at asOf expires")
 			assert.Equal(t, int64(100), a.Balance)
@@ -120,7 +125,7 @@ func TestRandomHistoriesKeepTheBooks(t *testing.T) {
 				delta, _, err := o.Pay(fen, PerFen(100), -1)
 				require.NoError(t, err)
 				mo.paid, mo.paidFen = true, fen
-				acct.apply(lot, delta)
+				require.NoError(t, acct.apply(lot, delta))
 			case op < 5: // refund, maybe a duplicate refund id
 				rid := fmt.Sprint(id, "-r", rng.IntN(2))
 				fen := rng.Int64N(20000)
@@ -130,7 +135,7 @@ func TestRandomHistoriesKeepTheBooks(t *testing.T) {
 				delta, _, err := o.Refund(rid, fen, PerFen(100))
 				require.NoError(t, err)
 				mo.refunds[rid] = fen
-				acct.apply(lot, delta)
+				require.NoError(t, acct.apply(lot, delta))
 			case op < 7: // redeem
 				n := 1 + rng.Int64N(300)
 				s, err := acct.Redeem(n)
@@ -143,11 +148,13 @@ func TestRandomHistoriesKeepTheBooks(t *testing.T) {
 			case op < 8 && len(spent) > 0: // reverse a redemption once
 				k := rng.IntN(len(spent))
 				if m.redeems[k][1] == 1 {
-					acct.Restore(spent[k])
+					require.NoError(t, acct.Restore(spent[k]))
 					m.redeems[k][1] = 0
 				}
 			default: // expire what is due
-				for _, l := range acct.Expire(now) {
+				gone, err := acct.Expire(now)
+				require.NoError(t, err)
+				for _, l := range gone {
 					m.expired += l.Remaining
 				}
 			}
@@ -158,13 +165,22 @@ func TestRandomHistoriesKeepTheBooks(t *testing.T) {
 }
 
 // apply moves an order's delta through the account as points-award does.
-func (a *Account) apply(lot Lot, delta int64) {
+func (a *Account) apply(lot Lot, delta int64) error {
+	var err error
 	switch {
 	case delta > 0:
-		a.Earn(lot, delta)
+		_, err = a.Earn(lot, delta)
 	case delta < 0:
-		a.Reverse(lot.ID, -delta)
+		_, _, err = a.Reverse(lot.ID, -delta)
 	}
+	return err
+}
+
+func mustEarn(t *testing.T, a *Account, lot Lot, points int64) int64 {
+	t.Helper()
+	repaid, err := a.Earn(lot, points)
+	require.NoError(t, err)
+	return repaid
 }
 
 func netPosition(a Account) int64 {
@@ -178,16 +194,42 @@ func netPosition(a Account) int64 {
 func TestAbsorbAndTake(t *testing.T) {
 	a := Account{Policy: Negative}
 	b := Account{Policy: Negative}
-	a.Earn(Lot{ID: "a1", ExpiresAt: day0.AddDate(0, 1, 0)}, 10)
-	b.Earn(Lot{ID: "b1", ExpiresAt: day0}, 20)
-	b.Reverse("b1", 25)
-	a.Absorb(b)
+	mustEarn(t, &a, Lot{ID: "a1", ExpiresAt: day0.AddDate(0, 1, 0)}, 10)
+	mustEarn(t, &b, Lot{ID: "b1", ExpiresAt: day0}, 20)
+	_, _, err := b.Reverse("b1", 25)
+	require.NoError(t, err)
+	require.NoError(t, a.Absorb(b))
 	require.NoError(t, a.Check())
 	assert.Equal(t, int64(5), a.Debt)
 	assert.Equal(t, int64(5), a.Balance)
-	l, ok := a.Take("a1")
+	l, ok, err := a.Take("a1")
+	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, int64(10), l.Remaining)
 	assert.False(t, slices.ContainsFunc(a.Lots, func(x Lot) bool { return x.ID == "a1" }))
 	require.NoError(t, a.Check())
+}
+
+// TestAccountRefusesSumsPastTheBounds: a balance never wraps; what would leave ±MaxTotal is an
+// error and the caller's transaction writes nothing.
+func TestAccountRefusesSumsPastTheBounds(t *testing.T) {
+	a := Account{Policy: Negative}
+	for i := range events.MaxTotal / events.MaxPoints {
+		mustEarn(t, &a, Lot{ID: fmt.Sprint("o", i), ExpiresAt: day0}, events.MaxPoints)
+	}
+	assert.Equal(t, events.MaxTotal, a.Balance)
+	_, err := a.Earn(Lot{ID: "one-more", ExpiresAt: day0}, 1)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds)
+	_, err = a.Earn(Lot{ID: "huge", ExpiresAt: day0}, math.MaxInt64)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds, "points one event moves are bounded")
+	_, _, err = a.Reverse("x", events.MaxPoints+1)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds)
+
+	b := Account{Policy: Negative}
+	mustEarn(t, &b, Lot{ID: "b", ExpiresAt: day0}, 1)
+	c := Account{Policy: Negative}
+	for i := range events.MaxTotal / events.MaxPoints {
+		mustEarn(t, &c, Lot{ID: fmt.Sprint("c", i), ExpiresAt: day0}, events.MaxPoints)
+	}
+	require.ErrorIs(t, b.Absorb(c), amount.ErrOutOfBounds, "a merge past the bound is refused")
 }

@@ -1,9 +1,13 @@
 package ledger
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -40,6 +44,7 @@ func TestOrderPayRefundSequences(t *testing.T) {
 		{"duplicate refund is ignored", []step{{"", 10000, 100, 10000}, {"r1", 5000, -50, 5000}, {"r1", 5000, 0, 5000}}},
 		{"refund before payment waits", []step{{"r1", 3000, 0, 0}, {"", 10000, 70, 7000}}},
 		{"over-refund floors at zero", []step{{"", 10000, 100, 10000}, {"r1", 8000, -80, 2000}, {"r2", 8000, -20, 0}}},
+		{"refunds before payment over it are clamped", []step{{"r1", 8000, 0, 0}, {"r2", 8000, 0, 0}, {"", 10000, 0, 0}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,4 +111,47 @@ func TestNegativeAmountsAreRejected(t *testing.T) {
 	require.Error(t, err)
 	_, _, err = o.Refund("r", -1, PerFen(DefaultFenPerPoint))
 	require.Error(t, err)
+}
+
+// TestOrderAmountsAreBounded is the finding: two orders of 9 223 372 036 854 775 807 fen
+// gave 40 000 points and crafted refunds a refundedFen of -999999899999. Amounts beyond MaxFen are
+// refused before anything changes; refunds never count more than was paid.
+func TestOrderAmountsAreBounded(t *testing.T) {
+	earn := PerFen(DefaultFenPerPoint)
+	var o Order
+	_, _, err := o.Pay(math.MaxInt64, earn, -1)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds)
+	assert.Equal(t, Order{}, o, "a refused payment leaves the order as it was")
+	_, _, err = o.Pay(events.MaxFen+1, earn, -1)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds)
+
+	delta, _, err := o.Pay(events.MaxFen, earn, -1)
+	require.NoError(t, err)
+	assert.Equal(t, events.MaxFen/100, delta)
+	_, _, err = o.Refund("big", math.MaxInt64, earn)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds)
+	for i := range 3 {
+		_, _, err = o.Refund(fmt.Sprint("r", i), events.MaxFen, earn)
+		require.NoError(t, err, "refund %d", i)
+	}
+	assert.Equal(t, events.MaxFen, o.RefundedFen(), "refunds count at most what was paid")
+	assert.Equal(t, 2*events.MaxFen, o.RefundExcessFen, "and the excess is recorded")
+	assert.Zero(t, o.NetFen())
+	assert.Zero(t, o.AwardedPoints)
+
+	var early Order
+	_, _, err = early.Refund("r1", events.MaxFen, earn)
+	require.NoError(t, err)
+	_, _, err = early.Refund("r2", 1, earn)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds, "refunds before the payment cannot total more than any order")
+	assert.Len(t, early.Refunds, 1, "the refused refund is not recorded")
+}
+
+// TestEntitlementOverflowIsAnError: an entitlement past MaxPoints is refused, never wrapped.
+func TestEntitlementOverflowIsAnError(t *testing.T) {
+	huge := func(int64) (int64, error) { return events.MaxPoints + 1, nil }
+	var o Order
+	_, _, err := o.Pay(100, huge, -1)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds)
+	assert.False(t, o.Paid)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 )
 
 // OrderContext is what the earning rules look at.
@@ -46,18 +47,26 @@ type Rate struct {
 
 const basisPoints = 10_000
 
-// Points is what a net amount earns at this rate.
-func (r Rate) Points(netFen int64) int64 {
+// Points is what a net amount earns at this rate (a ledger.Entitlement). The product is exact
+// (big integers); points past events.MaxPoints (a net amount past events.MaxFen, or multipliers
+// that compound past 100) are an error wrapping amount.ErrOutOfBounds, never a wrapped value.
+func (r Rate) Points(netFen int64) (int64, error) {
 	if netFen <= 0 || r.FenPerPoint <= 0 {
-		return 0
+		return 0, nil
+	}
+	if err := amount.Fen("net amount", netFen); err != nil {
+		return 0, err
 	}
 	p := new(big.Int).Mul(big.NewInt(netFen), big.NewInt(r.MultiplierBP))
-	p.Quo(p, big.NewInt(r.FenPerPoint*basisPoints))
+	p.Quo(p, new(big.Int).Mul(big.NewInt(r.FenPerPoint), big.NewInt(basisPoints)))
+	if !p.IsInt64() || p.Int64() < 0 || p.Int64() > events.MaxPoints {
+		return 0, fmt.Errorf("%w: %d fen at %s earns %s points, over %d", amount.ErrOutOfBounds, netFen, r.Rule(), p, events.MaxPoints)
+	}
 	points := p.Int64()
 	if r.PerOrderCap > 0 {
 		points = min(points, r.PerOrderCap)
 	}
-	return points
+	return points, nil
 }
 
 // Rule names the rules an order's points came from, for the ledger ("why do I have these points").

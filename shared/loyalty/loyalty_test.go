@@ -1,11 +1,13 @@
 package loyalty
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -82,7 +84,9 @@ func TestRates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rate := r.RateFor(tt.order)
-			assert.Equal(t, tt.wantPoints, rate.Points(tt.netFen), "rule %s", rate.Rule())
+			got, err := rate.Points(tt.netFen)
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantPoints, got, "rule %s", rate.Rule())
 			assert.Equal(t, r.Version, rate.Version)
 		})
 	}
@@ -91,8 +95,29 @@ func TestRates(t *testing.T) {
 func TestRatePointsAreExactIntegers(t *testing.T) {
 	// 1.15 is not exact in binary: 10 000 fen × 1.15 must still be 115 points, not 114.
 	rate := Rate{FenPerPoint: 100, MultiplierBP: 11_500}
-	assert.Equal(t, int64(115), rate.Points(10_000))
-	assert.Equal(t, int64(0), rate.Points(-5))
+	assert.Equal(t, int64(115), mustPoints(t, rate, 10_000))
+	assert.Equal(t, int64(0), mustPoints(t, rate, -5))
+}
+
+func mustPoints(t *testing.T, r Rate, net int64) int64 {
+	t.Helper()
+	p, err := r.Points(net)
+	require.NoError(t, err)
+	return p
+}
+
+// TestRatePointsNeverWrap is the finding: a net amount of int64's maximum earned a wrapped
+// (negative) number of points. Past MaxFen, or points past MaxPoints, is an error.
+func TestRatePointsNeverWrap(t *testing.T) {
+	rate := Rate{FenPerPoint: 100, MultiplierBP: 20_000}
+	_, err := rate.Points(math.MaxInt64)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds)
+	assert.Equal(t, events.MaxFen/50, mustPoints(t, rate, events.MaxFen))
+	richest := Rate{FenPerPoint: 1, MultiplierBP: 100 * 10_000}
+	assert.Equal(t, events.MaxPoints, mustPoints(t, richest, events.MaxFen), "the richest single multiplier at the largest order earns exactly MaxPoints")
+	compounded := Rate{FenPerPoint: 1, MultiplierBP: 100 * 100 * 10_000}
+	_, err = compounded.Points(events.MaxFen)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds, "multipliers compounding past 100 at the largest order are refused")
 }
 
 func TestExpiryKeepsTheDayOrTheMonthEnd(t *testing.T) {
@@ -127,6 +152,6 @@ func TestDaysAreShanghaiDays(t *testing.T) {
 func TestDefaultsAreMissionRules(t *testing.T) {
 	r := Defaults()
 	rate := r.RateFor(OrderContext{Channel: "pos", PaidAt: time.Now(), Tier: "diamond"})
-	assert.Equal(t, int64(1299), rate.Points(129_999), "1 yuan = 1 point, whatever the channel or tier")
+	assert.Equal(t, int64(1299), mustPoints(t, rate, 129_999), "1 yuan = 1 point, whatever the channel or tier")
 	assert.Equal(t, int64(-1), r.DailyAllowance(1e9), "no daily cap")
 }

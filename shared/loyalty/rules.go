@@ -86,6 +86,10 @@ type Refunds struct {
 	AfterRedemption string `yaml:"afterRedemption"`
 }
 
+// maxGrowthPerYuan bounds the growth rate, so that the largest purchase (events.MaxFen) earns
+// at most 10^12 growth and a score stays a checked sum of bounded values.
+const maxGrowthPerYuan = 10_000
+
 // Tier bases.
 const (
 	BasisSpend  = "spend"
@@ -273,8 +277,8 @@ func (r *Rules) checkTiers(bad func(string, string, ...any)) {
 	if t.Basis != BasisSpend && t.Basis != BasisGrowth {
 		bad("tiers.basis", "%q: want spend or growth", t.Basis)
 	}
-	if t.Basis == BasisGrowth && t.GrowthPerYuan <= 0 {
-		bad("tiers.growthPerYuan", "%v: growth needs a positive rate", t.GrowthPerYuan)
+	if t.Basis == BasisGrowth && (t.GrowthPerYuan <= 0 || t.GrowthPerYuan > maxGrowthPerYuan) {
+		bad("tiers.growthPerYuan", "%v: growth needs a positive rate, at most %d per yuan", t.GrowthPerYuan, maxGrowthPerYuan)
 	}
 	if t.WindowDays < 1 {
 		bad("tiers.windowDays", "%d: want at least 1", t.WindowDays)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/tier"
 )
 
@@ -31,20 +32,32 @@ type Decision struct {
 }
 
 // Score is what a member's purchases within the window count for on the ladder: net spend in fen,
-// or growth value (GrowthPerYuan per yuan of net spend).
-func (r *Rules) Score(purchases map[string]tier.Purchase, now time.Time) int64 {
+// or growth value (GrowthPerYuan per yuan of net spend). A purchase outside 0..events.MaxFen, or a
+// score past events.MaxTotal, is an error wrapping amount.ErrOutOfBounds, never a wrapped sum.
+func (r *Rules) Score(purchases map[string]tier.Purchase, now time.Time) (int64, error) {
 	from := now.AddDate(0, 0, -r.Tiers.WindowDays)
 	var spend, growth int64
-	for _, p := range purchases {
-		if p.PaidAt.After(from) && !p.PaidAt.After(now) {
-			spend += p.NetFen
-			growth += int64(float64(p.NetFen) * r.Tiers.GrowthPerYuan / 100)
+	for key, p := range purchases {
+		if !p.PaidAt.After(from) || p.PaidAt.After(now) {
+			continue
+		}
+		if err := amount.Fen("purchase "+key, p.NetFen); err != nil {
+			return 0, err
+		}
+		// GrowthPerYuan is at most maxGrowthPerYuan, so one purchase's growth stays below MaxTotal.
+		g := int64(float64(p.NetFen) * r.Tiers.GrowthPerYuan / 100)
+		var err error
+		if spend, err = amount.Add(spend, p.NetFen); err == nil {
+			growth, err = amount.Add(growth, g)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("tier score: %w", err)
 		}
 	}
 	if r.Tiers.Basis == BasisGrowth {
-		return growth
+		return growth, nil
 	}
-	return spend
+	return spend, nil
 }
 
 // OnActivity decides after a purchase or a refund: a higher level applies at once; falling below

@@ -1,10 +1,12 @@
 package loyalty
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/tier"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -68,7 +70,12 @@ func TestGrowthBasisAndWindow(t *testing.T) {
 		"in":  {NetFen: 50_000, PaidAt: now.AddDate(0, -1, 0)},
 		"old": {NetFen: 90_000, PaidAt: now.AddDate(-1, 0, -1)},
 	}
-	assert.Equal(t, int64(1000), r.Score(purchases, now), "¥500 in the window at 2 growth per yuan")
+	score, err := r.Score(purchases, now)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1000), score, "¥500 in the window at 2 growth per yuan")
+	purchases["huge"] = tier.Purchase{NetFen: math.MaxInt64, PaidAt: now.Add(-time.Hour)}
+	_, err = r.Score(purchases, now)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds, "a purchase past MaxFen is refused, never summed")
 	assert.Equal(t, "growth", r.Tiers.Basis)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/omnimember/omnimember/shared/amount"
 	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/segment"
 	"github.com/omnimember/omnimember/shared/store"
@@ -108,9 +109,13 @@ func sumOrders(docs []store.Document, m segment.Measure) (map[string]int64, erro
 		}
 		if m == segment.MeasureOrders {
 			out[o.OneID]++
-		} else {
-			out[o.OneID] += o.NetFen()
+			continue
 		}
+		sum, err := amount.Add(out[o.OneID], o.NetFen())
+		if err != nil {
+			return nil, fmt.Errorf("net spend of %s: %w", o.OneID, err)
+		}
+		out[o.OneID] = sum
 	}
 	return out, nil
 }

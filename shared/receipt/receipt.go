@@ -12,6 +12,7 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/store"
 )
 
@@ -95,7 +96,10 @@ func OnReplay(ctx context.Context, replayed func()) context.Context {
 	return context.WithValue(ctx, replayKey{}, replayed)
 }
 
-// Do is Once that also says whether apply ran (fresh) or the receipt answered (a repeat).
+// Do is Once that also says whether apply ran (fresh) or the receipt answered (a repeat). The
+// events apply returns are validated against their schemas inside the transaction: one that
+// fails aborts it (an error wrapping *events.FieldError, which the runtime treats as permanent),
+// so nothing is written that the stream would not carry.
 func Do(ctx context.Context, st Transactor, function string, ev cloudevents.Event, now func() time.Time,
 	apply func(tx store.Tx) ([]cloudevents.Event, error)) (outs []cloudevents.Event, fresh bool, err error) {
 	err = st.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
@@ -106,6 +110,13 @@ func Do(ctx context.Context, st Transactor, function string, ev cloudevents.Even
 		}
 		if outs, err = apply(tx); err != nil {
 			return err
+		}
+		// The outputs are checked before anything commits: an event the schema refuses would be
+		// dead-lettered by the publisher while the store kept the effect.
+		for _, out := range outs {
+			if err := events.ValidateOnce(ctx, out); err != nil {
+				return fmt.Errorf("%s would emit an invalid %s event: %w", function, out.Type(), err)
+			}
 		}
 		fresh = true
 		return Save(tx, function, ev, outs, now())

@@ -13,6 +13,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/cenats"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/stream"
@@ -88,6 +89,7 @@ func (c *consumer) process(m jetstream.Msg) {
 	ctx = context.WithValue(ctx, deliveryKey{}, meta.NumDelivered)
 	ctx, notes := withAnnotations(ctx)
 	ctx = receipt.OnReplay(ctx, c.replay)
+	ctx = events.WithValidationMemo(ctx) // outputs validated before a commit are not validated again
 
 	ev, err := cenats.FromMsg(m.Headers(), m.Data())
 	var span trace.Span

@@ -63,11 +63,28 @@ func Permanent(err error) error {
 	return permanent{err}
 }
 
-// IsPermanent reports whether err was marked Permanent or names a bad field of the event.
+// IsPermanent reports whether err was marked Permanent, names a bad field of the event, or refuses it.
 func IsPermanent(err error) bool {
 	var p permanent
 	var fe *events.FieldError
-	return errors.As(err, &p) || errors.As(err, &fe)
+	var rf *Refusal
+	return errors.As(err, &p) || errors.As(err, &fe) || errors.As(err, &rf)
+}
+
+// Refusal is bad input a handler refuses with a status other than 400 (which an *events.FieldError
+// gets): 409 for the same event id with other data, 413 for an event too large. It is permanent;
+// the HTTP receiver answers Status with Field named.
+type Refusal struct {
+	Status int
+	Field  string
+	Reason string
+}
+
+func (r *Refusal) Error() string { return r.Field + ": " + r.Reason }
+
+// Refuse builds a Refusal.
+func Refuse(status int, field, reason string) error {
+	return &Refusal{Status: status, Field: field, Reason: reason}
 }
 
 type annotationsKey struct{}

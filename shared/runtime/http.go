@@ -67,6 +67,7 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 		}
 		ctx, notes := withAnnotations(req.Context())
 		ctx = receipt.OnReplay(ctx, replay)
+		ctx = events.WithValidationMemo(ctx)
 		results := make([]handled, 0, len(evs))
 		defer func() { endAll(results, err) }()
 		for i := range evs {
@@ -139,17 +140,22 @@ func decodeRequest(req *http.Request) (evs []cloudevents.Event, batch bool, err 
 	return []cloudevents.Event{*ev}, false, nil
 }
 
-// writeHandlerError maps the error classes to HTTP: bad input 400, other permanent errors 422,
-// transient errors 503 so the sender retries.
+// writeHandlerError maps the error classes to HTTP: a Refusal its status (409, 413), bad input 400,
+// other permanent errors 422, transient errors 503 so the sender retries.
 func (r *Runtime) writeHandlerError(w http.ResponseWriter, err error, batch bool, index int) {
 	var fe *events.FieldError
-	switch {
-	case errors.As(err, &fe):
-		field := fe.Field
+	var rf *Refusal
+	inBatch := func(field string) string {
 		if batch && index >= 0 {
-			field = fmt.Sprintf("[%d].%s", index, fe.Field)
+			return fmt.Sprintf("[%d].%s", index, field)
 		}
-		WriteError(w, http.StatusBadRequest, field, "%s", fe.Reason)
+		return field
+	}
+	switch {
+	case errors.As(err, &rf):
+		WriteError(w, rf.Status, inBatch(rf.Field), "%s", rf.Reason)
+	case errors.As(err, &fe):
+		WriteError(w, http.StatusBadRequest, inBatch(fe.Field), "%s", fe.Reason)
 	case IsPermanent(err):
 		WriteError(w, http.StatusUnprocessableEntity, "", "%v", err)
 	default:

@@ -84,7 +84,7 @@ func (p *Publisher) messages(all []Caused) ([]*nats.Msg, []string, error) {
 	var types []string
 	for _, c := range all {
 		for i, ev := range c.Events {
-			if err := events.Validate(ev); err != nil {
+			if err := events.ValidateOnce(c.Ctx, ev); err != nil {
 				return nil, nil, Permanent(fmt.Errorf("%s emitted an invalid %s event %s: %w", p.function, ev.Type(), ev.ID(), err))
 			}
 			// A new event is its own identity; a caused one is the cause's index-th output.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/omnimember/omnimember/shared/amount"
 )
 
 // Level is one rung of the ladder: the rolling net spend it needs and what it gives.
@@ -86,16 +88,24 @@ type Purchase struct {
 	PaidAt time.Time `json:"paidAt"`
 }
 
-// RollingSpend sums the purchases paid within Window before now (and not after it).
-func RollingSpend(purchases map[string]Purchase, now time.Time) int64 {
+// RollingSpend sums the purchases paid within Window before now (and not after it). A purchase
+// outside 0..events.MaxFen, or a sum past events.MaxTotal, is an error wrapping
+// amount.ErrOutOfBounds, never a wrapped sum.
+func RollingSpend(purchases map[string]Purchase, now time.Time) (int64, error) {
 	from := now.Add(-Window)
 	var sum int64
-	for _, p := range purchases {
+	for key, p := range purchases {
 		if p.PaidAt.After(from) && !p.PaidAt.After(now) {
-			sum += p.NetFen
+			if err := amount.Fen("purchase "+key, p.NetFen); err != nil {
+				return 0, err
+			}
+			var err error
+			if sum, err = amount.Add(sum, p.NetFen); err != nil {
+				return 0, fmt.Errorf("rolling spend: %w", err)
+			}
 		}
 	}
-	return sum
+	return sum, nil
 }
 
 // Upgrade decides a member's level now: a higher level applies at once; a lower one waits for

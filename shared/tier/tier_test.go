@@ -1,8 +1,13 @@
 package tier
 
 import (
+	"fmt"
+	"math"
 	"testing"
 	"time"
+
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/amount"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -59,7 +64,24 @@ func TestRollingSpendWindow(t *testing.T) {
 		"old":      {NetFen: 5000, PaidAt: now.AddDate(-2, 0, 0)},
 		"future":   {NetFen: 7, PaidAt: now.Add(time.Hour)},
 	}
-	assert.Equal(t, int64(110), RollingSpend(purchases, now))
+	got, err := RollingSpend(purchases, now)
+	require.NoError(t, err)
+	assert.Equal(t, int64(110), got)
+}
+
+// TestRollingSpendRefusesOverflow is the finding: two orders of 9 223 372 036 854 775 807
+// fen summed to netSpendFen -2 and made the member diamond.
+func TestRollingSpendRefusesOverflow(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	two := map[string]Purchase{"a": {NetFen: math.MaxInt64, PaidAt: now.Add(-time.Hour)}, "b": {NetFen: math.MaxInt64, PaidAt: now.Add(-time.Hour)}}
+	_, err := RollingSpend(two, now)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds)
+	many := map[string]Purchase{}
+	for i := range events.MaxTotal/events.MaxFen + 1 {
+		many[fmt.Sprint(i)] = Purchase{NetFen: events.MaxFen, PaidAt: now.Add(-time.Hour)}
+	}
+	_, err = RollingSpend(many, now)
+	require.ErrorIs(t, err, amount.ErrOutOfBounds, "a sum past MaxTotal is refused")
 }
 
 func TestNext(t *testing.T) {

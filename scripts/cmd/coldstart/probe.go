@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -247,8 +248,23 @@ func get(url string) int {
 	return resp.StatusCode
 }
 
+// postExample posts the contract's example order, paid a minute ago under a fresh id, so that
+// ingest's live window admits it and no earlier run's id conflicts with it.
 func postExample(url string) int {
-	body, err := events.ExampleJSON(events.OrderPaid)
+	ev, err := events.Example(events.OrderPaid)
+	if err != nil {
+		return 0
+	}
+	d, err := events.Decode[events.OrderPaidData](ev)
+	if err != nil {
+		return 0
+	}
+	d.PaidAt = time.Now().Add(-time.Minute).Truncate(time.Second)
+	ev, err = events.New(events.OrderPaid, fmt.Sprint("coldstart-", time.Now().UnixNano()), ev.Source(), d.PaidAt, d)
+	if err != nil {
+		return 0
+	}
+	body, err := json.Marshal(ev)
 	if err != nil {
 		return 0
 	}

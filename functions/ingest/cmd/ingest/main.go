@@ -31,9 +31,14 @@ func main() {
 		if err != nil {
 			return err
 		}
+		edge, err := ingest.EdgeFromEnv(os.Getenv, rt.Topology.DuplicateWindow)
+		if err != nil {
+			return err
+		}
 		wh := &ingest.Webhooks{Adapters: adapters, Credentials: secrets, MaxBodyBytes: rt.MaxBodyBytes, Now: time.Now,
 			Log: runtime.NewLogger(rt.LogLevel).With("function", ingest.Name)}
-		fn := ingest.WithPollers(ingest.Function(wh), polls.Pollers(runtime.NewLogger(rt.LogLevel))...)
-		return runtime.Run(rt, slog.Group(ingest.Name, "eventsPath", ingest.EventsPath, "webhookSecrets", secrets, "pollers", polls), fn)
+		fn := ingest.WithPollers(ingest.Function(edge, wh), polls.Pollers(runtime.NewLogger(rt.LogLevel))...)
+		return runtime.Run(rt, slog.Group(ingest.Name, "eventsPath", ingest.EventsPath, "edge", edge, "webhookSecrets", secrets,
+			"pollers", polls), fn)
 	})
 }

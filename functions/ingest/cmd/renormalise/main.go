@@ -74,6 +74,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	edge, err := ingest.EdgeFromEnv(os.Getenv, cfg.Topology.DuplicateWindow)
+	if err != nil {
+		return err
+	}
 	log := runtime.NewLogger(cfg.LogLevel)
 	ctx := context.Background()
 	rt, err := runtime.New(ctx, cfg, nil, log)
@@ -82,7 +86,7 @@ func run() error {
 	}
 	defer rt.Close()
 	pub := rt.Publisher(ingest.Name) // ingest's own message ids, so revision 0 is deduped like the original
-	r := ingest.Renormalisation{Webhooks: &ingest.Webhooks{Adapters: adapters, Credentials: secrets, Log: log},
+	r := ingest.Renormalisation{Webhooks: &ingest.Webhooks{Adapters: adapters, Credentials: secrets, Log: log, Edge: edge},
 		DryRun: f.dryRun, Revision: f.revision,
 		Publish: func(ctx context.Context, evs []cloudevents.Event) error { return pub.Publish(ctx, nil, evs) }}
 	log.Info("renormalising", "platform", f.window.Platform, "since", f.window.Since, "until", f.window.Until,

@@ -1,0 +1,221 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/broker/brokertest"
+	"github.com/omnimember/omnimember/shared/runtime"
+	"github.com/omnimember/omnimember/shared/stream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// orderJSON is a valid order.paid at the tests' clock, with fields to override.
+func orderJSON(over map[string]any) map[string]any {
+	d := map[string]any{"orderId": "JD-1", "channel": "jd", "shopId": "jd-shop-9", "amountFen": 99900,
+		"paidAt": t0.Add(-time.Hour).Format(time.RFC3339), "identities": []any{map[string]any{"type": "phone", "value": "13812345678"}}}
+	for k, v := range over {
+		d[k] = v
+	}
+	return d
+}
+
+// structured is a structured-mode CloudEvent with raw JSON data.
+func structured(typ, id, source string, data any) map[string]any {
+	return map[string]any{"specversion": "1.0", "type": typ, "source": source, "id": id, "datacontenttype": "application/json", "data": data}
+}
+
+func phones(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"type": "phone", "value": fmt.Sprintf("1391234%04d", i)}
+	}
+	return out
+}
+
+func (e *hookEnv) postEvents(contentType string, headers map[string]string, body []byte) (int, runtime.ErrorBody) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.base+EventsPath, bytes.NewReader(body))
+	require.NoError(e.t, err)
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	var eb runtime.ErrorBody
+	if resp.StatusCode >= 400 {
+		require.NoError(e.t, json.Unmarshal(raw, &eb), "error body %s", raw)
+	}
+	return resp.StatusCode, eb
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	raw, err := json.Marshal(v)
+	require.NoError(t, err)
+	return raw
+}
+
+// TestBadEventsAreRefusedAtTheEdge is the issue's "accepted, then lost" and "200 KB ids answer
+// 503": every event a later stage would refuse gets its status and the field named at
+// /v1/events, and nothing of it reaches JetStream.
+func TestBadEventsAreRefusedAtTheEdge(t *testing.T) {
+	e := startIngest(t, testEdge(), nil)
+	const ce = "application/cloudevents+json"
+	big := strings.Repeat("x", 200<<10)
+	tests := []struct {
+		name       string
+		body       []byte
+		headers    map[string]string // binary mode when set
+		wantStatus int
+		wantField  string
+	}{
+		{"amount of 1e30", []byte(`{"specversion":"1.0","type":"omnimember.order.paid","source":"jd/jd-shop-9","id":"e1","data":` +
+			`{"orderId":"JD-1","channel":"jd","shopId":"s","amountFen":1e30,"paidAt":"` + t0.Format(time.RFC3339) + `","identities":[{"type":"jd_pin","value":"p"}]}}`),
+			nil, 400, "data.amountFen"},
+		{"amount of 12.0 (a JSON Schema integer, not an int64)", []byte(`{"specversion":"1.0","type":"omnimember.order.paid","source":"jd/jd-shop-9","id":"e2","data":` +
+			`{"orderId":"JD-1","channel":"jd","shopId":"s","amountFen":12.0,"paidAt":"` + t0.Format(time.RFC3339) + `","identities":[{"type":"jd_pin","value":"p"}]}}`),
+			nil, 400, "data.amountFen"},
+		{"amount of int64's maximum", mustJSON(t, structured(events.OrderPaid, "e3", "jd/x", orderJSON(map[string]any{"amountFen": int64(9223372036854775807)}))), nil, 400, "data.amountFen"},
+		{"amount one fen over the bound", mustJSON(t, structured(events.OrderPaid, "e4", "jd/x", orderJSON(map[string]any{"amountFen": events.MaxFen + 1}))), nil, 400, "data.amountFen"},
+		{"quantity of 2.5", mustJSON(t, structured(events.OrderPaid, "e5", "jd/x", orderJSON(map[string]any{
+			"items": []any{map[string]any{"sku": "a", "quantity": 2.5, "amountFen": 1}}}))), nil, 400, "data.items.0.quantity"},
+		{"paidAt in year 9999", mustJSON(t, structured(events.OrderPaid, "e6", "jd/x", orderJSON(map[string]any{"paidAt": "9999-12-31T00:00:00Z"}))), nil, 400, "data.paidAt"},
+		{"paidAt an hour ahead", mustJSON(t, structured(events.OrderPaid, "e7", "jd/x", orderJSON(map[string]any{"paidAt": t0.Add(time.Hour).Format(time.RFC3339)}))), nil, 400, "data.paidAt"},
+		{"paidAt 330 days ago", mustJSON(t, structured(events.OrderPaid, "e8", "jd/x", orderJSON(map[string]any{"paidAt": t0.AddDate(0, 0, -330).Format(time.RFC3339)}))), nil, 400, "data.paidAt"},
+		{"refundedAt 30 days ago", mustJSON(t, structured(events.OrderRefunded, "e9", "jd/x", map[string]any{"orderId": "JD-1", "refundId": "r", "channel": "jd",
+			"amountFen": 100, "refundedAt": t0.AddDate(0, 0, -30).Format(time.RFC3339), "identities": []any{map[string]any{"type": "jd_pin", "value": "p"}}})), nil, 400, "data.refundedAt"},
+		{"occurredAt in 2030", mustJSON(t, structured(events.InteractionRecorded, "e10", "app/x", map[string]any{"channel": "app", "kind": "page",
+			"occurredAt": "2030-01-01T00:00:00Z", "identities": []any{map[string]any{"type": "app_user_id", "value": "u"}}})), nil, 400, "data.occurredAt"},
+		{"66 identities", mustJSON(t, structured(events.OrderPaid, "e11", "jd/x", orderJSON(map[string]any{"identities": phones(66)}))), nil, 400, "data.identities"},
+		{"22 phones: 66 after normalisation", mustJSON(t, structured(events.OrderPaid, "e12", "jd/x", orderJSON(map[string]any{"identities": phones(22)}))), nil, 400, "data.identities"},
+		{"only an invalid phone", mustJSON(t, structured(events.OrderPaid, "e13", "jd/x", orderJSON(map[string]any{
+			"identities": []any{map[string]any{"type": "phone", "value": "12345"}}}))), nil, 400, "data.identities.0"},
+		{"only a blocklisted phone", mustJSON(t, structured(events.OrderPaid, "e14", "jd/x", orderJSON(map[string]any{
+			"identities": []any{map[string]any{"type": "phone", "value": "13800000000"}}}))), nil, 400, "data.identities"},
+		{"only a masked phone", mustJSON(t, structured(events.OrderRefunded, "e15", "jd/x", map[string]any{"orderId": "JD-1", "refundId": "r", "channel": "jd",
+			"amountFen": 100, "refundedAt": t0.Format(time.RFC3339), "identities": []any{map[string]any{"type": "phone_masked", "value": "138****5678"}}})), nil, 400, "data.identities"},
+		{"a scoped id without its shop", mustJSON(t, structured(events.OrderPaid, "e16", "jd/x", orderJSON(map[string]any{
+			"identities": []any{map[string]any{"type": "jd_xid", "value": "x"}}}))), nil, 400, "data.identities.0"},
+		{"an id of 200 KB", mustJSON(t, structured(events.OrderPaid, big, "jd/x", orderJSON(nil))), nil, 400, "id"},
+		{"a source of 300 bytes", mustJSON(t, structured(events.OrderPaid, "e17", "jd/"+strings.Repeat("s", 300), orderJSON(nil))), nil, 400, "source"},
+		{"an attribute value of 200 KB", mustJSON(t, structured(events.InteractionRecorded, "e18", "app/x", map[string]any{"channel": "app", "kind": "page",
+			"occurredAt": t0.Format(time.RFC3339), "identities": []any{map[string]any{"type": "app_user_id", "value": "u"}}, "attributes": map[string]any{"q": big}})),
+			nil, 400, "data.attributes.q"},
+		{"data of 300 KB", mustJSON(t, structured(events.OrderPaid, "e19", "jd/x", orderJSON(map[string]any{"items": bigItems(1200)}))), nil, 413, "data"},
+		{"an extension of 200 KB (binary mode)", mustJSON(t, orderJSON(nil)), map[string]string{"ce-specversion": "1.0", "ce-type": events.OrderPaid,
+			"ce-source": "jd/x", "ce-id": "e20", "ce-tracestate": big}, 400, "tracestate"},
+		{"an invalid UTF-8 id (binary mode)", mustJSON(t, orderJSON(nil)), map[string]string{"ce-specversion": "1.0", "ce-type": events.OrderPaid,
+			"ce-source": "jd/x", "ce-id": "e\xff\xfe"}, 400, "id"},
+		{"a backfill source", mustJSON(t, structured(events.OrderPaid, "e21", "backfill/jd/x", orderJSON(nil))), nil, 400, "source"},
+		{"a batch with one bad event names its index", mustJSON(t, []any{structured(events.OrderPaid, "e22", "jd/x", orderJSON(nil)),
+			structured(events.OrderPaid, "e23", "jd/x", orderJSON(map[string]any{"paidAt": "9999-01-01T00:00:00Z"}))}), nil, 400, "[1].data.paidAt"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			contentType := ce
+			switch {
+			case tc.headers != nil:
+				contentType = "application/json"
+			case bytes.HasPrefix(tc.body, []byte("[")):
+				contentType = "application/cloudevents-batch+json"
+			}
+			status, eb := e.postEvents(contentType, tc.headers, tc.body)
+			assert.Equal(t, tc.wantStatus, status, "got status, want (error %q)", eb.Error)
+			assert.Equal(t, tc.wantField, eb.Field, "got field, want (error %q)", eb.Error)
+		})
+	}
+	assert.Empty(t, brokertest.Messages(t, e.js, stream.Events, events.Prefix+">"), "nothing refused reached JetStream")
+
+	status, _ := e.postEvents(ce, nil, mustJSON(t, structured(events.OrderPaid, "good-1", "jd/x", orderJSON(nil))))
+	require.Equal(t, http.StatusAccepted, status, "the control event is accepted")
+	got := brokertest.Events(t, e.js, stream.Events, events.OrderPaid)
+	require.Len(t, got, 1)
+	at, ok := events.ReceivedAt(got[0])
+	require.True(t, ok, "stored with the time ingest received it")
+	assert.True(t, t0.Equal(at))
+}
+
+func bigItems(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"sku": fmt.Sprint("sku-", i), "name": strings.Repeat("n", 240), "quantity": 1, "amountFen": 1}
+	}
+	return out
+}
+
+// TestSameIDWithOtherDataIs409 is the issue's finding: the same id with other data was silently
+// dropped by the stream's duplicate window (then match's receipt). A true retry keeps its 202.
+func TestSameIDWithOtherDataIs409(t *testing.T) {
+	e := startIngest(t, testEdge(), nil)
+	const ce = "application/cloudevents+json"
+	first := mustJSON(t, structured(events.OrderPaid, "same-1", "jd/x", orderJSON(nil)))
+	status, _ := e.postEvents(ce, nil, first)
+	require.Equal(t, http.StatusAccepted, status)
+
+	var reordered map[string]any
+	require.NoError(t, json.Unmarshal(first, &reordered))
+	retry, err := json.MarshalIndent(reordered, "", "  ") // the same event, other whitespace and key order
+	require.NoError(t, err)
+	status, _ = e.postEvents(ce, nil, retry)
+	assert.Equal(t, http.StatusAccepted, status, "a retry of the same event is accepted")
+
+	other := mustJSON(t, structured(events.OrderPaid, "same-1", "jd/x", orderJSON(map[string]any{"amountFen": 1})))
+	status, eb := e.postEvents(ce, nil, other)
+	assert.Equal(t, http.StatusConflict, status, eb.Error)
+	assert.Equal(t, "id", eb.Field)
+
+	otherSource := mustJSON(t, structured(events.OrderPaid, "same-1", "jd/y", orderJSON(map[string]any{"amountFen": 1})))
+	status, _ = e.postEvents(ce, nil, otherSource)
+	assert.Equal(t, http.StatusAccepted, status, "an id is unique within its source")
+
+	got := brokertest.Events(t, e.js, stream.Events, events.OrderPaid)
+	require.Len(t, got, 2, "the first event and the other source's, once each")
+	d, err := events.Decode[events.OrderPaidData](got[0])
+	require.NoError(t, err)
+	assert.Equal(t, int64(99900), d.AmountFen, "the first data stands")
+}
+
+// TestWebhookEventsPassTheEdge: a native push whose event says what a later stage would refuse is
+// answered 400 naming the event's field, and nothing reaches the chain.
+func TestWebhookEventsPassTheEdge(t *testing.T) {
+	e := startHooks(t, testWebhooks())
+	for _, tc := range []struct {
+		name, body, wantField string
+	}{
+		{"paidAt a year ahead", `{"type":"paid","id":"w-1","phone":"13812345678","fen":100,"paidAt":"2027-11-25T10:00:00Z"}`, "events.0.data.paidAt"},
+		{"paidAt 30 days before the push", `{"type":"paid","id":"w-2","phone":"13812345678","fen":100,"paidAt":"2026-10-26T10:00:00Z"}`, "events.0.data.paidAt"},
+		{"a phone that does not normalise", `{"type":"paid","id":"w-3","phone":"12345","fen":100}`, "events.0.data.identities.0"},
+		{"a blocklisted phone only", `{"type":"paid","id":"w-4","phone":"13800000000","fen":100}`, "events.0.data.identities"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := e.post("/webhooks/testpay", "shop-1", sign("s3cret-s3cret", []byte(tc.body)), []byte(tc.body))
+			assert.Equal(t, http.StatusBadRequest, got.status, got.body)
+			var eb runtime.ErrorBody
+			require.NoError(t, json.Unmarshal([]byte(got.body), &eb))
+			assert.Equal(t, tc.wantField, eb.Field)
+		})
+	}
+	assert.Empty(t, brokertest.Events(t, e.js, stream.Events, events.OrderPaid), "nothing reached the chain")
+	assert.Equal(t, 4.0, e.count("testpay", OutcomeMalformed))
+
+	body := []byte(`{"type":"paid","id":"w-5","phone":"13812345678","fen":100}`)
+	got := e.post("/webhooks/testpay", "shop-1", sign("s3cret-s3cret", body), body)
+	require.Equal(t, http.StatusOK, got.status, got.body)
+	stored := brokertest.Events(t, e.js, stream.Events, events.OrderPaid)
+	require.Len(t, stored, 1)
+	at, ok := events.ReceivedAt(stored[0])
+	require.True(t, ok)
+	assert.True(t, t0.Equal(at), "stamped with the time the push arrived")
+}
