@@ -55,7 +55,9 @@ func (a *API) Function() runtime.Function {
 
 // Routes registers the read endpoints, each behind a reader credential with its scope.
 func (a *API) Routes(mux runtime.Mux) {
-	read := func(scope string, fn http.HandlerFunc) http.Handler { return runtime.RequireReader(a.Readers, scope, fn) }
+	read := func(scope string, fn http.HandlerFunc) http.Handler {
+		return runtime.RequireReader(a.Readers, scope, fn)
+	}
 	mux.Handle("GET /v1/members/{oneId}", read(credential.ScopeProfile, a.get))
 	mux.Handle("GET /v1/members/{oneId}/orders", read(credential.ScopeOrders, a.listOrders))
 	mux.Handle("GET /v1/members:lookup", read(credential.ScopeLookup, a.lookup))

@@ -78,7 +78,9 @@ func TestReceiverAuthenticatesSenders(t *testing.T) {
 	identity.SetSource(jdSource) // a channel's source on a type only the chain produces
 	internal, err := json.Marshal(identity)
 	require.NoError(t, err)
-	batch := func(parts ...[]byte) []byte { return append(append([]byte("["), bytes.Join(parts, []byte(","))...), ']') }
+	batch := func(parts ...[]byte) []byte {
+		return append(append([]byte("["), bytes.Join(parts, []byte(","))...), ']')
+	}
 	const structured, batched = "application/cloudevents+json", "application/cloudevents-batch+json"
 
 	tests := []struct {
