@@ -15,20 +15,14 @@ import (
 
 // Config is what the runtime needs from the environment. Parse it once in main with FromEnv.
 type Config struct {
-	NATSURL      string          // NATS_URL
-	NATSCreds    string          // NATS_CREDS: path of a credentials file (a secret; never logged)
-	HTTPAddr     string          // OMNIMEMBER_HTTP_ADDR
-	AckWait      time.Duration   // OMNIMEMBER_ACK_WAIT: redelivery if a handler neither acks nor naks
-	MaxDeliver   int             // OMNIMEMBER_MAX_DELIVER: attempts before the dead-letter stream
-	Backoff      []time.Duration // OMNIMEMBER_BACKOFF: nak delays by delivery count, comma-separated
-	Concurrency  int             // OMNIMEMBER_CONCURRENCY: events handled at once per function
-	MaxBodyBytes int64           // OMNIMEMBER_MAX_BODY_BYTES: larger HTTP bodies get 413
-	// HTTP bounds what one connection may hold: a request's headers and body must arrive within
-	// the read timeouts, its answer leave within the write timeout.
-	HTTP HTTPLimits
-	// Senders are the credentials of whoever posts CloudEvents to a receiver (ingest's
-	// /v1/events, a chained function's EventsPath): OMNIMEMBER_SENDER_TOKENS(_FILE). None: closed.
-	Senders         *credential.Senders
+	NATSURL         string          // NATS_URL
+	NATSCreds       string          // NATS_CREDS: path of a credentials file (a secret; never logged)
+	HTTPAddr        string          // OMNIMEMBER_HTTP_ADDR
+	AckWait         time.Duration   // OMNIMEMBER_ACK_WAIT: redelivery if a handler neither acks nor naks
+	MaxDeliver      int             // OMNIMEMBER_MAX_DELIVER: attempts before the dead-letter stream
+	Backoff         []time.Duration // OMNIMEMBER_BACKOFF: nak delays by delivery count, comma-separated
+	Concurrency     int             // OMNIMEMBER_CONCURRENCY: events handled at once per function
+	MaxBodyBytes    int64           // OMNIMEMBER_MAX_BODY_BYTES: larger HTTP bodies get 413
 	ShutdownTimeout time.Duration   // OMNIMEMBER_SHUTDOWN_TIMEOUT: drain budget on SIGTERM
 	LogLevel        slog.Level      // OMNIMEMBER_LOG_LEVEL: debug, info, warn, error
 	Trigger         string          // OMNIMEMBER_TRIGGER: jetstream (pull consumer), http (pushed CloudEvents) or both
@@ -42,6 +36,12 @@ type Config struct {
 	// Traces is the span exporter: none (default) or otlp (OTEL_TRACES_EXPORTER, or otlp when
 	// OTEL_EXPORTER_OTLP_ENDPOINT is set); the exporter reads the other OTEL_* variables itself.
 	Traces string
+	// HTTP bounds what one connection may hold: a request's headers and body must arrive within
+	// the read timeouts, its answer leave within the write timeout.
+	HTTP HTTPLimits
+	// Senders are the credentials of whoever posts CloudEvents to a receiver (ingest's
+	// /v1/events, a chained function's EventsPath): OMNIMEMBER_SENDER_TOKENS(_FILE). None: closed.
+	Senders *credential.Senders
 }
 
 // Triggers: how a chained function receives its events.
