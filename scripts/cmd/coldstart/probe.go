@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/cenats"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/stream"
 )
@@ -177,7 +179,8 @@ func (b *bench) coldStart(t target, bin, dir string) (sample, error) {
 
 func (b *bench) env(addr, dir string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "NATS_URL=" + b.srv.URL(), "OMNIMEMBER_HTTP_ADDR=" + addr,
-		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys}, extraEnv...)
+		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys,
+		credential.SendersEnv + `=[{"name":"coldstart","token":"` + probeSender + `","sources":["*"]}]`}, extraEnv...)
 }
 
 // measure races the readiness probe against the first event, then samples memory at rest.
@@ -247,12 +250,21 @@ func get(url string) int {
 	return resp.StatusCode
 }
 
+// probeSender is the sender token the probed ingest accepts, fresh each run.
+var probeSender = "coldstart-sender-" + rand.Text()
+
 func postExample(url string) int {
 	body, err := events.ExampleJSON(events.OrderPaid)
 	if err != nil {
 		return 0
 	}
-	resp, err := probe.Post(url, "application/cloudevents+json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("Authorization", "Bearer "+probeSender)
+	resp, err := probe.Do(req)
 	if err != nil {
 		return 0
 	}
