@@ -97,6 +97,8 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 		if err = pub.PublishAll(ctx, caused); err != nil {
 			r.metrics.failed(fn.Name, results[0].cause.Type(), err)
 			r.writeHandlerError(w, err, batch, -1)
+			log.LogAttrs(ctx, slog.LevelWarn, "http events", slog.Int("events", len(evs)), slog.String("outcome", "not stored"),
+				slog.String("sender", sender.Name), slog.String("error", logSafe(err)))
 			return
 		}
 		attrs := append([]slog.Attr{slog.Int("events", len(evs)), slog.String("outcome", "accepted"),
