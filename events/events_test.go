@@ -208,3 +208,38 @@ func TestDerivedIDIsDeterministicAndDistinct(t *testing.T) {
 		assert.NotEqual(t, a, other)
 	}
 }
+
+// TestFieldErrorKindNamesTheFailureNotTheValue: the kind a log may print says what failed
+// without quoting the value (a phone in an identity, say), which the reason may.
+func TestFieldErrorKindNamesTheFailureNotTheValue(t *testing.T) {
+	ev, err := Example(OrderPaid)
+	require.NoError(t, err)
+	var data map[string]any
+	require.NoError(t, json.Unmarshal(ev.Data(), &data))
+	data["paidAt"] = "13812345678"
+	raw, err := json.Marshal(data)
+	require.NoError(t, err)
+	ev.DataEncoded = raw
+	var fe *FieldError
+	require.True(t, errors.As(Validate(ev), &fe), "want a *FieldError")
+	assert.Equal(t, "data.paidAt", fe.Field)
+	assert.Equal(t, "format", fe.Kind, "got kind, want the schema keyword")
+	assert.NotContains(t, fe.Kind, "13812345678")
+}
+
+func TestInternalEvents(t *testing.T) {
+	tests := []struct {
+		typ, source string
+		want        bool
+	}{
+		{OrderPaid, "jd/jd-shop-9", false},
+		{InteractionRecorded, "app/ios", false},
+		{OrderPaid, Source("webhooks/pos"), true},
+		{IdentityResolved, "jd/jd-shop-9", true},
+		{PointsAwarded, Source("points-award"), true},
+		{"omnimember.order.shipped", "jd/jd-shop-9", true},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, Internal(tt.typ, tt.source), "Internal(%s, %s): got, want", tt.typ, tt.source)
+	}
+}

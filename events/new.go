@@ -11,7 +11,7 @@ import (
 )
 
 // Source names the producer of an event, e.g. `omnimember/match` or `tmall/shop-1`.
-func Source(producer string) string { return "omnimember/" + producer }
+func Source(producer string) string { return SourcePrefix + producer }
 
 // New builds a CloudEvent of eventType with JSON data, its dataschema and the given id and source.
 func New(eventType, id, source string, at time.Time, data any) (cloudevents.Event, error) {

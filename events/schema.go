@@ -22,6 +22,9 @@ var schemaFiles embed.FS
 type FieldError struct {
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
+	// Kind is the kind of failure without the value (the JSON Schema keyword, such as `pattern`
+	// or `maxLength`), for logs: Reason may quote the value, a phone say.
+	Kind string `json:"-"`
 }
 
 func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Reason) }
@@ -138,7 +141,7 @@ func fieldErrorOf(ve *jsonschema.ValidationError) *FieldError {
 	}
 	walk(ve)
 	field := strings.Join(append([]string{"data"}, leaf.InstanceLocation...), ".")
-	return &FieldError{Field: field, Reason: leaf.ErrorKind.LocalizedString(printer)}
+	return &FieldError{Field: field, Reason: leaf.ErrorKind.LocalizedString(printer), Kind: strings.Join(leaf.ErrorKind.KeywordPath(), "/")}
 }
 
 // attributeOf names the CloudEvents attribute a validation error of the sdk is about.

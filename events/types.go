@@ -44,6 +44,25 @@ var All = []string{
 	NotificationRequested, NotificationSent, NotificationSuppressed, NotificationFailed,
 }
 
+// FromChannels lists the event types the channels (platforms, stores, the app) send in; every
+// other type is produced inside the chain.
+var FromChannels = []string{MemberRegistered, OrderPaid, OrderRefunded, InteractionRecorded}
+
+// SourcePrefix starts the source of every event the chain produces itself (see Source).
+const SourcePrefix = "omnimember/"
+
+// Internal reports whether an event of this type from this source can only come from inside the
+// chain: a type no channel sends, or a source under SourcePrefix. A sender outside needs a
+// credential scoped for internal events to send one.
+func Internal(eventType, source string) bool {
+	for _, t := range FromChannels {
+		if t == eventType {
+			return strings.HasPrefix(source, SourcePrefix)
+		}
+	}
+	return true
+}
+
 // Subject is the JetStream subject that carries events of the given type (`omnimember.<noun>.<verb>`).
 func Subject(eventType string) string { return eventType }
 

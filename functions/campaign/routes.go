@@ -23,7 +23,7 @@ const SampleSize = 5
 
 // Routes serves the console and the campaign API (bearer Token) and the scheduler's endpoint
 // (bearer AdminToken).
-func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
+func (h *Handler) Routes(mux runtime.Mux, pub *runtime.Publisher) {
 	auth := func(fn http.HandlerFunc) http.Handler { return runtime.RequireBearer(h.Token, fn) }
 	mux.Handle("GET /console/", consoleHandler())
 	mux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
@@ -39,7 +39,7 @@ func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
 	mux.Handle("GET /v1/campaigns/{id}", auth(h.get))
 	mux.Handle("POST /v1/campaigns/{ref}", auth(func(w http.ResponseWriter, r *http.Request) { h.trigger(w, r, pub) }))
 	h.tagRoutes(mux, auth)
-	mux.Handle("POST /v1/admin/campaigns:run-due", runtime.RequireBearer(h.AdminToken, http.HandlerFunc(
+	mux.Handle("POST /v1/admin/campaigns:run-due", runtime.RequireBearer(h.AdminToken, runtime.LongRunning(http.HandlerFunc(
 		func(w http.ResponseWriter, r *http.Request) {
 			ids, err := h.RunDue(r.Context(), pub, "scheduler")
 			if err != nil {
@@ -47,7 +47,7 @@ func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
 				return
 			}
 			runtime.WriteJSON(w, http.StatusOK, map[string]any{"triggered": ids})
-		})))
+		}))))
 }
 
 // SegmentCount is a dry run: how many members a segment selects now, and a few of them (masked).

@@ -16,7 +16,7 @@ var oneIDPattern = regexp.MustCompile(`^om_[0-9a-z]{10,40}$`)
 
 // tagRoutes let marketers label members for segments: PUT and DELETE
 // /v1/members/{oneId}/tags/{tag} (the campaign function is the tags' only writer; audited).
-func (h *Handler) tagRoutes(mux *http.ServeMux, auth func(http.HandlerFunc) http.Handler) {
+func (h *Handler) tagRoutes(mux runtime.Mux, auth func(http.HandlerFunc) http.Handler) {
 	mux.Handle("PUT /v1/members/{oneId}/tags/{tag}", auth(func(w http.ResponseWriter, r *http.Request) {
 		h.setTag(w, r, true)
 	}))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/omnimember/omnimember/shared/admit"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
 )
 
@@ -28,16 +29,21 @@ type Edge struct {
 	ConflictWindow time.Duration
 	Now            func() time.Time
 	// HistorySender says whether the request's sender may post history: events whose source starts
-	// with BackfillSourcePrefix, admitted under admit.History instead of the live window. nil (the
-	// default) refuses them. It is the hook for sender credentials: true only for a credential
-	// scoped to the backfill sources.
+	// with BackfillSourcePrefix, admitted under admit.History instead of the live window. nil
+	// refuses them; the default asks the request's sender credential, which must name the backfill
+	// sources explicitly (a channel connector's `*` does not cover them).
 	HistorySender func(ctx context.Context) bool
 }
 
 // DefaultEdge is the edge of `make run` and the tests: the default window and rules.
 func DefaultEdge() Edge {
 	return Edge{Window: admit.Live(admit.DefaultMaxAge, admit.DefaultMaxSkew), Rules: identity.DefaultRules(),
-		ConflictWindow: defaultConflictTTL, Now: time.Now}
+		ConflictWindow: defaultConflictTTL, Now: time.Now, HistorySender: credentialSendsHistory}
+}
+
+func credentialSendsHistory(ctx context.Context) bool {
+	s := runtime.SenderOf(ctx)
+	return s != nil && s.MaySendHistory()
 }
 
 // EdgeFromEnv reads OMNIMEMBER_EVENT_MAX_AGE, OMNIMEMBER_EVENT_MAX_SKEW, OMNIMEMBER_CONFLICT_WINDOW

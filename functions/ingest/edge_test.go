@@ -46,6 +46,7 @@ func (e *hookEnv) postEvents(contentType string, headers map[string]string, body
 	req, err := http.NewRequest(http.MethodPost, e.base+EventsPath, bytes.NewReader(body))
 	require.NoError(e.t, err)
 	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+testSenderToken)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
@@ -55,7 +56,8 @@ func (e *hookEnv) postEvents(contentType string, headers map[string]string, body
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(e.t, err)
 	var eb runtime.ErrorBody
-	if resp.StatusCode >= 400 {
+	// Go's server answers 431 itself, in plain text, before any handler runs.
+	if resp.StatusCode >= 400 && resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		require.NoError(e.t, json.Unmarshal(raw, &eb), "error body %s", raw)
 	}
 	return resp.StatusCode, eb
@@ -114,11 +116,13 @@ func TestBadEventsAreRefusedAtTheEdge(t *testing.T) {
 			"occurredAt": t0.Format(time.RFC3339), "identities": []any{map[string]any{"type": "app_user_id", "value": "u"}}, "attributes": map[string]any{"q": big}})),
 			nil, 400, "data.attributes.q"},
 		{"data of 300 KB", mustJSON(t, structured(events.OrderPaid, "e19", "jd/x", orderJSON(map[string]any{"items": bigItems(1200)}))), nil, 413, "data"},
-		{"an extension of 200 KB (binary mode)", mustJSON(t, orderJSON(nil)), map[string]string{"ce-specversion": "1.0", "ce-type": events.OrderPaid,
-			"ce-source": "jd/x", "ce-id": "e20", "ce-tracestate": big}, 400, "tracestate"},
+		{"an extension of 40 KB (binary mode)", mustJSON(t, orderJSON(nil)), map[string]string{"ce-specversion": "1.0", "ce-type": events.OrderPaid,
+			"ce-source": "jd/x", "ce-id": "e20", "ce-tracestate": big[:40<<10]}, 400, "tracestate"},
+		{"headers of 200 KB (binary mode)", mustJSON(t, orderJSON(nil)), map[string]string{"ce-specversion": "1.0", "ce-type": events.OrderPaid,
+			"ce-source": "jd/x", "ce-id": "e20b", "ce-tracestate": big}, 431, ""},
 		{"an invalid UTF-8 id (binary mode)", mustJSON(t, orderJSON(nil)), map[string]string{"ce-specversion": "1.0", "ce-type": events.OrderPaid,
 			"ce-source": "jd/x", "ce-id": "e\xff\xfe"}, 400, "id"},
-		{"a backfill source", mustJSON(t, structured(events.OrderPaid, "e21", "backfill/jd/x", orderJSON(nil))), nil, 400, "source"},
+		{"a backfill source from a live sender (its * does not cover history)", mustJSON(t, structured(events.OrderPaid, "e21", "backfill/jd/x", orderJSON(nil))), nil, 400, "source"},
 		{"a batch with one bad event names its index", mustJSON(t, []any{structured(events.OrderPaid, "e22", "jd/x", orderJSON(nil)),
 			structured(events.OrderPaid, "e23", "jd/x", orderJSON(map[string]any{"paidAt": "9999-01-01T00:00:00Z"}))}), nil, 400, "[1].data.paidAt"},
 	}
@@ -218,4 +222,42 @@ func TestWebhookEventsPassTheEdge(t *testing.T) {
 	at, ok := events.ReceivedAt(stored[0])
 	require.True(t, ok)
 	assert.True(t, t0.Equal(at), "stamped with the time the push arrived")
+}
+
+// TestOnlyAHistoryCredentialPostsHistory: backfill/ sources pass under the history window only for
+// a sender whose credential names them; a channel sender's `*` is refused with 400 naming source.
+func TestOnlyAHistoryCredentialPostsHistory(t *testing.T) {
+	e := startIngest(t, testEdge(), nil)
+	old := orderJSON(map[string]any{"paidAt": t0.AddDate(-1, 0, 0).Format(time.RFC3339)})
+	tests := []struct {
+		name, token, source string
+		wantStatus          int
+		wantField           string
+	}{
+		{"a channel sender posting history", testSenderToken, "backfill/jd/x", http.StatusBadRequest, "source"},
+		{"the backfill sender posting a channel source", testHistoryToken, "jd/x", http.StatusForbidden, "source"},
+		{"the backfill sender posting history", testHistoryToken, "backfill/jd/x", http.StatusAccepted, ""},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := mustJSON(t, structured(events.OrderPaid, fmt.Sprint("h-", i), tc.source, old))
+			req, err := http.NewRequest(http.MethodPost, e.base+EventsPath, bytes.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/cloudevents+json")
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var eb runtime.ErrorBody
+			if resp.StatusCode >= 400 {
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&eb))
+			}
+			assert.Equal(t, tc.wantStatus, resp.StatusCode, "got status, want (error %q)", eb.Error)
+			assert.Equal(t, tc.wantField, eb.Field, "got field, want")
+		})
+	}
+	got := brokertest.Events(t, e.js, stream.Events, events.OrderPaid)
+	require.Len(t, got, 1, "only the backfill sender's history was stored")
+	_, stamped := events.ReceivedAt(got[0])
+	assert.False(t, stamped, "history counts its own days")
 }

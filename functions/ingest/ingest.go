@@ -13,6 +13,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/admit"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/runtime"
 )
 
@@ -31,7 +32,7 @@ var Accepts = []string{events.MemberRegistered, events.OrderPaid, events.OrderRe
 func Function(edge Edge, wh *Webhooks) runtime.Function {
 	h := &Handler{Edge: edge, same: &conflicts{ttl: edge.ConflictWindow}}
 	f := runtime.Function{Name: Name, EventsPath: EventsPath, Handle: h.Handle}
-	f.Routes = func(mux *http.ServeMux, pub *runtime.Publisher) {
+	f.Routes = func(mux runtime.Mux, pub *runtime.Publisher) {
 		h.same.use(pub.JetStream())
 		if wh != nil {
 			wh.Edge = edge
@@ -90,4 +91,4 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 // straight to JetStream with its own NATS credential; /v1/events refuses the prefix unless
 // Edge.HistorySender vouches for the request's credential, so a live sender cannot pass an old
 // paidAt off as history.
-const BackfillSourcePrefix = "backfill/"
+const BackfillSourcePrefix = credential.HistoryPrefix

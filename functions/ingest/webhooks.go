@@ -129,7 +129,7 @@ func Outcome(err error) (int, string) {
 
 // Routes serves the webhooks beside ingest's CloudEvents receiver. GET reaches the adapter too
 // (URL checks such as WeCom's echostr); it sees Push.Method.
-func (wh *Webhooks) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
+func (wh *Webhooks) Routes(mux runtime.Mux, pub *runtime.Publisher) {
 	h := &webhookHandler{wh: wh, pub: pub, archive: Archive{JS: pub.JetStream()}, counter: webhookCounter(pub.Metrics())}
 	for _, pattern := range []string{"/webhooks/{platform}", "/webhooks/{platform}/{rest...}"} {
 		mux.Handle("POST "+pattern, h)

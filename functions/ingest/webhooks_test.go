@@ -22,6 +22,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
 	"github.com/omnimember/omnimember/shared/platform"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,11 +105,22 @@ func testEdge() Edge {
 }
 
 // startIngest serves ingest with edge and wh (nil: no webhooks) on a real embedded JetStream.
+// Sender tokens of the ingest under test: every channel source, and the backfill sources alone.
+const (
+	testSenderToken  = "ingest-test-sender-0123456789"
+	testHistoryToken = "ingest-test-history-0123456789"
+)
+
 func startIngest(t *testing.T, edge Edge, wh *Webhooks) *hookEnv {
 	srv := brokertest.Start(t)
 	nc := brokertest.Connect(t, srv)
 	cfg := runtime.Defaults()
 	cfg.ShutdownTimeout = 5 * time.Second
+	senders, err := credential.NewSenders(
+		credential.Sender{Name: "channels", Token: testSenderToken, Sources: []string{"*"}},
+		credential.Sender{Name: "backfill", Token: testHistoryToken, Sources: []string{credential.HistoryPrefix + "*"}})
+	require.NoError(t, err)
+	cfg.Senders = senders
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	rt, err := runtime.New(context.Background(), cfg, nc, log)
 	require.NoError(t, err)

@@ -53,7 +53,7 @@ func (h *Handler) released(tx store.Tx, ev cloudevents.Event) (bool, error) {
 }
 
 // Routes registers the operator endpoints, each behind the admin bearer token.
-func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
+func (h *Handler) Routes(mux runtime.Mux, pub *runtime.Publisher) {
 	admin := func(pattern string, fn http.HandlerFunc) {
 		mux.Handle(pattern, runtime.RequireBearer(h.AdminToken, fn))
 	}
@@ -61,7 +61,7 @@ func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
 	admin("POST /v1/quarantine/{id}/release", func(w http.ResponseWriter, r *http.Request) { h.decideQuarantine(w, r, pub, true) })
 	admin("POST /v1/quarantine/{id}/reject", func(w http.ResponseWriter, r *http.Request) { h.decideQuarantine(w, r, pub, false) })
 	admin("POST /v1/members:merge-preview", h.mergePreview)
-	admin("POST /v1/admin/pii:reseal", h.reseal)
+	mux.Handle("POST /v1/admin/pii:reseal", runtime.RequireBearer(h.AdminToken, runtime.LongRunning(http.HandlerFunc(h.reseal))))
 	admin("POST /v1/members/{target}", func(w http.ResponseWriter, r *http.Request) { h.memberAction(w, r, pub) })
 	admin("DELETE /v1/members/{oneId}/personal-data", func(w http.ResponseWriter, r *http.Request) { h.erasePersonalData(w, r, pub) })
 }

@@ -36,7 +36,7 @@ const InboundMaxBytes = 1 << 20
 var SMSProviders = []string{"aliyun", "tencent"}
 
 // routes adds the consent API and the SMS callbacks.
-func (h *Handler) routes(mux *http.ServeMux, _ *runtime.Publisher) {
+func (h *Handler) routes(mux runtime.Mux, _ *runtime.Publisher) {
 	mux.Handle("PUT /v1/members/{oneId}/consent", runtime.RequireBearer(h.APIToken, http.HandlerFunc(h.putConsent)))
 	mux.HandleFunc("POST /webhooks/sms/{provider}/replies", h.inbound(h.replies))
 	mux.HandleFunc("POST /webhooks/sms/{provider}/receipts", h.inbound(h.receipts))

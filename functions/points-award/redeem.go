@@ -53,13 +53,13 @@ type redemptionRequest struct {
 }
 
 // Routes registers redemptions (channel systems, API token) and the expiry job (operators).
-func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
+func (h *Handler) Routes(mux runtime.Mux, pub *runtime.Publisher) {
 	mux.Handle("POST /v1/members/{oneId}/redemptions", runtime.RequireBearer(h.APIToken,
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.redeem(w, r, pub) })))
 	mux.Handle("POST /v1/members/{oneId}/redemptions/{target}", runtime.RequireBearer(h.APIToken,
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.reverse(w, r, pub) })))
-	mux.Handle("POST /v1/admin/points:expire", runtime.RequireBearer(h.AdminToken,
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.expireJob(w, r, pub) })))
+	mux.Handle("POST /v1/admin/points:expire", runtime.RequireBearer(h.AdminToken, runtime.LongRunning(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.expireJob(w, r, pub) }))))
 }
 
 func redemptionID(oneID, key string) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/amount"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
@@ -37,12 +38,15 @@ type API struct {
 	Now    func() time.Time
 	// Tmall, if set, serves the 会员通 bind-query/join SPI at TmallMemberPath.
 	Tmall *TmallMember
+	// Readers are the credentials of the read routes (OMNIMEMBER_READER_TOKENS): each route needs
+	// its scope, lookups are rate-limited per credential. None: the routes answer 403.
+	Readers *credential.Readers
 }
 
 // Function is the profile as the runtime runs it: the read API and the activity consumer.
 func (a *API) Function() runtime.Function {
 	return runtime.Function{Name: Name, Consumes: Consumes, Handle: a.Handle,
-		Routes: func(mux *http.ServeMux, pub *runtime.Publisher) {
+		Routes: func(mux runtime.Mux, pub *runtime.Publisher) {
 			a.Routes(mux)
 			if a.Tmall != nil {
 				mux.Handle("POST "+TmallMemberPath, a.TmallMemberHandler(pub))
@@ -50,11 +54,14 @@ func (a *API) Function() runtime.Function {
 		}}
 }
 
-// Routes registers the read endpoints.
-func (a *API) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/members/{oneId}", a.get)
-	mux.HandleFunc("GET /v1/members/{oneId}/orders", a.listOrders)
-	mux.HandleFunc("GET /v1/members:lookup", a.lookup)
+// Routes registers the read endpoints, each behind a reader credential with its scope.
+func (a *API) Routes(mux runtime.Mux) {
+	read := func(scope string, fn http.HandlerFunc) http.Handler {
+		return runtime.RequireReader(a.Readers, scope, fn)
+	}
+	mux.Handle("GET /v1/members/{oneId}", read(credential.ScopeProfile, a.get))
+	mux.Handle("GET /v1/members/{oneId}/orders", read(credential.ScopeOrders, a.listOrders))
+	mux.Handle("GET /v1/members:lookup", read(credential.ScopeLookup, a.lookup))
 }
 
 // Profile is the 360° view of one member. Phones appear masked only.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/member"
@@ -25,10 +26,19 @@ const alice, absorbed = "om_aaaaaaaaaaaaaaaaaaaa", "om_bbbbbbbbbbbbbbbbbbbb"
 
 var t0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
 
+// readerToken opens every read route in these tests (a staff tool's credential).
+const readerToken = "staff-tool-token-0123456789"
+
 func server(t *testing.T) *httptest.Server {
+	readers, err := credential.NewReaders(credential.Reader{Name: "staff", Token: readerToken, Scopes: credential.Scopes, LookupsPerMinute: 6000, LookupBurst: 100})
+	require.NoError(t, err)
+	return serverWith(t, readers)
+}
+
+func serverWith(t *testing.T, readers *credential.Readers) *httptest.Server {
 	s := seededStore(t)
 	mux := http.NewServeMux()
-	(&API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 }}).Routes(mux)
+	(&API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 }, Readers: readers}).Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -73,7 +83,17 @@ func seededStore(t testing.TB) *embedded.Store {
 
 func get(t *testing.T, url string, into any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	return getAs(t, readerToken, url, into)
+}
+
+func getAs(t *testing.T, token, url string, into any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"))
@@ -186,4 +206,66 @@ func TestOrdersArePaged(t *testing.T) {
 	var eb runtime.ErrorBody
 	require.Equal(t, http.StatusBadRequest, get(t, srv.URL+"/v1/members/"+alice+"/orders?after=garbage", &eb))
 	assert.Equal(t, "after", eb.Field)
+}
+
+// TestReadRoutesNeedAReaderCredential: no profile route answers without a reader token; each
+// needs its scope; with no reader configured the routes are closed; lookups are rate-limited
+// per credential, so a phone lookup is no cheap membership oracle.
+func TestReadRoutesNeedAReaderCredential(t *testing.T) {
+	const appToken, closedToken = "channel-app-token-0123456789", "nobody-configured-0123456789"
+	now := t0
+	readers, err := credential.NewReaders(
+		credential.Reader{Name: "staff", Token: readerToken, Scopes: credential.Scopes},
+		credential.Reader{Name: "channel-app", Token: appToken, Scopes: []string{credential.ScopeLookup}, LookupsPerMinute: 2, LookupBurst: 2})
+	require.NoError(t, err)
+	readers.SetClock(func() time.Time { return now })
+	srv := serverWith(t, readers)
+	closed := serverWith(t, nil)
+	lookup := "/v1/members:lookup?type=phone&value=13812345678"
+	routes := []string{"/v1/members/" + alice, "/v1/members/" + alice + "/orders", lookup}
+	for _, route := range routes {
+		tests := []struct {
+			name       string
+			base       string
+			token      string
+			wantStatus int
+		}{
+			{"anonymous", srv.URL, "", http.StatusUnauthorized},
+			{"unknown token", srv.URL, "not-a-reader-token-0123456789", http.StatusUnauthorized},
+			{"no reader configured", closed.URL, closedToken, http.StatusForbidden},
+			{"anonymous, no reader configured", closed.URL, "", http.StatusUnauthorized},
+		}
+		if route != lookup {
+			tests = append(tests, struct {
+				name       string
+				base       string
+				token      string
+				wantStatus int
+			}{"without the scope", srv.URL, appToken, http.StatusForbidden})
+		}
+		for _, tt := range tests {
+			t.Run(route+" "+tt.name, func(t *testing.T) {
+				var eb runtime.ErrorBody
+				assert.Equal(t, tt.wantStatus, getAs(t, tt.token, tt.base+route, &eb), "got status, want (error %q)", eb.Error)
+				assert.NotEmpty(t, eb.Error)
+			})
+		}
+	}
+	t.Run("lookups are rate-limited per credential", func(t *testing.T) {
+		var p Profile
+		for i := range 2 {
+			require.Equal(t, http.StatusOK, getAs(t, appToken, srv.URL+lookup, &p), "lookup %d within the burst", i)
+		}
+		req, err := http.NewRequest(http.MethodGet, srv.URL+lookup, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+appToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+		assert.Equal(t, "30", resp.Header.Get("Retry-After"), "got Retry-After, want one lookup's refill at 2 a minute")
+		require.Equal(t, http.StatusOK, getAs(t, readerToken, srv.URL+lookup, &p), "another credential has its own bucket")
+		now = now.Add(30 * time.Second)
+		require.Equal(t, http.StatusOK, getAs(t, appToken, srv.URL+lookup, &p), "refilled after Retry-After")
+	})
 }

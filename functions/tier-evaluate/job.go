@@ -23,8 +23,8 @@ type EvaluationReport struct {
 }
 
 // Routes registers the evaluation job, what a scheduler calls daily.
-func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
-	mux.Handle("POST /v1/admin/tiers:evaluate", runtime.RequireBearer(h.AdminToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) Routes(mux runtime.Mux, pub *runtime.Publisher) {
+	mux.Handle("POST /v1/admin/tiers:evaluate", runtime.RequireBearer(h.AdminToken, runtime.LongRunning(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asOf := h.Now()
 		if v := r.URL.Query().Get("asOf"); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
@@ -40,7 +40,7 @@ func (h *Handler) Routes(mux *http.ServeMux, pub *runtime.Publisher) {
 			return
 		}
 		runtime.WriteJSON(w, http.StatusOK, rep)
-	})))
+	}))))
 }
 
 // jobName keys the evaluation job's receipts and pending events.

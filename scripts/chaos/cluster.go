@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/omnimember/omnimember/shared/credential"
 )
 
 // Functions are the processes of the chain, started in this order.
@@ -42,6 +43,8 @@ type Config struct {
 	SyncAlways    bool          // nats-server fsyncs every write (sync_interval: always)
 	AckWait       time.Duration // the functions' ack wait: how soon a paused function's messages come back
 	AdminToken    string
+	// SenderToken posts the workload (any source); ReaderToken looks the people up at the end.
+	SenderToken, ReaderToken string
 }
 
 // Cluster is a running nats-server and the processes that run the functions.
@@ -67,6 +70,12 @@ func (c *Cluster) Addr(function string) string {
 	}
 	return c.addr[function]
 }
+
+// SenderToken is the credential every process accepts at /v1/events.
+func (c *Cluster) SenderToken() string { return c.cfg.SenderToken }
+
+// ReaderToken is the credential every process accepts at the profile routes.
+func (c *Cluster) ReaderToken() string { return c.cfg.ReaderToken }
 
 // Names lists the processes (nats-server aside).
 func (c *Cluster) Names() []string {
@@ -189,6 +198,9 @@ func (c *Cluster) functionEnv() ([]string, error) {
 	env := []string{
 		"NATS_URL=" + c.NATSURL, "OMNIMEMBER_PII_KEYS=c1:" + base64.StdEncoding.EncodeToString(key),
 		"OMNIMEMBER_ADMIN_TOKEN=" + c.cfg.AdminToken,
+		credential.SendersEnv + `=[{"name":"chaos","token":"` + c.cfg.SenderToken + `","sources":["*"]}]`,
+		// The verification looks every person up at once: a reader with a rate to match.
+		credential.ReadersEnv + `=[{"name":"chaos","token":"` + c.cfg.ReaderToken + `","scopes":["lookup"],"lookupsPerMinute":600000,"lookupBurst":10000}]`,
 		"OMNIMEMBER_ACK_WAIT=" + c.cfg.AckWait.String(),
 		// Under faults an event may need many attempts; the dead-letter stream is for poison, not for
 		// a restarting neighbour. The harness counts dead letters as lost effects.

@@ -12,10 +12,10 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 )
 
-// Send posts the events to ingest in batches from several clients, spread over spread as
-// platforms' webhooks arrive, retrying each batch until it is answered 202 (ingest may be dead,
-// restarting or paused).
-func Send(ctx context.Context, ingestAddr func() string, evs []cloudevents.Event, clients, batch int, spread time.Duration) (retries int, err error) {
+// Send posts the events to ingest in batches from several clients as the sender of token, spread
+// over spread as platforms' webhooks arrive, retrying each batch until it is answered 202 (ingest
+// may be dead, restarting or paused).
+func Send(ctx context.Context, ingestAddr func() string, token string, evs []cloudevents.Event, clients, batch int, spread time.Duration) (retries int, err error) {
 	pace := time.NewTicker(max(time.Millisecond, spread/time.Duration(len(evs)/batch+1)))
 	defer pace.Stop()
 	batches := make(chan []cloudevents.Event)
@@ -26,7 +26,7 @@ func Send(ctx context.Context, ingestAddr func() string, evs []cloudevents.Event
 	for range clients {
 		wg.Go(func() {
 			for b := range batches {
-				n, err := postUntilAccepted(ctx, client, ingestAddr, b)
+				n, err := postUntilAccepted(ctx, client, ingestAddr, token, b)
 				mu.Lock()
 				retries += n
 				mu.Unlock()
@@ -56,7 +56,7 @@ func Send(ctx context.Context, ingestAddr func() string, evs []cloudevents.Event
 	return retries, err
 }
 
-func postUntilAccepted(ctx context.Context, client *http.Client, ingestAddr func() string, b []cloudevents.Event) (int, error) {
+func postUntilAccepted(ctx context.Context, client *http.Client, ingestAddr func() string, token string, b []cloudevents.Event) (int, error) {
 	body, err := json.Marshal(b)
 	if err != nil {
 		return 0, err
@@ -67,6 +67,7 @@ func postUntilAccepted(ctx context.Context, client *http.Client, ingestAddr func
 			return attempt, err
 		}
 		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()

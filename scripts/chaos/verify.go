@@ -143,10 +143,10 @@ type Report struct {
 func (r Report) OK() bool { return r.Lost+r.Doubled+r.Wrong+r.DeadLetters == 0 }
 
 // Verify reads every person's profile through the profile function and compares it with the truth.
-func Verify(ctx context.Context, profileAddr string, w *Workload) (Report, error) {
+func Verify(ctx context.Context, profileAddr, readerToken string, w *Workload) (Report, error) {
 	var r Report
 	for _, p := range w.People {
-		got, err := lookup(ctx, profileAddr, p.Phone)
+		got, err := lookup(ctx, profileAddr, readerToken, p.Phone)
 		if err != nil {
 			return r, err
 		}
@@ -192,13 +192,14 @@ func indexOf(level string) int {
 	return -1
 }
 
-func lookup(ctx context.Context, addr, phone string) (profile, error) {
+func lookup(ctx context.Context, addr, readerToken, phone string) (profile, error) {
 	var p profile
 	u := "http://" + addr + "/v1/members:lookup?type=phone&value=" + url.QueryEscape(phone)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return p, err
 	}
+	req.Header.Set("Authorization", "Bearer "+readerToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return p, err

@@ -94,18 +94,35 @@ func Steps(now time.Time) ([]Step, error) {
 	return steps, nil
 }
 
+// Client reaches a running chain's HTTP API with credentials: SenderToken for POST /v1/events,
+// ReaderToken for the profile routes.
+type Client struct {
+	BaseURL     string
+	SenderToken string
+	ReaderToken string
+	HTTP        *http.Client // nil: one with a 10 s timeout
+}
+
+func (c Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return &http.Client{Timeout: 10 * time.Second}
+}
+
 // Post sends one event to ingest in structured mode and returns the HTTP status.
-func Post(ctx context.Context, client *http.Client, baseURL string, ev cloudevents.Event) (int, error) {
+func (c Client) Post(ctx context.Context, ev cloudevents.Event) (int, error) {
 	raw, err := json.Marshal(ev)
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/events", bytes.NewReader(raw))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+"/v1/events", bytes.NewReader(raw))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json")
-	resp, err := client.Do(req)
+	req.Header.Set("Authorization", "Bearer "+c.SenderToken)
+	resp, err := c.http().Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -115,10 +132,9 @@ func Post(ctx context.Context, client *http.Client, baseURL string, ev cloudeven
 }
 
 // Replay posts each step, waiting for the chain to settle between steps so the story reads in order.
-func Replay(ctx context.Context, baseURL string, steps []Step, settle func(context.Context) error, out io.Writer) error {
-	client := &http.Client{Timeout: 10 * time.Second}
+func Replay(ctx context.Context, c Client, steps []Step, settle func(context.Context) error, out io.Writer) error {
 	for _, s := range steps {
-		status, err := Post(ctx, client, baseURL, s.Event)
+		status, err := c.Post(ctx, s.Event)
 		if err != nil {
 			return fmt.Errorf("post %s: %w", s.Event.ID(), err)
 		}
@@ -139,14 +155,20 @@ func channelOf(ev cloudevents.Event) string {
 }
 
 // Lookup fetches a member's profile by phone through the profile API.
-func Lookup(ctx context.Context, baseURL, phone string) (profile.Profile, error) {
+func (c Client) Lookup(ctx context.Context, phone string) (profile.Profile, error) {
+	return c.LookupBy(ctx, "phone", phone)
+}
+
+// LookupBy fetches a member's profile by any identity.
+func (c Client) LookupBy(ctx context.Context, typ, value string) (profile.Profile, error) {
 	var p profile.Profile
-	u := baseURL + "/v1/members:lookup?type=phone&value=" + url.QueryEscape(phone)
+	u := c.BaseURL + "/v1/members:lookup?type=" + url.QueryEscape(typ) + "&value=" + url.QueryEscape(value)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return p, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+c.ReaderToken)
+	resp, err := c.http().Do(req)
 	if err != nil {
 		return p, err
 	}
@@ -178,9 +200,9 @@ func Notifications(ctx context.Context, st store.Store, oneIDs ...string) ([]not
 }
 
 // Summary prints each demo person's profile and notifications.
-func Summary(ctx context.Context, baseURL string, st store.Store, out io.Writer) error {
+func Summary(ctx context.Context, c Client, st store.Store, out io.Writer) error {
 	for _, person := range People {
-		p, err := Lookup(ctx, baseURL, person.Phone)
+		p, err := c.Lookup(ctx, person.Phone)
 		if err != nil {
 			return fmt.Errorf("look up %s: %w", person.Name, err)
 		}

@@ -122,8 +122,7 @@ func TestCampaignRewardsReachTheBalance(t *testing.T) {
 // memberProfile reads GET /v1/members/{oneId}.
 func memberProfile(t *testing.T, s *Stack, oneID string) profile.Profile {
 	t.Helper()
-	resp, err := http.Get("http://" + s.Addr + "/v1/members/" + oneID)
-	require.NoError(t, err)
+	resp := readerGet(t, s, "/v1/members/"+oneID)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var p profile.Profile

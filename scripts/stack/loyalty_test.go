@@ -33,7 +33,7 @@ func TestLoyaltyThroughTheChain(t *testing.T) {
 	old, err := events.New(events.OrderPaid, "old", "backfill/tmall/t", now, events.OrderPaidData{OrderID: "old", Channel: "tmall", ShopID: "t",
 		AmountFen: 10000, PaidAt: now.AddDate(-1, 0, -2), Identities: []events.Identity{id("phone", "13611112222")}})
 	require.NoError(t, err)
-	status, err := demo.Post(context.Background(), http.DefaultClient, "http://"+s.Addr, old)
+	status, err := apiClient(s).Post(context.Background(), old)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusBadRequest, status, "a live sender cannot post history")
 	publishHistory(t, s, old)

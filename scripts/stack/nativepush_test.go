@@ -150,8 +150,7 @@ func youzanRefund(t *testing.T, refundID, fee string) []byte {
 func lookupScoped(t *testing.T, s *Stack, typ, value, scope string) profile.Profile {
 	t.Helper()
 	q := url.Values{"type": {typ}, "value": {value}, "scope": {scope}}
-	resp, err := http.Get("http://" + s.Addr + "/v1/members:lookup?" + q.Encode())
-	require.NoError(t, err)
+	resp := readerGet(t, s, "/v1/members:lookup?"+q.Encode())
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var p profile.Profile

@@ -12,7 +12,6 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/functions/profile"
-	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/shared/store/firestore"
 	"github.com/omnimember/omnimember/shared/store/firestore/firestoretest"
 	"github.com/omnimember/omnimember/shared/stream"
@@ -22,7 +21,7 @@ import (
 
 func post(t *testing.T, s *Stack, ev cloudevents.Event) {
 	t.Helper()
-	status, err := demo.Post(context.Background(), http.DefaultClient, "http://"+s.Addr, ev)
+	status, err := apiClient(s).Post(context.Background(), ev)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusAccepted, status)
 	waitQuiet(t, s)
@@ -37,8 +36,7 @@ func orderEvent(t *testing.T, id, channel string, fen int64, ids ...events.Ident
 
 func lookup(t *testing.T, s *Stack, typ, value string) profile.Profile {
 	t.Helper()
-	resp, err := http.Get("http://" + s.Addr + "/v1/members:lookup?type=" + typ + "&value=" + value)
-	require.NoError(t, err)
+	resp := readerGet(t, s, "/v1/members:lookup?type="+typ+"&value="+value)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var p profile.Profile
@@ -133,7 +131,7 @@ func testRacing(t *testing.T, s *Stack) {
 	var wg sync.WaitGroup
 	for _, ev := range evs {
 		wg.Go(func() {
-			status, err := demo.Post(context.Background(), http.DefaultClient, "http://"+s.Addr, ev)
+			status, err := apiClient(s).Post(context.Background(), ev)
 			assert.NoError(t, err)
 			assert.Equal(t, http.StatusAccepted, status)
 		})

@@ -51,8 +51,7 @@ func (b *recordingBroker) Stored(id string) bool {
 func lookupIdentity(t *testing.T, s *Stack, id events.Identity) profile.Profile {
 	t.Helper()
 	q := url.Values{"type": {id.Type}, "value": {id.Value}, "scope": {id.Scope}}
-	resp, err := http.Get("http://" + s.Addr + "/v1/members:lookup?" + q.Encode())
-	require.NoError(t, err)
+	resp := readerGet(t, s, "/v1/members:lookup?"+q.Encode())
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "lookup %s", id.Type)
 	var p profile.Profile

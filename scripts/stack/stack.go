@@ -24,6 +24,7 @@ import (
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/contact"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
@@ -72,6 +73,12 @@ type Options struct {
 	AdminToken, APIToken string
 	// MarketerToken opens the campaign API and the marketer console.
 	MarketerToken string
+	// SenderToken and ReaderToken, if set, are development credentials allowed everything of their
+	// kind: posting any source to /v1/events, reading every profile route. They join the senders of
+	// Runtime (OMNIMEMBER_SENDER_TOKENS) and Readers.
+	SenderToken, ReaderToken string
+	// Readers are the profile's reader credentials besides ReaderToken.
+	Readers *credential.Readers
 	// Loyalty are the points and tier rules (default: the shipped example).
 	Loyalty *loyalty.Rules
 	// TracerProvider turns tracing on (tests pass one with an in-memory span recorder).
@@ -99,6 +106,7 @@ type Stack struct {
 	Addr     string
 	nc       *nats.Conn
 	ownStore bool
+	readers  *credential.Readers
 	cancel   context.CancelFunc
 	done     chan error
 }
@@ -160,6 +168,17 @@ func (s *Stack) open(opts Options) error {
 		cfg = *opts.Runtime
 	}
 	cfg.HTTPAddr = "unused:0" // the stack listens itself
+	if opts.SenderToken != "" {
+		if cfg.Senders, err = cfg.Senders.With(credential.DevSender(opts.SenderToken)); err != nil {
+			return fmt.Errorf("stack senders: %w", err)
+		}
+	}
+	if s.readers, err = opts.Readers.With(); err == nil && opts.ReaderToken != "" {
+		s.readers, err = s.readers.With(credential.DevReader(opts.ReaderToken))
+	}
+	if err != nil {
+		return fmt.Errorf("stack readers: %w", err)
+	}
 	// Atomic batches pay off only where NATS fsyncs every message (runtime.Config.AtomicBatches).
 	cfg.AtomicBatches = cfg.AtomicBatches || opts.SyncAlways
 	var rtOpts []runtime.Option
@@ -223,8 +242,8 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 		wrap(s.Points.Function()),
 		wrap(s.Tiers.Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
-			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Rules: contactRules(opts), Now: opts.Now}).Function()),
-		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now, Tmall: opts.TmallMember}).Function()),
+			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Rules: contactRules(opts), Now: opts.Now, APIToken: opts.APIToken}).Function()),
+		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now, Tmall: opts.TmallMember, Readers: s.readers}).Function()),
 		wrap(s.Campaigns.Function()),
 	}
 }

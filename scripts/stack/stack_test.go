@@ -31,7 +31,30 @@ func testOptions(t *testing.T, dir string) Options {
 	cfg := runtime.Defaults()
 	cfg.AckWait, cfg.Backoff, cfg.Concurrency = time.Second, []time.Duration{20 * time.Millisecond}, 8
 	return Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, Loyalty: loyalty.Defaults(),
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SenderToken: testSenderToken, ReaderToken: testReaderToken}
+}
+
+// The development credentials testOptions gives every stack: a sender of any source, a reader of
+// every profile route.
+const (
+	testSenderToken = "stack-test-sender-0123456789"
+	testReaderToken = "stack-test-reader-0123456789"
+)
+
+// readerGet is a GET of a profile route with the test reader's credential.
+func readerGet(t *testing.T, s *Stack, path string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.Addr+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testReaderToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	return resp
+}
+
+// apiClient posts events and looks members up on the stack with testOptions' credentials.
+func apiClient(s *Stack) demo.Client {
+	return demo.Client{BaseURL: "http://" + s.Addr, SenderToken: testSenderToken, ReaderToken: testReaderToken}
 }
 
 func start(t *testing.T, opts Options) *Stack {
@@ -67,7 +90,7 @@ var demoTruth = map[string]want{
 func checkDemo(t *testing.T, s *Stack) {
 	ctx := context.Background()
 	for phone, w := range demoTruth {
-		p, err := demo.Lookup(ctx, "http://"+s.Addr, phone)
+		p, err := apiClient(s).Lookup(ctx, phone)
 		require.NoError(t, err, phone)
 		assert.Equal(t, w.points, p.Points.Balance, "%s: got points, want", phone)
 		assert.Equal(t, w.orders, p.Orders.Count, "%s: got order count, want", phone)
@@ -86,7 +109,7 @@ func replayDemo(t *testing.T, s *Stack) {
 	steps, err := demo.Steps(time.Now())
 	require.NoError(t, err)
 	settle := func(ctx context.Context) error { return s.WaitQuiet(ctx) }
-	require.NoError(t, demo.Replay(context.Background(), "http://"+s.Addr, steps, settle, io.Discard))
+	require.NoError(t, demo.Replay(context.Background(), apiClient(s), steps, settle, io.Discard))
 	waitQuiet(t, s)
 }
 
@@ -113,10 +136,10 @@ func TestDuplicatesAndReorderingConverge(t *testing.T) {
 		evs = append(evs, st.Event, st.Event, again)
 	}
 	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := apiClient(s)
 	for _, ev := range evs {
 		wg.Go(func() {
-			status, err := demo.Post(context.Background(), client, "http://"+s.Addr, ev)
+			status, err := client.Post(context.Background(), ev)
 			assert.NoError(t, err)
 			assert.Equal(t, http.StatusAccepted, status)
 		})
@@ -124,7 +147,7 @@ func TestDuplicatesAndReorderingConverge(t *testing.T) {
 	wg.Wait()
 	waitQuiet(t, s)
 	for phone, w := range demoTruth {
-		p, err := demo.Lookup(context.Background(), "http://"+s.Addr, phone)
+		p, err := client.Lookup(context.Background(), phone)
 		require.NoError(t, err)
 		assert.Equal(t, w.points, p.Points.Balance, "%s: got points, want", phone)
 		assert.Equal(t, w.orders, p.Orders.Count, "%s: got order count, want", phone)
@@ -159,7 +182,7 @@ func TestCrashAfterStoreWriteBeforeAck(t *testing.T) {
 	require.NoError(t, err)
 	steps, err := demo.Steps(time.Now())
 	require.NoError(t, err)
-	status, err := demo.Post(context.Background(), http.DefaultClient, "http://"+s.Addr, steps[0].Event)
+	status, err := apiClient(s).Post(context.Background(), steps[0].Event)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusAccepted, status)
 	<-crashed
@@ -167,7 +190,7 @@ func TestCrashAfterStoreWriteBeforeAck(t *testing.T) {
 
 	restarted := start(t, testOptions(t, dir))
 	waitQuiet(t, restarted)
-	p, err := demo.Lookup(context.Background(), "http://"+restarted.Addr, "13812345678")
+	p, err := apiClient(restarted).Lookup(context.Background(), "13812345678")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1299), p.Points.Balance, "awarded once")
 	assert.Equal(t, "silver", p.Tier.Level, "the award the crash swallowed still reached tier-evaluate")
@@ -181,7 +204,7 @@ func TestBadInputNeverReachesTheChain(t *testing.T) {
 	ev, err := events.Example(events.OrderPaid)
 	require.NoError(t, err)
 	ev.DataEncoded = []byte(`{"orderId":"1","channel":"tmall","shopId":"s","amountFen":"12","paidAt":"2026-11-11T00:00:00Z","identities":[{"type":"phone","value":"13812345678"}]}`)
-	status, err := demo.Post(context.Background(), http.DefaultClient, "http://"+s.Addr, ev)
+	status, err := apiClient(s).Post(context.Background(), ev)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusBadRequest, status)
 	quiet, err := s.Quiet(context.Background())

@@ -62,6 +62,7 @@ func TestOneOrderIsOneTrace(t *testing.T) {
 	req, err := http.NewRequest(http.MethodPost, "http://"+s.Addr+ingest.EventsPath, bytes.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("Authorization", "Bearer "+testSenderToken)
 	req.Header.Set("traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

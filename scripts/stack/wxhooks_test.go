@@ -154,8 +154,7 @@ func TestWeComCallbackOverHTTP(t *testing.T) {
 		assert.Equal(t, tt.want, status, "%s: %s", tt.name, body)
 	}
 	waitQuiet(t, s)
-	resp, err := http.Get("http://" + s.Addr + "/v1/members:lookup?type=wecom_external_userid&value=wmRefused&scope=" + wxCorpID)
-	require.NoError(t, err)
+	resp := readerGet(t, s, "/v1/members:lookup?type=wecom_external_userid&value=wmRefused&scope="+wxCorpID)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "a refused push makes no member")
 }

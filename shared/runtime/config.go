@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/stream"
 )
 
@@ -35,6 +36,12 @@ type Config struct {
 	// Traces is the span exporter: none (default) or otlp (OTEL_TRACES_EXPORTER, or otlp when
 	// OTEL_EXPORTER_OTLP_ENDPOINT is set); the exporter reads the other OTEL_* variables itself.
 	Traces string
+	// HTTP bounds what one connection may hold: a request's headers and body must arrive within
+	// the read timeouts, its answer leave within the write timeout.
+	HTTP HTTPLimits
+	// Senders are the credentials of whoever posts CloudEvents to a receiver (ingest's
+	// /v1/events, a chained function's EventsPath): OMNIMEMBER_SENDER_TOKENS(_FILE). None: closed.
+	Senders *credential.Senders
 }
 
 // Triggers: how a chained function receives its events.
@@ -52,7 +59,8 @@ func Defaults() Config {
 		Backoff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
 		Concurrency: 64, MaxBodyBytes: 1 << 20, ShutdownTimeout: 20 * time.Second,
 		LogLevel: slog.LevelInfo, Topology: stream.DefaultTopology(),
-		Trigger: TriggerJetStream, EventsPath: "/", Traces: TracesNone,
+		Trigger: TriggerJetStream, EventsPath: "/", Traces: TracesNone, HTTP: DefaultHTTPLimits(),
+		Senders: &credential.Senders{},
 	}
 }
 
@@ -99,6 +107,14 @@ func FromEnv() (Config, error) {
 		}
 	}
 	num64("OMNIMEMBER_MAX_BODY_BYTES", &c.MaxBodyBytes)
+	dur("OMNIMEMBER_HTTP_READ_HEADER_TIMEOUT", &c.HTTP.ReadHeaderTimeout)
+	dur("OMNIMEMBER_HTTP_READ_TIMEOUT", &c.HTTP.ReadTimeout)
+	dur("OMNIMEMBER_HTTP_WRITE_TIMEOUT", &c.HTTP.WriteTimeout)
+	dur("OMNIMEMBER_HTTP_IDLE_TIMEOUT", &c.HTTP.IdleTimeout)
+	num("OMNIMEMBER_MAX_HEADER_BYTES", &c.HTTP.MaxHeaderBytes)
+	senders, err := credential.SendersFromEnv(os.Getenv)
+	errs = append(errs, err)
+	c.Senders = senders
 	num64("OMNIMEMBER_RAW_MAX_BYTES", &c.Topology.RawMaxBytes)
 	if v, ok := os.LookupEnv("OMNIMEMBER_BACKOFF"); ok {
 		b, err := parseBackoff(v)
@@ -160,6 +176,7 @@ func (c Config) Validate() error {
 	check(c.Concurrency >= 1 && c.Concurrency <= 4096, "OMNIMEMBER_CONCURRENCY %d: want 1..4096", c.Concurrency)
 	check(c.MaxBodyBytes >= 1024, "OMNIMEMBER_MAX_BODY_BYTES %d: want at least 1024", c.MaxBodyBytes)
 	check(c.ShutdownTimeout > 0, "OMNIMEMBER_SHUTDOWN_TIMEOUT must be positive")
+	errs = append(errs, c.HTTP.validate())
 	check(c.Trigger == TriggerJetStream || c.Trigger == TriggerHTTP || c.Trigger == TriggerBoth,
 		"OMNIMEMBER_TRIGGER %q: want %s, %s or %s", c.Trigger, TriggerJetStream, TriggerHTTP, TriggerBoth)
 	check(c.Traces == "" || c.Traces == TracesNone || c.Traces == TracesOTLP, "OTEL_TRACES_EXPORTER %q: want %s or %s", c.Traces, TracesOTLP, TracesNone)
@@ -181,6 +198,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("httpAddr", c.HTTPAddr), slog.String("ackWait", c.AckWait.String()),
 		slog.Int("maxDeliver", c.MaxDeliver), slog.String("backoff", fmt.Sprint(c.Backoff)),
 		slog.Int("concurrency", c.Concurrency), slog.Int64("maxBodyBytes", c.MaxBodyBytes),
+		slog.Any("http", c.HTTP), slog.Any("senders", c.Senders),
 		slog.String("trigger", c.Trigger), slog.String("eventsPath", c.EventsPath),
 		slog.Int("streamReplicas", c.Topology.Replicas), slog.String("duplicateWindow", c.Topology.DuplicateWindow.String()),
 		slog.String("rawMaxAge", c.Topology.RawMaxAge.String()), slog.Int64("rawMaxBytes", c.Topology.RawMaxBytes),
@@ -208,4 +226,42 @@ func (c Config) backoffFor(delivery uint64) time.Duration {
 		i = len(c.Backoff) - 1
 	}
 	return c.Backoff[max(i, 0)]
+}
+
+// HTTPLimits are the HTTP server's timeouts and header bound.
+type HTTPLimits struct {
+	ReadHeaderTimeout time.Duration // OMNIMEMBER_HTTP_READ_HEADER_TIMEOUT: the request line and headers
+	ReadTimeout       time.Duration // OMNIMEMBER_HTTP_READ_TIMEOUT: the whole request, body included (a stalled body is cut)
+	WriteTimeout      time.Duration // OMNIMEMBER_HTTP_WRITE_TIMEOUT: from the end of the headers to the end of the answer
+	IdleTimeout       time.Duration // OMNIMEMBER_HTTP_IDLE_TIMEOUT: a kept-alive connection between requests
+	MaxHeaderBytes    int           // OMNIMEMBER_MAX_HEADER_BYTES: larger request headers get 431
+}
+
+// DefaultHTTPLimits: a webhook's headers within 10 s and its body within 30 s, the answer within
+// a minute (the Knative request timeout is 30 s), 64 KiB of headers (platforms send a few KB).
+func DefaultHTTPLimits() HTTPLimits {
+	return HTTPLimits{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+}
+
+func (h HTTPLimits) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(h.ReadHeaderTimeout > 0, "OMNIMEMBER_HTTP_READ_HEADER_TIMEOUT must be positive")
+	check(h.ReadTimeout >= h.ReadHeaderTimeout, "OMNIMEMBER_HTTP_READ_TIMEOUT %s: want at least the header timeout %s", h.ReadTimeout, h.ReadHeaderTimeout)
+	check(h.WriteTimeout > h.ReadTimeout, "OMNIMEMBER_HTTP_WRITE_TIMEOUT %s: want more than the read timeout %s (it counts from the end of the headers)", h.WriteTimeout, h.ReadTimeout)
+	check(h.IdleTimeout > 0, "OMNIMEMBER_HTTP_IDLE_TIMEOUT must be positive")
+	check(h.MaxHeaderBytes >= 4<<10 && h.MaxHeaderBytes <= 1<<20, "OMNIMEMBER_MAX_HEADER_BYTES %d: want 4096..1048576", h.MaxHeaderBytes)
+	return errors.Join(errs...)
+}
+
+// LogValue shows the limits at start.
+func (h HTTPLimits) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("readHeaderTimeout", h.ReadHeaderTimeout.String()), slog.String("readTimeout", h.ReadTimeout.String()),
+		slog.String("writeTimeout", h.WriteTimeout.String()), slog.String("idleTimeout", h.IdleTimeout.String()),
+		slog.Int("maxHeaderBytes", h.MaxHeaderBytes))
 }

@@ -130,7 +130,7 @@ func (c *consumer) process(m jetstream.Msg) {
 	}
 	level := slog.LevelInfo
 	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
+		attrs = append(attrs, slog.String("error", logSafe(err)))
 		level = slog.LevelWarn
 	}
 	c.log.LogAttrs(ctx, level, "event", attrs...)
@@ -186,7 +186,8 @@ func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, meta *jetstr
 }
 
 // call runs the handler and turns a panic into a transient error, so the event is retried and,
-// if it keeps panicking, dead-lettered with the panic as its reason.
+// if it keeps panicking, dead-lettered with the panic as its reason. The stack goes to the log
+// line and the dead letter, never to an HTTP answer (writeHandlerError).
 func call(ctx context.Context, h Handler, ev cloudevents.Event) (outs []cloudevents.Event, err error) {
 	defer func() {
 		if r := recover(); r != nil {

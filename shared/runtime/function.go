@@ -27,7 +27,7 @@ type Function struct {
 	// EventsPath, if set, accepts CloudEvents over HTTP there (binary, structured and batch).
 	EventsPath string
 	// Routes adds HTTP routes (read APIs, webhooks) beside the receiver.
-	Routes func(mux *http.ServeMux, pub *Publisher)
+	Routes func(mux Mux, pub *Publisher)
 	// Background, if set, runs beside the consumer and the routes until the process drains (a
 	// scheduler, a fan-out that resumes from its cursor); it must return once ctx ends.
 	Background func(ctx context.Context, pub *Publisher)
@@ -47,6 +47,13 @@ func (f Function) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Mux is where a function registers its routes: an *http.ServeMux, which the runtime wraps to
+// know every route it serves (Runtime.Routes; the tests walk them without a credential).
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
 }
 
 type permanent struct{ err error }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -54,18 +55,21 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 			return
 		}
 		start := time.Now()
+		sender, ok := r.authenticateSender(w, req, log)
+		if !ok {
+			return
+		}
 		req.Body = http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes)
 		evs, batch, err := decodeRequest(req)
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				WriteError(w, http.StatusRequestEntityTooLarge, "body", "body exceeds %d bytes", r.cfg.MaxBodyBytes)
-				return
-			}
-			WriteError(w, http.StatusBadRequest, "body", "not a CloudEvent: %v", err)
+			writeDecodeError(w, err, r.cfg.MaxBodyBytes)
 			return
 		}
-		ctx, notes := withAnnotations(req.Context())
+		// The whole request is in scope before any handler runs: a refused event stores nothing.
+		if !authorizeAll(req.Context(), w, log, sender, evs, batch) {
+			return
+		}
+		ctx, notes := withAnnotations(context.WithValue(req.Context(), senderKey{}, sender))
 		ctx = receipt.OnReplay(ctx, replay)
 		ctx = events.WithValidationMemo(ctx)
 		results := make([]handled, 0, len(evs))
@@ -81,7 +85,7 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 				r.metrics.failed(fn.Name, h.cause.Type(), err)
 				r.writeHandlerError(w, err, batch, i)
 				log.LogAttrs(ctx, slog.LevelWarn, "event", slog.String("id", h.cause.ID()), slog.String("type", h.cause.Type()),
-					slog.String("outcome", "rejected"), slog.String("error", err.Error()))
+					slog.String("outcome", "rejected"), slog.String("sender", sender.Name), slog.String("error", logSafe(err)))
 				return
 			}
 		}
@@ -94,6 +98,8 @@ func (r *Runtime) receiver(fn Function, pub *Publisher) http.Handler {
 		if err = pub.PublishAll(ctx, caused); err != nil {
 			r.metrics.failed(fn.Name, results[0].cause.Type(), err)
 			r.writeHandlerError(w, err, batch, -1)
+			log.LogAttrs(ctx, slog.LevelWarn, "http events", slog.Int("events", len(evs)), slog.String("outcome", "not stored"),
+				slog.String("sender", sender.Name), slog.String("error", logSafe(err)))
 			return
 		}
 		attrs := append([]slog.Attr{slog.Int("events", len(evs)), slog.String("outcome", "accepted"),
@@ -159,9 +165,39 @@ func (r *Runtime) writeHandlerError(w http.ResponseWriter, err error, batch bool
 	case IsPermanent(err):
 		WriteError(w, http.StatusUnprocessableEntity, "", "%v", err)
 	default:
+		// The cause (a store's or the broker's error, a panic's value and stack) stays in the
+		// log: the sender only needs to know nothing was stored and to retry.
 		w.Header().Set("Retry-After", "1")
-		WriteError(w, http.StatusServiceUnavailable, "", "not stored, retry: %v", err)
+		WriteError(w, http.StatusServiceUnavailable, "", "not stored, retry")
 	}
+}
+
+// writeDecodeError answers a body that is not CloudEvents: too large 413, cut off by the read
+// timeout 408, otherwise 400.
+func writeDecodeError(w http.ResponseWriter, err error, maxBytes int64) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		WriteError(w, http.StatusRequestEntityTooLarge, "body", "body exceeds %d bytes", maxBytes)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		WriteError(w, http.StatusRequestTimeout, "body", "the body did not arrive in time")
+	default:
+		WriteError(w, http.StatusBadRequest, "body", "not a CloudEvent: %v", err)
+	}
+}
+
+// logSafe is an error as a log line may show it: a bad field by its name and the kind of
+// failure, never the value (a phone in a schema reason, say); other errors whole.
+func logSafe(err error) string {
+	var fe *events.FieldError
+	if errors.As(err, &fe) {
+		kind := fe.Kind
+		if kind == "" {
+			kind = "invalid"
+		}
+		return strings.Replace(err.Error(), fe.Error(), fe.Field+": "+kind, 1)
+	}
+	return err.Error()
 }
 
 // AdminTokenEnv names the variable holding the operator endpoints' bearer token (a secret).

@@ -31,6 +31,7 @@ type Runtime struct {
 	owned   bool
 	metrics *metrics
 	tracer  *tracer // nil: tracing off
+	routes  routeList
 }
 
 // Option adjusts a Runtime at creation.
@@ -109,7 +110,7 @@ func (r *Runtime) Serve(ctx context.Context, fns ...Function) error {
 // in-flight requests and consumers stop pulling and finish what they hold.
 func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Function) error {
 	defer ln.Close()
-	mux := http.NewServeMux()
+	mux := &recordingMux{ServeMux: http.NewServeMux(), list: &r.routes}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -147,7 +148,7 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Fun
 			consumers = append(consumers, c)
 		}
 	}
-	srv := &http.Server{Handler: r.tracer.traceHTTP(mux), ReadHeaderTimeout: 10 * time.Second}
+	srv := r.httpServer(r.tracer.traceHTTP(mux.ServeMux))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	r.ready.Store(true)
@@ -164,6 +165,45 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Fun
 		r.log.Warn("http shutdown", "error", err)
 	}
 	return nil
+}
+
+// httpServer bounds what a connection may hold: headers and body within the read timeouts (a
+// stalled body no longer holds its goroutine), headers within MaxHeaderBytes (431 beyond).
+func (r *Runtime) httpServer(h http.Handler) *http.Server {
+	l := r.cfg.HTTP
+	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
+		WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
+}
+
+// Routes lists the patterns the runtime serves, in registration order (after ServeListener has
+// started).
+func (r *Runtime) Routes() []string {
+	r.routes.mu.Lock()
+	defer r.routes.mu.Unlock()
+	return append([]string(nil), r.routes.patterns...)
+}
+
+type routeList struct {
+	mu       sync.Mutex
+	patterns []string
+}
+
+// recordingMux is an http.ServeMux that remembers its patterns.
+type recordingMux struct {
+	*http.ServeMux
+	list *routeList
+}
+
+func (m *recordingMux) Handle(pattern string, h http.Handler) {
+	m.list.mu.Lock()
+	m.list.patterns = append(m.list.patterns, pattern)
+	m.list.mu.Unlock()
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *recordingMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 func (r *Runtime) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/stream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -33,8 +34,16 @@ type harness struct {
 	stop func()
 }
 
+// testSenderToken may send anything (a development sender); post sends it unless told otherwise.
+const testSenderToken = "test-sender-token-0123456789"
+
 func testConfig() Config {
 	c := Defaults()
+	senders, err := credential.NewSenders(credential.DevSender(testSenderToken))
+	if err != nil {
+		panic(err)
+	}
+	c.Senders = senders
 	c.AckWait = time.Second
 	c.MaxDeliver = 3
 	c.Backoff = []time.Duration{20 * time.Millisecond}
@@ -46,7 +55,13 @@ func testConfig() Config {
 
 func startHarness(t *testing.T, nc *nats.Conn, cfg Config, fns ...Function) *harness {
 	t.Helper()
-	rt, err := New(context.Background(), cfg, nc, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	return startHarnessLogging(t, nc, cfg, io.Discard, fns...)
+}
+
+// startHarnessLogging is startHarness with the runtime's log written to logs.
+func startHarnessLogging(t *testing.T, nc *nats.Conn, cfg Config, logs io.Writer, fns ...Function) *harness {
+	t.Helper()
+	rt, err := New(context.Background(), cfg, nc, slog.New(slog.NewJSONHandler(logs, nil)))
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -224,6 +239,7 @@ func post(t *testing.T, url, contentType string, headers map[string]string, body
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+testSenderToken)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}

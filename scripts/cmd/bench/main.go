@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -220,7 +221,7 @@ func startChain(s settings) (*chain, error) {
 	c := &chain{dir: dir}
 	opts := stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync, SyncAlways: s.syncAlways,
 		Logger: slog.New(slog.NewJSONHandler(s.logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Wrap:   c.timeTier}
+		Wrap:   c.timeTier, SenderToken: benchSender}
 	if s.traces {
 		c.tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 		opts.TracerProvider = c.tp
@@ -286,13 +287,22 @@ func workload(n, people int, prefix string) []cloudevents.Event {
 
 var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
+// benchSender is the bench's development sender token (any source), fresh each run.
+var benchSender = "bench-sender-" + crand.Text()
+
 // postBatch sends events in batch mode and returns when ingest answered 202.
 func postBatch(base string, evs []cloudevents.Event) error {
 	body, err := json.Marshal(evs)
 	if err != nil {
 		return err
 	}
-	resp, err := client.Post(base+"/v1/events", "application/cloudevents-batch+json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/events", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+	req.Header.Set("Authorization", "Bearer "+benchSender)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

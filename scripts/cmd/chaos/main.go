@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"os"
@@ -87,7 +88,8 @@ func run(c config) (bool, error) {
 	if err := chaos.Build(ctx, repo, filepath.Join(dir, "bin")); err != nil {
 		return false, err
 	}
-	cluster, err := chaos.StartCluster(chaos.Config{Dir: dir, Repo: repo, Store: c.store, FirestoreHost: host, SyncAlways: c.syncAlways, AckWait: c.ackWait, AdminToken: "chaos"})
+	cluster, err := chaos.StartCluster(chaos.Config{Dir: dir, Repo: repo, Store: c.store, FirestoreHost: host, SyncAlways: c.syncAlways, AckWait: c.ackWait,
+		AdminToken: "chaos", SenderToken: "chaos-sender-" + rand.Text(), ReaderToken: "chaos-reader-" + rand.Text()})
 	if err != nil {
 		return false, err
 	}
@@ -108,7 +110,7 @@ func drive(ctx context.Context, c config, cluster *chaos.Cluster) (bool, error) 
 		faults <- cluster.Inject(faultCtx, c.faultEvery, c.seed)
 	}()
 	start := time.Now()
-	retries, err := chaos.Send(ctx, func() string { return cluster.Addr("ingest") }, w.Events, c.clients, 25, c.faultFor/2)
+	retries, err := chaos.Send(ctx, func() string { return cluster.Addr("ingest") }, cluster.SenderToken(), w.Events, c.clients, 25, c.faultFor/2)
 	if err != nil {
 		stopFaults()
 		return false, err
@@ -133,7 +135,7 @@ func drive(ctx context.Context, c config, cluster *chaos.Cluster) (bool, error) 
 }
 
 func report(ctx context.Context, cluster *chaos.Cluster, w *chaos.Workload) (bool, error) {
-	r, err := chaos.Verify(ctx, cluster.Addr("profile"), w)
+	r, err := chaos.Verify(ctx, cluster.Addr("profile"), cluster.ReaderToken(), w)
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/cenats"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/stream"
 )
@@ -178,7 +180,8 @@ func (b *bench) coldStart(t target, bin, dir string) (sample, error) {
 
 func (b *bench) env(addr, dir string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "NATS_URL=" + b.srv.URL(), "OMNIMEMBER_HTTP_ADDR=" + addr,
-		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys}, extraEnv...)
+		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys,
+		credential.SendersEnv + `=[{"name":"coldstart","token":"` + probeSender + `","sources":["*"]}]`}, extraEnv...)
 }
 
 // measure races the readiness probe against the first event, then samples memory at rest.
@@ -248,6 +251,9 @@ func get(url string) int {
 	return resp.StatusCode
 }
 
+// probeSender is the sender token the probed ingest accepts, fresh each run.
+var probeSender = "coldstart-sender-" + rand.Text()
+
 // postExample posts the contract's example order, paid a minute ago under a fresh id, so that
 // ingest's live window admits it and no earlier run's id conflicts with it.
 func postExample(url string) int {
@@ -268,7 +274,13 @@ func postExample(url string) int {
 	if err != nil {
 		return 0
 	}
-	resp, err := probe.Post(url, "application/cloudevents+json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("Authorization", "Bearer "+probeSender)
+	resp, err := probe.Do(req)
 	if err != nil {
 		return 0
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,6 +23,7 @@ import (
 	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/scripts/stack"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -35,12 +37,49 @@ type config struct {
 	// embedded one (the fault harness does, to kill NATS and the functions separately).
 	ExternalNATS string
 	Demo         bool // OMNIMEMBER_DEMO=0 skips the replay
-	// AdminToken opens the operator endpoints (OMNIMEMBER_ADMIN_TOKEN) and APIToken the channel
-	// APIs such as redemptions (OMNIMEMBER_API_TOKEN); development tokens are printed when unset.
-	AdminToken, APIToken string
-	// MarketerToken opens the campaign API and console (OMNIMEMBER_MARKETER_TOKEN).
-	MarketerToken string
-	Runtime       runtime.Config
+	// Admin opens the operator endpoints, API the channel write APIs such as redemptions, Marketer
+	// the campaign API and console, Sender POST /v1/events (every source) and Reader the profile
+	// routes (every scope): each from its variable, else generated into the data directory.
+	Admin, API, Marketer, Sender, Reader devToken
+	Runtime                              runtime.Config
+}
+
+// Development tokens of make run: a sender allowed every source, a reader allowed every profile
+// route (besides the scoped ones of OMNIMEMBER_SENDER_TOKENS and OMNIMEMBER_READER_TOKENS).
+const (
+	senderTokenEnv = "OMNIMEMBER_SENDER_TOKEN"
+	readerTokenEnv = "OMNIMEMBER_READER_TOKEN"
+)
+
+// devToken is one development credential: from its variable, or generated once into the data
+// directory. Only a generated one is ever printed (it lives in .data anyway); one given through
+// the environment shows as $VARIABLE.
+type devToken struct {
+	Env, File, Value string
+	FromEnv          bool
+}
+
+func tokenFromEnv(env, file string) devToken {
+	v := os.Getenv(env)
+	return devToken{Env: env, File: file, Value: v, FromEnv: v != ""}
+}
+
+// load generates the token into the data directory unless the environment gave it.
+func (t *devToken) load(dir string) error {
+	if t.FromEnv {
+		return nil
+	}
+	var err error
+	t.Value, _, err = devSecret(dir, t.File, randomHex)
+	return err
+}
+
+// Shown is the token as the printed examples use it.
+func (t devToken) Shown() string {
+	if t.FromEnv {
+		return "$" + t.Env
+	}
+	return t.Value
 }
 
 func loadConfig() (config, error) {
@@ -58,9 +97,10 @@ func loadConfig() (config, error) {
 		}
 		c.NATSPort = n
 	}
-	c.AdminToken, c.APIToken = os.Getenv(runtime.AdminTokenEnv), os.Getenv(runtime.APITokenEnv)
+	c.Admin, c.API = tokenFromEnv(runtime.AdminTokenEnv, "dev-admin.token"), tokenFromEnv(runtime.APITokenEnv, "dev-api.token")
+	c.Marketer = tokenFromEnv(campaign.MarketerTokenEnv, "dev-marketer.token")
+	c.Sender, c.Reader = tokenFromEnv(senderTokenEnv, "dev-sender.token"), tokenFromEnv(readerTokenEnv, "dev-reader.token")
 	c.ExternalNATS = os.Getenv("OMNIMEMBER_EXTERNAL_NATS")
-	c.MarketerToken = os.Getenv(campaign.MarketerTokenEnv)
 	var err error
 	c.Runtime, err = runtime.FromEnv()
 	return c, err
@@ -109,13 +149,17 @@ func devSecret(dir, name string, generate func() string) (string, string, error)
 }
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "omnimember:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// run starts the chain, replays the demo, prints the summary and the examples to out, and serves
+// until ctx ends. Logs go to the data directory's omnimember.log.
+func run(ctx context.Context, out io.Writer) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
@@ -130,77 +174,79 @@ func run() error {
 	}
 	defer logFile.Close()
 	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: cfg.Runtime.LogLevel}))
-	keys, keySource, err := devKeys(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	if cfg.AdminToken == "" {
-		if cfg.AdminToken, _, err = devSecret(cfg.DataDir, "dev-admin.token", randomHex); err != nil {
-			return err
-		}
-	}
-	if cfg.APIToken == "" {
-		if cfg.APIToken, _, err = devSecret(cfg.DataDir, "dev-api.token", randomHex); err != nil {
-			return err
-		}
-	}
-	if cfg.MarketerToken == "" {
-		if cfg.MarketerToken, _, err = devSecret(cfg.DataDir, "dev-marketer.token", randomHex); err != nil {
-			return err
-		}
-	}
-	jsKey, err := jetStreamKey(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	rules := loyalty.Example() // the shipped example; LOYALTY_RULES_FILE replaces it
-	if os.Getenv(loyalty.RulesEnv) != "" {
-		if rules, err = loyalty.FromEnv(); err != nil {
-			return err
-		}
-	}
-	secrets, devPOS, err := webhookSecrets(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	// The platforms that do not push (TMC, JD) and the 会员通 SPI, each on when its variables are set.
-	polls, err := ingest.PollConfigFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
-	tmall, err := profile.TmallMemberFromEnv(os.Getenv, log)
-	if err != nil {
-		return err
-	}
-	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "pollers", polls, "tmallMember", tmall != nil, "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
-	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort, NATSURL: cfg.ExternalNATS,
-		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
-		MarketerToken: cfg.MarketerToken, Loyalty: rules, WebhookSecrets: secrets, Pollers: polls.Pollers(log), TmallMember: tmall})
+	s, devPOS, err := start(&cfg, log)
 	if err != nil {
 		return err
 	}
 	defer s.Stop()
 	base := "http://" + s.Addr
-	fmt.Printf("omnimember is running: HTTP %s, NATS %s, data in %s, logs in %s\n", base, natsURL(s, cfg.ExternalNATS), cfg.DataDir, logPath)
-	if keySource != "from "+pii.KeysEnv {
-		fmt.Printf("phones are sealed with a %s (set %s in production)\n", keySource, pii.KeysEnv)
+	fmt.Fprintf(out, "omnimember is running: HTTP %s, NATS %s, data in %s, logs in %s\n", base, natsURL(s, cfg.ExternalNATS), cfg.DataDir, logPath)
+	if os.Getenv(pii.KeysEnv) == "" {
+		fmt.Fprintf(out, "phones are sealed with a development key in %s (set %s in production)\n", filepath.Join(cfg.DataDir, "dev-pii.key"), pii.KeysEnv)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	client := demo.Client{BaseURL: base, SenderToken: cfg.Sender.Value, ReaderToken: cfg.Reader.Value}
 	if cfg.Demo {
-		if err := runDemo(ctx, s, base); err != nil {
+		if err := runDemo(ctx, s, client, out); err != nil {
 			return err
 		}
 	}
-	printTryIt(base, cfg.AdminToken, cfg.APIToken)
-	if devPOS != "" {
-		printTryWebhook(base, devPOS)
+	printTryIt(out, base, cfg)
+	if devPOS {
+		printTryWebhook(out, base, cfg.DataDir)
 	}
-	fmt.Printf("\nMarketer console (segments, preview, send, progress; OMNIMEMBER_MARKETER_TOKEN):\n  %s/console/#token=%s\n", base, cfg.MarketerToken)
+	fmt.Fprintf(out, "\nMarketer console (segments, preview, send, progress; %s):\n  %s/console/#token=%s\n", campaign.MarketerTokenEnv, base, cfg.Marketer.Shown())
 	go scheduleJobs(ctx, s, log)
 	<-ctx.Done()
-	fmt.Println("\nstopping: draining functions")
+	fmt.Fprintln(out, "\nstopping: draining functions")
 	return nil
+}
+
+// start loads the keys, tokens, rules and secrets and starts the stack; devPOS says whether the
+// development webhook secrets were generated (then the examples sign a store's push with them).
+func start(cfg *config, log *slog.Logger) (*stack.Stack, bool, error) {
+	keys, keySource, err := devKeys(cfg.DataDir)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, t := range []*devToken{&cfg.Admin, &cfg.API, &cfg.Marketer, &cfg.Sender, &cfg.Reader} {
+		if err := t.load(cfg.DataDir); err != nil {
+			return nil, false, err
+		}
+	}
+	readers, err := credential.ReadersFromEnv(os.Getenv)
+	if err != nil {
+		return nil, false, err
+	}
+	jsKey, err := jetStreamKey(cfg.DataDir)
+	if err != nil {
+		return nil, false, err
+	}
+	rules := loyalty.Example() // the shipped example; LOYALTY_RULES_FILE replaces it
+	if os.Getenv(loyalty.RulesEnv) != "" {
+		if rules, err = loyalty.FromEnv(); err != nil {
+			return nil, false, err
+		}
+	}
+	secrets, devPOS, err := webhookSecrets(cfg.DataDir)
+	if err != nil {
+		return nil, false, err
+	}
+	// The platforms that do not push (TMC, JD) and the 会员通 SPI, each on when its variables are set.
+	polls, err := ingest.PollConfigFromEnv(os.Getenv)
+	if err != nil {
+		return nil, false, err
+	}
+	tmall, err := profile.TmallMemberFromEnv(os.Getenv, log)
+	if err != nil {
+		return nil, false, err
+	}
+	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "pollers", polls, "tmallMember", tmall != nil, "runtime", cfg.Runtime,
+		"readers", readers, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
+	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort, NATSURL: cfg.ExternalNATS,
+		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.Admin.Value, APIToken: cfg.API.Value,
+		MarketerToken: cfg.Marketer.Value, SenderToken: cfg.Sender.Value, ReaderToken: cfg.Reader.Value, Readers: readers,
+		Loyalty: rules, WebhookSecrets: secrets, Pollers: polls.Pollers(log), TmallMember: tmall})
+	return s, devPOS, err
 }
 
 // scheduleJobs runs points expiry and tier evaluation now and every hour (each is idempotent
@@ -233,72 +279,78 @@ func natsURL(s *stack.Stack, external string) string {
 	return "in-process only"
 }
 
-func runDemo(ctx context.Context, s *stack.Stack, base string) error {
+func runDemo(ctx context.Context, s *stack.Stack, client demo.Client, out io.Writer) error {
 	steps, err := demo.Steps(time.Now())
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nReplaying %d webhooks from Tmall, Douyin, JD, WeChat, a store and the app:\n", len(steps))
+	fmt.Fprintf(out, "\nReplaying %d webhooks from Tmall, Douyin, JD, WeChat, a store and the app:\n", len(steps))
 	settle := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		return s.WaitQuiet(ctx)
 	}
-	if err := demo.Replay(ctx, base, steps, settle, os.Stdout); err != nil {
+	if err := demo.Replay(ctx, client, steps, settle, out); err != nil {
 		return err
 	}
-	fmt.Println("\nOne member per person, on every channel:")
-	return demo.Summary(ctx, base, s.Store, os.Stdout)
+	fmt.Fprintln(out, "\nOne member per person, on every channel:")
+	return demo.Summary(ctx, client, s.Store, out)
 }
 
 // webhookSecrets reads OMNIMEMBER_WEBHOOK_SECRETS(_FILE); when neither is set, development secrets
-// for one store (store-demo) and one app (demo-app) are generated into the data directory and the
-// store's secret is returned so that the try-it lines can sign a push.
-func webhookSecrets(dir string) (ingest.Secrets, string, error) {
-	secrets, err := ingest.SecretsFromEnv(os.Getenv)
+// for one store (store-demo) and one app (demo-app) are generated into the data directory, and
+// devPOS says so (the examples then sign a store's push with the one in that file).
+func webhookSecrets(dir string) (secrets ingest.Secrets, devPOS bool, err error) {
+	secrets, err = ingest.SecretsFromEnv(os.Getenv)
 	if err != nil {
-		return nil, "", err
+		return nil, false, err
 	}
 	if os.Getenv(ingest.EnvWebhookSecrets) == "" && os.Getenv(ingest.EnvWebhookSecretsFile) == "" {
-		raw, path, err := devSecret(dir, "dev-webhook-secrets.json", func() string {
+		raw, path, err := devSecret(dir, devWebhookSecretsFile, func() string {
 			return fmt.Sprintf(`{"pos":{"store-demo":{"secret":%q}},"app":{"demo-app":{"secret":%q}}}`, randomHex(), randomHex())
 		})
 		if err != nil {
-			return nil, "", err
+			return nil, false, err
 		}
 		if secrets, err = ingest.ParseSecrets([]byte(raw)); err != nil {
-			return nil, "", fmt.Errorf("%s: %w", path, err)
+			return nil, false, fmt.Errorf("%s: %w", path, err)
 		}
+		devPOS = secrets["pos"]["store-demo"]["secret"] != ""
 	}
-	if err := secrets.Check(ingest.Adapters(nil)); err != nil {
-		return nil, "", err
-	}
-	return secrets, secrets["pos"]["store-demo"]["secret"], nil
+	return secrets, devPOS, secrets.Check(ingest.Adapters(nil))
 }
 
-// printTryWebhook shows a signed native POS push (development secret of store-demo).
-func printTryWebhook(base, secret string) {
-	fmt.Printf(`
-A store's native webhook, signed (functions/ingest/README.md; development secret in .data/dev-webhook-secrets.json):
-  body='{"type":"order.paid","id":"till-1-0001","order":{"id":"SH-0001","amountFen":12900,"paidAt":"%[2]s"},"member":{"phone":"13812345678","card":"C-0001"}}'
-  ts=$(date +%%s); sig=$(printf '%%s\n%%s' "$ts" "$body" | openssl dgst -sha256 -hmac '%[3]s' | sed 's/^.* //')
+const devWebhookSecretsFile = "dev-webhook-secrets.json"
+
+// printTryWebhook shows a signed native POS push; the shell reads store-demo's development secret
+// from the data directory, so the secret itself is never printed.
+func printTryWebhook(out io.Writer, base, dir string) {
+	fmt.Fprintf(out, `
+A store's native webhook, signed (functions/ingest/README.md; development secret in %[3]s):
+  secret=$(sed -n 's/.*"store-demo":{"secret":"\([0-9a-f]*\)".*/\1/p' %[3]s)
+  body='{"type":"order.paid","id":"till-1-0001","order":{"id":"SH-0001","amountFen":12900,"paidAt":"%[2]s"},"member":{"card":"C-0001"}}'
+  ts=$(date +%%s); sig=$(printf '%%s\n%%s' "$ts" "$body" | openssl dgst -sha256 -hmac "$secret" | sed 's/^.* //')
   curl -s -X POST %[1]s/webhooks/pos -H 'X-Omnimember-Store: store-demo' -H "X-Omnimember-Timestamp: $ts" \
        -H "X-Omnimember-Signature: v1=$sig" -d "$body"
-`, base, time.Now().UTC().Format(time.RFC3339), secret)
+`, base, time.Now().UTC().Format(time.RFC3339), filepath.Join(dir, devWebhookSecretsFile))
 }
 
-func printTryIt(base, token, apiToken string) {
-	fmt.Printf(`
+// printTryIt shows each route with its credential: a generated development token as it is (it
+// lives in the data directory), one given through the environment as $VARIABLE, never its value.
+// The examples name members by the demo's platform ids, not by phone.
+func printTryIt(out io.Writer, base string, cfg config) {
+	fmt.Fprintf(out, `
 Try it (Ctrl-C to stop):
-  curl -s '%[1]s/v1/members:lookup?type=phone&value=%%2B86%%20138-1234-5678'
-  curl -s -X POST %[1]s/v1/events -H 'Content-Type: application/cloudevents+json' -d '{
+  curl -s '%[1]s/v1/members:lookup?type=jd_pin&value=jd_zw_88' -H "Authorization: Bearer %[3]s"     # reader (%[8]s)
+  curl -s -X POST %[1]s/v1/events -H "Authorization: Bearer %[4]s" -H 'Content-Type: application/cloudevents+json' -d '{
     "specversion":"1.0","type":"omnimember.order.paid","source":"jd/jd-shop-9","id":"my-order-1",
     "data":{"orderId":"JD-9001","channel":"jd","shopId":"jd-shop-9","amountFen":99900,
-            "paidAt":"%[2]s","identities":[{"type":"phone","value":"13812345678"}]}}'
-  curl -s -X POST %[1]s/v1/members:merge-preview -H 'Authorization: Bearer %[3]s' \
-       -d '{"identities":[{"type":"phone","value":"13812345678"},{"type":"phone","value":"13987654321"}]}'
-  curl -s %[1]s/v1/quarantine -H 'Authorization: Bearer %[3]s'     # operator endpoints (OMNIMEMBER_ADMIN_TOKEN)
-  curl -s -X POST %[1]s/v1/members/<oneId>/redemptions -H 'Authorization: Bearer %[4]s' \
-       -d '{"idempotencyKey":"store-12-receipt-1","channel":"pos","points":100}'     # OMNIMEMBER_API_TOKEN
-`, base, time.Now().UTC().Format(time.RFC3339), token, apiToken)
+            "paidAt":"%[2]s","identities":[{"type":"jd_pin","value":"jd_zw_88"}]}}'     # sender (%[9]s)
+  curl -s -X POST %[1]s/v1/members:merge-preview -H "Authorization: Bearer %[5]s" \
+       -d '{"identities":[{"type":"jd_pin","value":"jd_zw_88"},{"type":"douyin_unionid","value":"dyu-ln"}]}'
+  curl -s %[1]s/v1/quarantine -H "Authorization: Bearer %[5]s"     # operator endpoints (%[7]s)
+  curl -s -X POST %[1]s/v1/members/<oneId>/redemptions -H "Authorization: Bearer %[6]s" \
+       -d '{"idempotencyKey":"store-12-receipt-1","channel":"pos","points":100}'     # %[10]s
+`, base, time.Now().UTC().Format(time.RFC3339), cfg.Reader.Shown(), cfg.Sender.Shown(), cfg.Admin.Shown(), cfg.API.Shown(),
+		runtime.AdminTokenEnv, readerTokenEnv, senderTokenEnv, runtime.APITokenEnv)
 }

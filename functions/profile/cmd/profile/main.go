@@ -1,5 +1,6 @@
-// Command profile runs the read API alone: GET /v1/members/{oneId} and GET /v1/members:lookup, and
-// the Tmall 会员通 SPI at POST /webhooks/tmall/member when TMALL_MEMBER_APP_KEY is set.
+// Command profile runs the read API alone: GET /v1/members/{oneId} and GET /v1/members:lookup behind
+// the reader tokens (OMNIMEMBER_READER_TOKENS[_FILE]), and the Tmall 会员通 SPI at
+// POST /webhooks/tmall/member when TMALL_MEMBER_APP_KEY is set.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/functions/profile"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -36,6 +38,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api := &profile.API{Store: st, Ladder: ladder, Now: time.Now, Tmall: tmall}
-	return runtime.Run(rt, slog.Group("profile", "store", sc, "tmallMember", tmall), api.Function())
+	readers, err := credential.ReadersFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	api := &profile.API{Store: st, Ladder: ladder, Now: time.Now, Tmall: tmall, Readers: readers}
+	return runtime.Run(rt, slog.Group("profile", "store", sc, "tmallMember", tmall, "readers", readers), api.Function())
 }
