@@ -56,6 +56,7 @@ func Run(t *testing.T, open Opener) {
 		{"OnlyOneRacerCreates", testOnlyOneCreates},
 		{"QueryFilters", testQueryFilters},
 		{"QueryOrderAndLimit", testQueryOrder},
+		{"CollectionsListsWhatHoldsDocuments", testCollections},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,4 +317,20 @@ func testQueryOrder(t *testing.T, s store.Store) {
 	var p map[string]any
 	require.NoError(t, docs[0].DataTo(&p))
 	assert.Equal(t, "member", p["tier"])
+}
+
+func testCollections(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	lister, ok := s.(store.Lister)
+	require.True(t, ok, "every store lists its collections")
+	got, err := lister.Collections(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, got, "an empty store")
+	for _, c := range []string{"receipts", "members", "tombstones"} {
+		require.NoError(t, s.Set(ctx, c, "a", counter{N: 1}))
+	}
+	require.NoError(t, s.Delete(ctx, "tombstones", "a"))
+	got, err = lister.Collections(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"members", "receipts"}, got, "got collections, want those holding documents, sorted")
 }
