@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,4 +334,29 @@ func testCollections(t *testing.T, s store.Store) {
 	got, err = lister.Collections(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"members", "receipts"}, got, "got collections, want those holding documents, sorted")
+}
+
+// Holding scans every document of every collection of s (ids and contents) for each needle and
+// returns where it found them, as "collection/id: needle": what an audit for leaked or unerased
+// personal data reads.
+func Holding(t testing.TB, s store.Store, needles ...string) []string {
+	t.Helper()
+	ctx := context.Background()
+	lister, ok := s.(store.Lister)
+	require.True(t, ok, "the store lists its collections")
+	collections, err := lister.Collections(ctx)
+	require.NoError(t, err)
+	var found []string
+	for _, c := range collections {
+		docs, err := s.Query(ctx, store.Query{Collection: c})
+		require.NoError(t, err)
+		for _, d := range docs {
+			for _, n := range needles {
+				if n != "" && (strings.Contains(d.ID, n) || strings.Contains(string(d.Data), n)) {
+					found = append(found, c+"/"+d.ID+": "+n)
+				}
+			}
+		}
+	}
+	return found
 }
