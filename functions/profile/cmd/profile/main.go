@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/functions/profile"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -27,6 +28,10 @@ func run() error {
 		return err
 	}
 	ladder := rules.Ladder()
+	keyer, err := identity.KeysFromEnv() // lookups key the identity they name, as match keyed it
+	if err != nil {
+		return err
+	}
 	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err
@@ -36,6 +41,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api := &profile.API{Store: st, Ladder: ladder, Now: time.Now, Tmall: tmall}
-	return runtime.Run(rt, slog.Group("profile", "store", sc, "tmallMember", tmall), api.Function())
+	api := &profile.API{Store: st, Keyer: keyer, Ladder: ladder, Now: time.Now, Tmall: tmall}
+	return runtime.Run(rt, slog.Group("profile", "store", sc, "identityKeys", keyer, "tmallMember", tmall), api.Function())
 }
