@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/omnimember/omnimember/shared/identity"
 )
 
 // Functions are the processes of the chain, started in this order.
@@ -188,6 +190,7 @@ func (c *Cluster) functionEnv() ([]string, error) {
 	}
 	env := []string{
 		"NATS_URL=" + c.NATSURL, "OMNIMEMBER_PII_KEYS=c1:" + base64.StdEncoding.EncodeToString(key),
+		"OMNIMEMBER_IDENTITY_KEYS=" + identity.NewKey("c1"),
 		"OMNIMEMBER_ADMIN_TOKEN=" + c.cfg.AdminToken,
 		"OMNIMEMBER_ACK_WAIT=" + c.cfg.AckWait.String(),
 		// Under faults an event may need many attempts; the dead-letter stream is for poison, not for

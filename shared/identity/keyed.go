@@ -80,6 +80,12 @@ func NewKey(id string) string {
 // CurrentKeyID names the key new identities are keyed with.
 func (k *Keyer) CurrentKeyID() string { return k.ids[0] }
 
+// Holds reports whether the keyer holds the key of that id.
+func (k *Keyer) Holds(kid string) bool {
+	_, ok := k.secrets[kid]
+	return ok
+}
+
 // LogValue names the keys, never their bytes.
 func (k *Keyer) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("current", k.ids[0]), slog.Int("keys", len(k.ids)))

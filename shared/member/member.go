@@ -334,14 +334,22 @@ var ErrUnkeyedStore = errors.New("the store holds identity documents keyed witho
 	"start from an empty store (make run: make clean) and replay the history")
 
 // CheckKeyed returns ErrUnkeyedStore when the store's identity documents predate keyed identity
-// keys. It reads one document.
-func CheckKeyed(ctx context.Context, q Querier) error {
+// keys, and an error when they were keyed with a key keys does not hold (a lost or replaced key:
+// nothing stored would be found again). It reads one document.
+func CheckKeyed(ctx context.Context, q Querier, keys *identity.Keyer) error {
 	ids, err := store.QueryIDs(ctx, q, store.Query{Collection: Identities, Limit: 1})
 	if err != nil {
 		return fmt.Errorf("read an identity document: %w", err)
 	}
-	if len(ids) > 0 && !identity.IsKeyed(ids[0]) {
+	switch {
+	case len(ids) == 0:
+		return nil
+	case !identity.IsKeyed(ids[0]):
 		return ErrUnkeyedStore
+	case !keys.Holds(identity.KeyID(ids[0])):
+		return fmt.Errorf("the store's identity documents are keyed with key %q, which %s does not list: "+
+			"give the keys they were written with (a rotation lists the new key first and keeps the old one until a rekey)",
+			identity.KeyID(ids[0]), identity.KeysEnv)
 	}
 	return nil
 }

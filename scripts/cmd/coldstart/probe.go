@@ -21,6 +21,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/cenats"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/stream"
 )
@@ -66,7 +67,7 @@ type bench struct {
 	srv     *broker.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	piiKeys string
+	piiKeys, identityKeys string
 }
 
 func startBroker(dir string) (*bench, error) {
@@ -74,7 +75,7 @@ func startBroker(dir string) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{srv: srv, piiKeys: pii.NewKey("coldstart")}
+	b := &bench{srv: srv, piiKeys: pii.NewKey("coldstart"), identityKeys: identity.NewKey("coldstart")}
 	if b.nc, err = srv.Connect("coldstart"); err != nil {
 		b.stop()
 		return nil, err
@@ -177,7 +178,8 @@ func (b *bench) coldStart(t target, bin, dir string) (sample, error) {
 
 func (b *bench) env(addr, dir string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "NATS_URL=" + b.srv.URL(), "OMNIMEMBER_HTTP_ADDR=" + addr,
-		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys}, extraEnv...)
+		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys,
+		"OMNIMEMBER_IDENTITY_KEYS=" + b.identityKeys}, extraEnv...)
 }
 
 // measure races the readiness probe against the first event, then samples memory at rest.

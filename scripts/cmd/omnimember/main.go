@@ -22,7 +22,9 @@ import (
 	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/scripts/stack"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 )
@@ -81,6 +83,22 @@ func devKeys(dir string) (*pii.Keyring, string, error) {
 	return k, "development key in " + path, err
 }
 
+// devIdentityKeys uses OMNIMEMBER_IDENTITY_KEYS when set; otherwise a key generated once into the
+// data directory, under an id of its own, so that a data directory whose key was lost is refused
+// at start (member.CheckKeyed) instead of silently failing to find its members.
+func devIdentityKeys(dir string) (*identity.Keyer, string, error) {
+	if os.Getenv(identity.KeysEnv) != "" {
+		k, err := identity.KeysFromEnv()
+		return k, "from " + identity.KeysEnv, err
+	}
+	spec, path, err := devSecret(dir, "dev-identity.key", func() string { return identity.NewKey("dev-" + randomHex()[:8]) })
+	if err != nil {
+		return nil, "", err
+	}
+	k, err := identity.ParseKeys(spec)
+	return k, "development key in " + path, err
+}
+
 // jetStreamKey encrypts the embedded JetStream's files: OMNIMEMBER_JETSTREAM_KEY, else a
 // development key kept in the data directory.
 func jetStreamKey(dir string) (string, error) {
@@ -134,6 +152,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	idKeys, idKeySource, err := devIdentityKeys(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	if cfg.AdminToken == "" {
 		if cfg.AdminToken, _, err = devSecret(cfg.DataDir, "dev-admin.token", randomHex); err != nil {
 			return err
@@ -172,10 +194,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "pollers", polls, "tmallMember", tmall != nil, "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
+	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "pollers", polls, "tmallMember", tmall != nil, "runtime", cfg.Runtime, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource,
+		"identityKeys", idKeys, "identityKeySource", idKeySource)
 	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort, NATSURL: cfg.ExternalNATS,
-		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
+		Keys: keys, IdentityKeys: idKeys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
 		MarketerToken: cfg.MarketerToken, Loyalty: rules, WebhookSecrets: secrets, Pollers: polls.Pollers(log), TmallMember: tmall})
+	if errors.Is(err, member.ErrUnkeyedStore) {
+		return fmt.Errorf("%s was written by an older omnimember, before identities were keyed: run `make clean` (it holds development data only) and `make run` again", cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -184,6 +210,9 @@ func run() error {
 	fmt.Printf("omnimember is running: HTTP %s, NATS %s, data in %s, logs in %s\n", base, natsURL(s, cfg.ExternalNATS), cfg.DataDir, logPath)
 	if keySource != "from "+pii.KeysEnv {
 		fmt.Printf("phones are sealed with a %s (set %s in production)\n", keySource, pii.KeysEnv)
+	}
+	if idKeySource != "from "+identity.KeysEnv {
+		fmt.Printf("identities are keyed with a %s (set %s in production)\n", idKeySource, identity.KeysEnv)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -48,7 +48,7 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	if err := member.CheckKeyed(context.Background(), st); err != nil {
+	if err := member.CheckKeyed(context.Background(), st, keyer); err != nil {
 		return err
 	}
 	h := &match.Handler{Store: st, Keys: keys, Keyer: keyer, Rules: rules, Ladder: ladder, Now: time.Now, AdminToken: os.Getenv(runtime.AdminTokenEnv)}
