@@ -64,9 +64,9 @@ func existing(dir string, ts []target) (map[string]string, error) {
 
 // bench is the NATS server the functions connect to, and the bench's own connection to it.
 type bench struct {
-	srv     *broker.Server
-	nc      *nats.Conn
-	js      jetstream.JetStream
+	srv                   *broker.Server
+	nc                    *nats.Conn
+	js                    jetstream.JetStream
 	piiKeys, identityKeys string
 }
 
