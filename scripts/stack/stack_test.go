@@ -168,7 +168,9 @@ func TestCrashAfterStoreWriteBeforeAck(t *testing.T) {
 	<-crashed
 	require.NoError(t, s.Stop())
 
-	restarted := start(t, testOptions(t, dir))
+	again := testOptions(t, dir)
+	again.Keys, again.IdentityKeys = opts.Keys, opts.IdentityKeys // the same secrets, as a restarted process reads them
+	restarted := start(t, again)
 	waitQuiet(t, restarted)
 	p, err := demo.Lookup(context.Background(), "http://"+restarted.Addr, "13812345678")
 	require.NoError(t, err)
