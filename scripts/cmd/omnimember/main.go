@@ -200,7 +200,8 @@ func run() error {
 		Keys: keys, IdentityKeys: idKeys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.AdminToken, APIToken: cfg.APIToken,
 		MarketerToken: cfg.MarketerToken, Loyalty: rules, WebhookSecrets: secrets, Pollers: polls.Pollers(log), TmallMember: tmall})
 	if errors.Is(err, member.ErrUnkeyedStore) {
-		return fmt.Errorf("%s was written by an older omnimember, before identities were keyed: run `make clean` (it holds development data only) and `make run` again", cfg.DataDir)
+		return fmt.Errorf("%s was written by an older omnimember, before identities were keyed (its store and stream hold raw phone hashes): "+
+			"remove it — `make clean` for .data; it holds development data only — and `make run` again", cfg.DataDir)
 	}
 	if err != nil {
 		return err
