@@ -73,7 +73,10 @@ type InteractionRecordedData struct {
 }
 
 // IdentityResolvedData is the data of omnimember.identity.resolved: the source event's data, with the
-// OneID it resolved to. Identities are normalised and carry no plaintext phone (only its hashes and mask).
+// OneID it resolved to. Identities are normalised and keyed: no plaintext phone (its mask instead)
+// and no raw phone hash (its keyed value instead), here and in the source data. IdentityKeys are the
+// document keys of the identities match resolved, for later functions to keep (a split moves orders
+// by them).
 type IdentityResolvedData struct {
 	OneID      string `json:"oneId"`
 	SourceType string `json:"sourceType"`
@@ -82,6 +85,7 @@ type IdentityResolvedData struct {
 	// history (backfill, the platform pollers). The loyalty caps count this day when it is set.
 	ReceivedAt   *time.Time               `json:"receivedAt,omitempty"`
 	Identities   []Identity               `json:"identities"`
+	IdentityKeys []string                 `json:"identityKeys,omitempty"`
 	Order        *OrderPaidData           `json:"order,omitempty"`
 	Refund       *OrderRefundedData       `json:"refund,omitempty"`
 	Registration *MemberRegisteredData    `json:"registration,omitempty"`
@@ -115,13 +119,16 @@ type MemberSplitData struct {
 }
 
 // MemberErasedData is the data of omnimember.member.erased: a member's identities and personal
-// fields were erased on request (PIPL); aggregates stay under the OneID.
+// fields were erased on request (PIPL); aggregates stay under the OneID. FormerOneIDs are the
+// OneIDs merged into it, whose orders and notifications are the member's too: functions that keep
+// copies of identities drop them.
 type MemberErasedData struct {
-	OneID      string    `json:"oneId"`
-	Identities int       `json:"identities"`
-	By         string    `json:"by"`
-	RequestID  string    `json:"requestId"`
-	ErasedAt   time.Time `json:"erasedAt"`
+	OneID        string    `json:"oneId"`
+	FormerOneIDs []string  `json:"formerOneIds,omitempty"`
+	Identities   int       `json:"identities"`
+	By           string    `json:"by"`
+	RequestID    string    `json:"requestId"`
+	ErasedAt     time.Time `json:"erasedAt"`
 }
 
 // PoolChangedData is the data of omnimember.pool.changed: a member became reachable (plaintext) or

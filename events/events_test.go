@@ -243,3 +243,57 @@ func TestInternalEvents(t *testing.T) {
 		assert.Equal(t, tt.want, Internal(tt.typ, tt.source), "Internal(%s, %s): got, want", tt.typ, tt.source)
 	}
 }
+
+// TestRawPhoneHashesOnlyOnInputEvents: a raw SHA-256 or MD5 of a phone (reversed in seconds) and a
+// plaintext phone are accepted on the events ingest takes, never on identity.resolved, at its top
+// level or in the source data it carries.
+func TestRawPhoneHashesOnlyOnInputEvents(t *testing.T) {
+	const (
+		rawSHA = "38aed9048140b0e437ea81461d9ea4524169f6795004da120bcf7d41894e4d15"
+		rawMD5 = "4c0115d39ddea1eba5a7cdf8edfc18a9"
+		keyed  = "k1:9f2c61d0a4e83b57c2d19e0f6a7b48c35d21e0f9"
+	)
+	ids := func(typ, value string) []any { return []any{map[string]any{"type": typ, "value": value}} }
+	tests := []struct {
+		name   string
+		typ    string
+		mutate func(map[string]any)
+		valid  bool
+	}{
+		{"order.paid takes a raw sha256", OrderPaid, func(d map[string]any) { d["identities"] = ids("phone_sha256", rawSHA) }, true},
+		{"order.paid takes a raw md5", OrderPaid, func(d map[string]any) { d["identities"] = ids("phone_md5", rawMD5) }, true},
+		{"order.paid takes a plaintext phone", OrderPaid, func(d map[string]any) { d["identities"] = ids("phone", "13812345678") }, true},
+		{"identity.resolved takes a keyed sha256", IdentityResolved, func(d map[string]any) { d["identities"] = ids("phone_sha256", keyed) }, true},
+		{"identity.resolved takes a keyed md5 in its order", IdentityResolved, func(d map[string]any) {
+			d["order"].(map[string]any)["identities"] = ids("phone_md5", keyed)
+		}, true},
+		{"identity.resolved refuses a raw sha256", IdentityResolved, func(d map[string]any) { d["identities"] = ids("phone_sha256", rawSHA) }, false},
+		{"identity.resolved refuses a raw md5", IdentityResolved, func(d map[string]any) { d["identities"] = ids("phone_md5", rawMD5) }, false},
+		{"identity.resolved refuses a plaintext phone", IdentityResolved, func(d map[string]any) { d["identities"] = ids("phone", "13812345678") }, false},
+		{"identity.resolved refuses a raw sha256 in its order", IdentityResolved, func(d map[string]any) {
+			d["order"].(map[string]any)["identities"] = ids("phone_sha256", rawSHA)
+		}, false},
+		{"identity.resolved refuses a plaintext phone in its order", IdentityResolved, func(d map[string]any) {
+			d["order"].(map[string]any)["identities"] = ids("phone", "13812345678")
+		}, false},
+		{"identity.resolved refuses an unkeyed identity key", IdentityResolved, func(d map[string]any) { d["identityKeys"] = []any{rawSHA[:40]} }, false},
+		{"member.split refuses an unkeyed identity key", MemberSplit, func(d map[string]any) { d["identityKeys"] = []any{rawSHA[:40]} }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := Example(tt.typ)
+			require.NoError(t, err)
+			var data map[string]any
+			require.NoError(t, json.Unmarshal(ev.Data(), &data))
+			tt.mutate(data)
+			raw, err := json.Marshal(data)
+			require.NoError(t, err)
+			err = ValidateData(tt.typ, raw)
+			if tt.valid {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err, "got valid, want refused")
+		})
+	}
+}

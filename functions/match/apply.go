@@ -47,17 +47,22 @@ func (h *Handler) apply(tx store.Tx, ev cloudevents.Event, in source, p Plan, no
 	return h.emit(ev, in, survivor, p, poolFrom, now)
 }
 
-// stored turns identities into what the member document keeps; a plaintext phone is sealed.
-func (h *Handler) stored(ids []events.Identity, channel string, now time.Time) ([]member.StoredIdentity, error) {
+// stored turns identities into what the member document keeps, keyed: a plaintext phone is sealed
+// and masked; a platform's phone hash is kept as its keyed value, the hash itself only sealed (a
+// rekey under a new identity key needs it).
+func (h *Handler) stored(ids []seen, channel string, now time.Time) ([]member.StoredIdentity, error) {
 	out := make([]member.StoredIdentity, 0, len(ids))
 	for _, id := range ids {
-		s := member.StoredIdentity{Type: id.Type, Scope: id.Scope, Key: identity.Key(id), Value: id.Value, Channel: channel, FirstSeen: now}
-		if id.Type == identity.Phone {
-			sealed, err := h.Keys.Seal(id.Value, identity.Phone)
+		s := member.StoredIdentity{Type: id.id.Type, Scope: id.id.Scope, Key: id.key, Value: id.id.Value, Channel: channel, FirstSeen: now}
+		if id.raw.Type == identity.Phone || identity.IsPhoneHash(id.raw.Type) {
+			sealed, err := h.Keys.Seal(id.raw.Value, id.raw.Type)
 			if err != nil {
 				return nil, err
 			}
-			s.Value, s.Sealed, s.Masked = "", sealed, identity.MaskPhone(id.Value)
+			s.Sealed = sealed
+		}
+		if id.raw.Type == identity.Phone {
+			s.Value, s.Masked = "", identity.MaskPhone(id.raw.Value)
 		}
 		out = append(out, s)
 	}
@@ -195,11 +200,16 @@ func (h *Handler) emit(ev cloudevents.Event, in source, survivor member.Member, 
 		}
 		outs = append(outs, out)
 	}
-	kept := slices.DeleteFunc(slices.Clone(in.identities), func(id events.Identity) bool {
-		return slices.Contains(p.Blocked, id) || slices.Contains(p.Erased, id)
-	})
+	kept := make([]events.Identity, 0, len(p.usable))
+	var keys []string
+	for _, s := range p.usable { // neither blocked nor erased, keyed
+		kept = append(kept, s.id)
+		if !slices.Contains(keys, s.key) {
+			keys = append(keys, s.key)
+		}
+	}
 	resolved := in.resolved(identity.WithoutPlaintext(kept))
-	resolved.OneID, resolved.SourceType, resolved.SourceID = survivor.OneID, ev.Type(), ev.ID()
+	resolved.OneID, resolved.SourceType, resolved.SourceID, resolved.IdentityKeys = survivor.OneID, ev.Type(), ev.ID(), keys
 	if at, ok := events.ReceivedAt(ev); ok {
 		resolved.ReceivedAt = &at // ingest's clock: the loyalty caps count this day
 	}
@@ -211,9 +221,9 @@ func (h *Handler) emit(ev cloudevents.Event, in source, survivor member.Member, 
 }
 
 func poolReason(p Plan) string {
-	for _, id := range p.Attach {
-		if id.Type == identity.Phone || id.Type == identity.WeComExternalUserID {
-			return id.Type
+	for _, s := range p.Attach {
+		if s.id.Type == identity.Phone || s.id.Type == identity.WeComExternalUserID {
+			return s.id.Type
 		}
 	}
 	return "merge"

@@ -25,11 +25,13 @@ const Name = "match"
 // Consumes lists the events match resolves.
 var Consumes = []string{events.MemberRegistered, events.OrderPaid, events.OrderRefunded, events.InteractionRecorded}
 
-// Handler resolves identities under Rules. Keys seal plaintext phones; Now is the clock;
-// AdminToken guards the operator endpoints.
+// Handler resolves identities under Rules. Keys seal plaintext phones (and the platforms' phone
+// hashes); Keyer keys every identity (document keys, and the phone hashes it stores and publishes);
+// Now is the clock; AdminToken guards the operator endpoints.
 type Handler struct {
 	Store      Store
 	Keys       *pii.Keyring
+	Keyer      *identity.Keyer
 	Rules      *identity.Rules
 	Ladder     tier.Ladder
 	Now        func() time.Time
@@ -60,30 +62,33 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 	}
 	in.identities = ids
 	var p Plan
-	outs, err := receipt.Once(ctx, h.Store, Name, ev, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
+	// The receipt names the member: its events carry the member's identities, so erasing the
+	// member deletes it.
+	outs, err := receipt.OnceAbout(ctx, h.Store, Name, ev, h.Now, func(tx store.Tx) ([]cloudevents.Event, string, error) {
 		released, err := h.released(tx, ev)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		now := h.Now()
 		if p, err = h.decide(tx, member.OneIDFor(ev.Source(), ev.ID()), ids, in.occurred, now, released); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		switch {
 		case p.Quarantine != "":
-			return nil, h.quarantine(tx, ev, p, now)
+			return nil, "", h.quarantine(tx, ev, p, now)
 		case p.Unresolved != "" && moneyEvent(ev.Type()) && len(p.Erased) == 0:
 			// An order or refund that reaches no member is money lost: ingest refuses one without a
 			// resolvable identity, so one that still gets here (published past ingest) is
 			// dead-lettered with the reason rather than acknowledged.
-			return nil, runtime.Permanent(fmt.Errorf("%s %s resolves to no member: %s", ev.Type(), ev.ID(), p.Unresolved))
+			return nil, "", runtime.Permanent(fmt.Errorf("%s %s resolves to no member: %s", ev.Type(), ev.ID(), p.Unresolved))
 		case p.Unresolved != "":
 			// Weak ids only (browsing before a login), or an erased member's event from before the
 			// erasure (kept out on purpose; a dead letter would keep its personal data): acknowledged,
 			// logged as unresolved.
-			return nil, nil
+			return nil, "", nil
 		}
-		return h.apply(tx, ev, in, p, now)
+		outs, err := h.apply(tx, ev, in, p, now)
+		return outs, p.Survivor.OneID, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resolve identities of %s %s: %w", ev.Type(), ev.ID(), err)

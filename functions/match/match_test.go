@@ -29,18 +29,20 @@ func TestMain(m *testing.M) { firestoretest.Main(m) }
 var t0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	h       *Handler
-	store   store.Store
-	clock   time.Time
-	keySpec string
+	h                   *Handler
+	store               store.Store
+	clock               time.Time
+	keySpec, idKeysSpec string
 }
 
 func newFixture(t *testing.T, s store.Store) *fixture {
-	spec := pii.NewKey("test")
+	spec, idSpec := pii.NewKey("test"), identity.NewKey("id1")
 	keys, err := pii.ParseKeyring(spec)
 	require.NoError(t, err)
-	f := &fixture{store: s, clock: t0, keySpec: spec}
-	f.h = &Handler{Store: s, Keys: keys, Rules: identity.DefaultRules(), Ladder: tier.Default, AdminToken: "admin-secret",
+	keyer, err := identity.ParseKeys(idSpec)
+	require.NoError(t, err)
+	f := &fixture{store: s, clock: t0, keySpec: spec, idKeysSpec: idSpec}
+	f.h = &Handler{Store: s, Keys: keys, Keyer: keyer, Rules: identity.DefaultRules(), Ladder: tier.Default, AdminToken: "admin-secret",
 		Now: func() time.Time { return f.clock }}
 	return f
 }

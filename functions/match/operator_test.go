@@ -86,7 +86,7 @@ func TestErasureKeepsAggregatesAndLateEventsOut(t *testing.T) {
 		assert.Equal(t, member.HistoryErased, m.History[len(m.History)-1].Kind)
 		assert.Equal(t, "privacy@brand.example", m.History[len(m.History)-1].By)
 		var link member.IdentityLink
-		require.ErrorIs(t, o.store.Get(ctx, member.Identities, identity.Key(events.Identity{Type: "jd_pin", Value: "pin-1"}), &link), store.ErrNotFound)
+		require.ErrorIs(t, o.store.Get(ctx, member.Identities, o.h.Keyer.Key(events.Identity{Type: "jd_pin", Value: "pin-1"}), &link), store.ErrNotFound)
 
 		var again Erasure
 		require.Equal(t, http.StatusOK, o.do(t, http.MethodDelete, "/v1/members/"+a+"/personal-data", &again))
@@ -157,14 +157,14 @@ func TestKeyRotationResealsEveryPhone(t *testing.T) {
 		o.h.Keys = rotated
 		var r Reseal
 		require.Equal(t, http.StatusOK, o.do(t, http.MethodPost, "/v1/admin/pii:reseal", &r))
-		assert.Equal(t, Reseal{Members: 1, Resealed: 1, KeyID: "k2"}, r)
+		assert.Equal(t, Reseal{Members: 1, Resealed: 3, KeyID: "k2"}, r, "the phone and the two hashes it yields")
+		want := map[string]string{identity.Phone: "13812345678", identity.PhoneSHA256Type: identity.PhoneSHA256("13812345678"),
+			identity.PhoneMD5Type: identity.PhoneMD5("13812345678")}
 		for _, s := range o.member(t, a).Identities {
-			if s.Type == identity.Phone {
-				assert.True(t, strings.HasPrefix(s.Sealed, "k2:"))
-				plain, err := rotated.Open(s.Sealed, identity.Phone)
-				require.NoError(t, err)
-				assert.Equal(t, "13812345678", plain)
-			}
+			assert.True(t, strings.HasPrefix(s.Sealed, "k2:"), "%s: got sealed under %q, want k2", s.Type, s.Sealed[:3])
+			plain, err := rotated.Open(s.Sealed, s.Type)
+			require.NoError(t, err)
+			assert.Equal(t, want[s.Type], plain, "%s: got opened, want", s.Type)
 		}
 		require.Equal(t, http.StatusOK, o.do(t, http.MethodPost, "/v1/admin/pii:reseal", &r))
 		assert.Zero(t, r.Resealed, "nothing left under the old key")

@@ -17,10 +17,15 @@ type reader interface {
 	GetAll(collection string, ids []string) ([]store.Document, error)
 }
 
-// seen is one normalised identity of the event with what the store knows of it.
+// seen is one normalised identity of the event with what the store knows of it. raw is the identity
+// as it arrived (normalised, unkeyed: a phone, a platform's hash); id, key and tomb are its keyed
+// form (identity.Form) that the store already knows, else its form under the current key.
 type seen struct {
+	raw      events.Identity
 	id       events.Identity
 	key      string
+	tomb     string
+	forms    []identity.Form
 	rule     identity.TypeRule
 	link     *member.IdentityLink // nil: never seen
 	erasedAt *time.Time           // set: erased on request at that time
@@ -36,7 +41,7 @@ type Plan struct {
 	Absorbed []member.Member
 	// Attach are the event's identities Survivor gains; Relink are identities whose link must point
 	// at Survivor (attached, absorbed, or weak ones moving over).
-	Attach []events.Identity
+	Attach []seen
 	Relink []member.StoredIdentity
 	// Detach are weak identities leaving another member for Survivor, by member.
 	Detach map[string][]string
@@ -52,6 +57,8 @@ type Plan struct {
 	// Unresolved, if set, says why the event resolves to nobody (only weak ids, say).
 	Unresolved string
 	others     map[string]member.Member
+	// usable are the event's identities neither blocked nor erased, keyed: what it reports.
+	usable []seen
 }
 
 // decide reads the links, tombstones and members an event's identities touch and plans the
@@ -67,11 +74,12 @@ func (h *Handler) decide(tx reader, newOneID string, ids []events.Identity, occu
 	usable = usable[:0]
 	for _, s := range known {
 		if s.erasedAt != nil && !occurred.After(*s.erasedAt) {
-			p.Erased = append(p.Erased, s.id) // a late event never brings erased data back
+			p.Erased = append(p.Erased, s.raw) // a late event never brings erased data back
 			continue
 		}
 		usable = append(usable, s)
 	}
+	p.usable = usable
 	if !slices.ContainsFunc(usable, func(s seen) bool { return s.rule.Strength != identity.Weak }) {
 		p.Unresolved = "no strong or scoped identity"
 		return p, nil
@@ -93,7 +101,7 @@ func (h *Handler) decide(tx reader, newOneID string, ids []events.Identity, occu
 	return p, nil
 }
 
-// screen drops blocklisted values and keeps the rest, with their rules.
+// screen drops blocklisted values and keeps the rest, with their rules and their keyed forms.
 func (h *Handler) screen(p *Plan, ids []events.Identity) []seen {
 	out := make([]seen, 0, len(ids))
 	for _, id := range ids {
@@ -101,42 +109,68 @@ func (h *Handler) screen(p *Plan, ids []events.Identity) []seen {
 			p.Blocked = append(p.Blocked, id)
 			continue
 		}
-		out = append(out, seen{id: id, key: identity.Key(id), rule: h.Rules.Rule(id.Type)})
+		forms := h.Keyer.Forms(id)
+		out = append(out, seen{raw: id, forms: forms, rule: h.Rules.Rule(id.Type)}.as(forms[0]))
 	}
 	return out
 }
 
-// lookup reads each identity's link and tombstone in two batched reads.
+// as is s in one of its keyed forms.
+func (s seen) as(f identity.Form) seen {
+	s.id, s.key, s.tomb = f.Identity, f.Key, f.Tombstone
+	return s
+}
+
+// lookup reads each identity's link and tombstone under every identity key (one during steady
+// state, the current one first during a rotation) in two batched reads. An identity the store
+// knows under an older key keeps that form until a rekey moves it; its latest tombstone counts.
 func (h *Handler) lookup(tx reader, ids []seen) ([]seen, error) {
-	keys := make([]string, len(ids))
-	for i, s := range ids {
-		keys[i] = s.key
+	var keys, tombs []string
+	for _, s := range ids {
+		for _, f := range s.forms {
+			keys, tombs = append(keys, f.Key), append(tombs, f.Tombstone)
+		}
 	}
 	links, err := tx.GetAll(member.Identities, keys)
 	if err != nil {
 		return nil, err
 	}
-	stones, err := tx.GetAll(member.Tombstones, keys)
+	stones, err := tx.GetAll(member.Tombstones, tombs)
 	if err != nil {
 		return nil, err
 	}
+	at := 0
 	for i := range ids {
-		if links[i].Exists {
-			var l member.IdentityLink
-			if err := links[i].DataTo(&l); err != nil {
+		for _, f := range ids[i].forms {
+			if err := ids[i].know(f, links[at], stones[at]); err != nil {
 				return nil, err
 			}
-			ids[i].link = &l
-		}
-		if stones[i].Exists {
-			var t member.Tombstone
-			if err := stones[i].DataTo(&t); err != nil {
-				return nil, err
-			}
-			ids[i].erasedAt = &t.ErasedAt
+			at++
 		}
 	}
 	return ids, nil
+}
+
+// know takes what the store holds under one form: the first form with a link is the identity's.
+func (s *seen) know(f identity.Form, link, stone store.Document) error {
+	if link.Exists && s.link == nil {
+		var l member.IdentityLink
+		if err := link.DataTo(&l); err != nil {
+			return err
+		}
+		*s = s.as(f)
+		s.link = &l
+	}
+	if stone.Exists {
+		var t member.Tombstone
+		if err := stone.DataTo(&t); err != nil {
+			return err
+		}
+		if s.erasedAt == nil || t.ErasedAt.After(*s.erasedAt) {
+			s.erasedAt = &t.ErasedAt
+		}
+	}
+	return nil
 }
 
 // loadOwners reads every member an identity of the event points at.
@@ -349,6 +383,6 @@ func (h *Handler) attach(p *Plan, ids []seen, now time.Time) {
 		}
 		has[s.id.Type+"\x00"+s.key] = true
 		perType[s.id.Type]++
-		p.Attach = append(p.Attach, s.id)
+		p.Attach = append(p.Attach, s)
 	}
 }

@@ -62,6 +62,7 @@ func (h *Handler) Routes(mux runtime.Mux, pub *runtime.Publisher) {
 	admin("POST /v1/quarantine/{id}/reject", func(w http.ResponseWriter, r *http.Request) { h.decideQuarantine(w, r, pub, false) })
 	admin("POST /v1/members:merge-preview", h.mergePreview)
 	mux.Handle("POST /v1/admin/pii:reseal", runtime.RequireBearer(h.AdminToken, runtime.LongRunning(http.HandlerFunc(h.reseal))))
+	mux.Handle("POST /v1/admin/identities:rekey", runtime.RequireBearer(h.AdminToken, runtime.LongRunning(http.HandlerFunc(h.rekey))))
 	admin("POST /v1/members/{target}", func(w http.ResponseWriter, r *http.Request) { h.memberAction(w, r, pub) })
 	admin("DELETE /v1/members/{oneId}/personal-data", func(w http.ResponseWriter, r *http.Request) { h.erasePersonalData(w, r, pub) })
 }

@@ -109,10 +109,12 @@ func (h *Handler) splitTx(tx store.Tx, oneID string, ids []events.Identity, reas
 	if from.MergedInto != "" {
 		return events.MemberSplitData{}, nil, fmt.Errorf("%w: %s was merged into %s; split that member", errBadSplit, oneID, from.MergedInto)
 	}
-	keys := make([]string, 0, len(ids))
+	var keys []string // under every identity key: the member may hold one from before a rotation
 	for _, id := range ids {
-		if k := identity.Key(id); !slices.Contains(keys, k) {
-			keys = append(keys, k)
+		for _, k := range h.Keyer.Keys(id) {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
 		}
 	}
 	leaving, staying := partition(from.Identities, keys)
@@ -176,12 +178,18 @@ func restoreTarget(absorbed []store.Document, leaving []member.StoredIdentity) m
 	return member.Member{}
 }
 
-// strongKeys are the keys of the identities that can tie an order to a member.
+// strongKeys are the keys (former ones too: orders keep the keys they were resolved with) of the
+// identities that can tie an order to a member.
 func (h *Handler) strongKeys(ids []member.StoredIdentity) []string {
 	var out []string
 	for _, s := range ids {
-		if h.Rules.Rule(s.Type).Strength != identity.Weak && !slices.Contains(out, s.Key) {
-			out = append(out, s.Key)
+		if h.Rules.Rule(s.Type).Strength == identity.Weak {
+			continue
+		}
+		for _, k := range s.Keys() {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
 		}
 	}
 	return out

@@ -8,7 +8,6 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
-	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/store"
 )
@@ -130,13 +129,22 @@ func (h *Handler) syncs(ctx context.Context, ev cloudevents.Event, m message) ([
 		for k, v := range m.sync {
 			vars[k] = v
 		}
-		n, err := h.notification(ev, m.oneID, CategorySync, channel, identity.Key(events.Identity{Type: id.Type, Value: id.Value, Scope: id.Scope}), "member_sync", h.Locale, vars)
+		n, err := h.notification(ev, m.oneID, CategorySync, channel, recipientKey(id), "member_sync", h.Locale, vars)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// recipientKey names a sync's recipient in its notification id: the identity's keyed key (its first
+// one, so a rekey between two deliveries of an event does not sync twice).
+func recipientKey(id member.StoredIdentity) string {
+	if len(id.FormerKeys) > 0 {
+		return id.FormerKeys[0]
+	}
+	return id.Key
 }
 
 // liveMember reads a member, following merges to its survivor.

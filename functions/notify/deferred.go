@@ -24,7 +24,7 @@ import (
 const Deferred = "notify_deferred"
 
 // Indexes are notify's own query fields; StoreIndexes adds them to the member indexes.
-var Indexes = map[string][]string{Deferred: {"due"}}
+var Indexes = map[string][]string{Deferred: {"due", "notification.oneId"}, member.Notifications: {"oneId"}}
 
 // StoreIndexes are the member indexes plus notify's.
 func StoreIndexes(memberIndexes map[string][]string) map[string][]string {

@@ -114,11 +114,20 @@ func (h *Handler) replies(ctx context.Context, provider string, body []byte) (in
 	return applied, nil
 }
 
-// memberByPhone finds the member a phone belongs to through match's identity link (keyed by the
-// phone's hash, as identity.Key keys it), following merges to the survivor.
+// memberByPhone finds the member a phone belongs to through match's identity document (keyed
+// with the identity keys, the current one first), following merges to the survivor.
 func (h *Handler) memberByPhone(ctx context.Context, phone string) (string, error) {
+	if h.Keyer == nil {
+		return "", errors.New("SMS replies are matched to members with the identity keys: set " + identity.KeysEnv)
+	}
 	var link member.IdentityLink
-	if err := h.Store.Get(ctx, member.Identities, identity.Key(events.Identity{Type: identity.Phone, Value: phone}), &link); err != nil {
+	err := store.ErrNotFound
+	for _, key := range h.Keyer.Keys(events.Identity{Type: identity.Phone, Value: phone}) {
+		if err = h.Store.Get(ctx, member.Identities, key, &link); !errors.Is(err, store.ErrNotFound) {
+			break
+		}
+	}
+	if err != nil {
 		return "", err
 	}
 	m, err := h.liveMember(ctx, link.OneID)

@@ -13,6 +13,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/contact"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
@@ -23,7 +24,7 @@ const Name = "notify"
 
 // Consumes lists the events that become notifications or syncs.
 var Consumes = []string{events.TierChanged, events.PointsAwarded, events.PointsReversed, events.PointsRedeemed,
-	events.PointsExpired, events.PointsExpiring, events.RedemptionReversed, events.NotificationRequested}
+	events.PointsExpired, events.PointsExpiring, events.RedemptionReversed, events.NotificationRequested, events.MemberErased}
 
 // Notification is one message to one member on one channel (a sync is one to a platform).
 type Notification struct {
@@ -71,7 +72,8 @@ type Store interface {
 // Channel is where member-facing messages go; SyncChannels maps an identity type to the channel
 // whose sink syncs it (tmall_ouid → sync-tmall, say); MaxAttempts is when retrying stops; Rules
 // are the rules of contact every message passes before it goes; PollEvery is how often deferred
-// messages are looked at; APIToken guards the consent route; Inbound configures the SMS webhooks;
+// messages are looked at; APIToken guards the consent route; Inbound configures the SMS webhooks,
+// whose replies find their member through Keyer (the identity keys);
 // SendingLease (default DefaultSendingLease) is how long a call in flight keeps others off.
 type Handler struct {
 	Store        Store
@@ -85,6 +87,7 @@ type Handler struct {
 	PollEvery    time.Duration
 	APIToken     string
 	Inbound      Inbound
+	Keyer        *identity.Keyer
 	Log          *slog.Logger
 	SendingLease time.Duration
 	Now          func() time.Time
@@ -115,6 +118,9 @@ type record struct {
 // finished reports its outcome again (same event id) instead of being sent twice; if one needs a
 // retry the event is retried, and the finished ones are not sent again.
 func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudevents.Event, error) {
+	if ev.Type() == events.MemberErased {
+		return nil, h.forget(ctx, ev)
+	}
 	ns, err := h.build(ctx, ev)
 	if err != nil {
 		return nil, runtime.Permanent(err)

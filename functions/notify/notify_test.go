@@ -17,6 +17,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/store"
 	"github.com/omnimember/omnimember/shared/store/embedded"
@@ -28,12 +29,23 @@ var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 const alice = "om_aaaaaaaaaaaaaaaaaaaa"
 
+// testKeyer keys identities as match does (the SMS replies find their member through it).
+var testKeyerSpec = identity.NewKey("n1")
+
+var testKeyer = func() *identity.Keyer {
+	k, err := identity.ParseKeys(testKeyerSpec)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func newHandler(t *testing.T, sinks map[string]any, channel string) (*Handler, store.Store) {
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{Indexes: StoreIndexes(member.Indexes)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return &Handler{Store: s, Sinks: sinks, Channel: channel, Locale: "zh-CN", Templates: DefaultTemplates(),
-		MaxAttempts: 3, Rules: DefaultRules(), Now: func() time.Time { return now }}, s
+		MaxAttempts: 3, Rules: DefaultRules(), Keyer: testKeyer, Now: func() time.Time { return now }}, s
 }
 
 func tierChanged(t *testing.T, id string) cloudevents.Event {

@@ -225,9 +225,9 @@ func seedMember(t *testing.T, s store.Store, keys *pii.Keyring, oneID, phone str
 		sealed, err := keys.Seal(phone, identity.Phone)
 		require.NoError(t, err)
 		ph := events.Identity{Type: identity.Phone, Value: phone}
-		m.Identities = append(m.Identities, member.StoredIdentity{Type: identity.Phone, Key: identity.Key(ph), Sealed: sealed,
+		m.Identities = append(m.Identities, member.StoredIdentity{Type: identity.Phone, Key: testKeyer.Key(ph), Sealed: sealed,
 			Masked: identity.MaskPhone(phone), Channel: "tmall", FirstSeen: now})
-		require.NoError(t, s.Set(context.Background(), member.Identities, identity.Key(ph), member.IdentityLink{OneID: oneID, Type: identity.Phone}))
+		require.NoError(t, s.Set(context.Background(), member.Identities, testKeyer.Key(ph), member.IdentityLink{OneID: oneID, Type: identity.Phone}))
 	}
 	require.NoError(t, s.Set(context.Background(), member.Members, oneID, m))
 }

@@ -14,7 +14,6 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/amount"
-	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
@@ -27,7 +26,7 @@ import (
 const Name = "points-award"
 
 // Consumes lists the events that move points.
-var Consumes = []string{events.IdentityResolved, events.MemberMerged, events.MemberSplit, events.CampaignRewarded}
+var Consumes = []string{events.IdentityResolved, events.MemberMerged, events.MemberSplit, events.CampaignRewarded, events.MemberErased}
 
 // Store is the part of the store points-award uses: transactions, and queries (what a split moves,
 // which accounts have lots to expire).
@@ -102,7 +101,7 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 			return nil, runtime.Permanent(err)
 		}
 		runtime.SetOneID(ctx, d.OneID)
-		keys := identityKeys(d.Identities)
+		keys := d.IdentityKeys // keyed by match: the keys a split will name
 		switch {
 		case d.Order != nil:
 			return func(tx store.Tx) ([]cloudevents.Event, error) {
@@ -133,22 +132,13 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 		return func(tx store.Tx) ([]cloudevents.Event, error) { return nil, h.split(tx, ev, d, moving) }, nil
 	case events.CampaignRewarded:
 		return h.planReward(ctx, ev)
+	case events.MemberErased:
+		return h.planErasure(ctx, ev)
 	}
 	return nil, runtime.Permanent(fmt.Errorf("points-award does not handle %s", ev.Type()))
 }
 
 func orderKey(channel, orderID string) string { return member.OrderKey(channel, orderID) }
-
-// identityKeys are the keys of an event's identities, kept on its order for splits.
-func identityKeys(ids []events.Identity) []string {
-	out := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if k := identity.Key(id); !slices.Contains(out, k) {
-			out = append(out, k)
-		}
-	}
-	return out
-}
 
 // latest is the later of two optional times.
 func latest(a, b *time.Time) *time.Time {

@@ -48,6 +48,7 @@ func newHandler(t *testing.T) (*Handler, store.Store) {
 
 func resolved(t *testing.T, id, oneID string, d events.IdentityResolvedData) cloudevents.Event {
 	d.OneID, d.SourceID, d.Identities = oneID, "src-"+id, []events.Identity{{Type: "crm_id", Value: "c1"}}
+	d.IdentityKeys = []string{crmKey}
 	if d.Order != nil {
 		d.SourceType = events.OrderPaid
 		d.Order.Identities = d.Identities
@@ -59,6 +60,9 @@ func resolved(t *testing.T, id, oneID string, d events.IdentityResolvedData) clo
 	require.NoError(t, err)
 	return ev
 }
+
+// crmKey stands for the keyed document key match gives the crm_id c1.
+const crmKey = "t1:0123456789abcdef0123456789abcdef01234567"
 
 func paid(t *testing.T, id, oneID, orderID string, fen int64) cloudevents.Event {
 	return resolved(t, id, oneID, events.IdentityResolvedData{Order: &events.OrderPaidData{

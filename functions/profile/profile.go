@@ -32,8 +32,10 @@ type Store interface {
 }
 
 // API answers profile requests from the documents the functions write, and records interactions.
+// Keyer keys the identities a lookup names, as match keyed them.
 type API struct {
 	Store  Store
+	Keyer  *identity.Keyer
 	Ladder tier.Ladder
 	Now    func() time.Time
 	// Tmall, if set, serves the 会员通 bind-query/join SPI at TmallMemberPath.
@@ -64,7 +66,7 @@ func (a *API) Routes(mux runtime.Mux) {
 	mux.Handle("GET /v1/members:lookup", read(credential.ScopeLookup, a.lookup))
 }
 
-// Profile is the 360° view of one member. Phones appear masked only.
+// Profile is the 360° view of one member. Phones appear masked only, their hashes not at all.
 type Profile struct {
 	OneID               string                    `json:"oneId"`
 	RequestedOneID      string                    `json:"requestedOneId,omitempty"`
@@ -164,12 +166,25 @@ func (a *API) lookup(w http.ResponseWriter, r *http.Request) {
 		runtime.WriteError(w, http.StatusBadRequest, "value", "%v", err)
 		return
 	}
-	var link member.IdentityLink
-	if err := a.Store.Get(r.Context(), member.Identities, identity.Key(norm[0]), &link); err != nil {
+	link, err := a.link(r.Context(), norm[0])
+	if err != nil {
 		a.fail(w, err, "no member has this "+id.Type)
 		return
 	}
 	a.respond(w, r.Context(), link.OneID)
+}
+
+// link reads the identity document of a normalised identity: a platform's raw hash or a phone is
+// keyed on arrival, with every identity key, the current one first (a rotation not yet rekeyed).
+func (a *API) link(ctx context.Context, id events.Identity) (member.IdentityLink, error) {
+	var l member.IdentityLink
+	err := store.ErrNotFound
+	for _, key := range a.Keyer.Keys(id) {
+		if err = a.Store.Get(ctx, member.Identities, key, &l); !errors.Is(err, store.ErrNotFound) {
+			break
+		}
+	}
+	return l, err
 }
 
 func (a *API) respond(w http.ResponseWriter, ctx context.Context, oneID string) {
@@ -292,9 +307,14 @@ func (a *API) tier(ctx context.Context, oneID string) (TierView, error) {
 	return a.tierView(st), nil
 }
 
+// views are the identities as people may see them: a phone by its mask, and no hash of it (keyed
+// or not, a phone's hash is the phone's stand-in; the mask says all a reader needs).
 func views(ids []member.StoredIdentity) []IdentityView {
 	out := make([]IdentityView, 0, len(ids))
 	for _, s := range ids {
+		if identity.IsPhoneHash(s.Type) {
+			continue
+		}
 		v := IdentityView{Type: s.Type, Value: s.Value, Scope: s.Scope, Channel: s.Channel, FirstSeen: s.FirstSeen}
 		if s.Type == identity.Phone {
 			v.Value = s.Masked

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,38 +30,57 @@ var t0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
 // readerToken opens every read route in these tests (a staff tool's credential).
 const readerToken = "staff-tool-token-0123456789"
 
+// testKeyerSpec keys the seeded identities as match would.
+var testKeyerSpec = identity.NewKey("p1")
+
+func testKeyer(t testing.TB) *identity.Keyer {
+	k, err := identity.ParseKeys(testKeyerSpec)
+	require.NoError(t, err)
+	return k
+}
+
 func server(t *testing.T) *httptest.Server {
+	return serverWith(t, testReaders(t))
+}
+
+// testReaders holds the staff tool's reader, with a rate no test reaches.
+func testReaders(t *testing.T) *credential.Readers {
 	readers, err := credential.NewReaders(credential.Reader{Name: "staff", Token: readerToken, Scopes: credential.Scopes, LookupsPerMinute: 6000, LookupBurst: 100})
 	require.NoError(t, err)
-	return serverWith(t, readers)
+	return readers
 }
 
 func serverWith(t *testing.T, readers *credential.Readers) *httptest.Server {
 	s := seededStore(t)
 	mux := http.NewServeMux()
-	(&API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 }, Readers: readers}).Routes(mux)
+	(&API{Store: s, Keyer: testKeyer(t), Ladder: tier.Default, Now: func() time.Time { return t0 }, Readers: readers}).Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
 }
 
-// seededStore holds alice (phone 13812345678, tmall_omid omid-1, silver, 2470 points), the member
-// she absorbed, their orders and activity.
+// seededStore holds alice (phone 13812345678 with its keyed hashes, tmall_omid omid-1, silver, 2470
+// points), the member she absorbed, their orders and activity, keyed with testKeyer.
 func seededStore(t testing.TB) *embedded.Store {
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := context.Background()
+	keys := testKeyer(t)
 	phone := events.Identity{Type: "phone", Value: "13812345678"}
+	md5 := keys.Current(events.Identity{Type: "phone_md5", Value: identity.PhoneMD5("13812345678")})
+	sha := keys.Current(events.Identity{Type: "phone_sha256", Value: identity.PhoneSHA256("13812345678")})
 	omid := events.Identity{Type: "tmall_omid", Value: "omid-1"}
 	m := member.Member{OneID: alice, CreatedAt: t0, UpdatedAt: t0, Channels: []string{"tmall", "jd"}, Pool: member.PoolPlaintext,
 		MergedFrom: []string{absorbed}, Identities: []member.StoredIdentity{
-			{Type: "phone", Key: identity.Key(phone), Sealed: "k1:c2VhbGVk", Masked: "138****5678", Channel: "jd", FirstSeen: t0},
-			{Type: "tmall_omid", Key: identity.Key(omid), Value: "omid-1", Channel: "tmall", FirstSeen: t0}}}
+			{Type: "phone", Key: keys.Key(phone), Sealed: "k1:c2VhbGVk", Masked: "138****5678", Channel: "jd", FirstSeen: t0},
+			{Type: "phone_sha256", Key: sha.Key, Value: sha.Identity.Value, Sealed: "k1:c2VhbGVk", Channel: "jd", FirstSeen: t0},
+			{Type: "phone_md5", Key: md5.Key, Value: md5.Identity.Value, Sealed: "k1:c2VhbGVk", Channel: "jd", FirstSeen: t0},
+			{Type: "tmall_omid", Key: keys.Key(omid), Value: "omid-1", Channel: "tmall", FirstSeen: t0}}}
 	require.NoError(t, s.Set(ctx, member.Members, alice, m))
 	require.NoError(t, s.Set(ctx, member.Members, absorbed, member.Member{OneID: absorbed, MergedInto: alice}))
-	for _, id := range []events.Identity{phone, omid} {
-		require.NoError(t, s.Set(ctx, member.Identities, identity.Key(id), member.IdentityLink{OneID: alice, Type: id.Type}))
+	for _, l := range []struct{ key, typ string }{{keys.Key(phone), "phone"}, {md5.Key, "phone_md5"}, {keys.Key(omid), "tmall_omid"}} {
+		require.NoError(t, s.Set(ctx, member.Identities, l.key, member.IdentityLink{OneID: alice, Type: l.typ}))
 	}
 	lots := []member.Lot{{ID: "l1", OrderID: "o1", Channel: "tmall", Earned: 1000, Remaining: 970, EarnedAt: t0, ExpiresAt: t0.AddDate(1, 0, 0)},
 		{ID: "l2", OrderID: "o2", Channel: "jd", Earned: 1000, Remaining: 1000, EarnedAt: t0.AddDate(0, 0, 10), ExpiresAt: t0.AddDate(1, 0, 10)},
@@ -131,6 +151,28 @@ func TestProfileFields(t *testing.T) {
 	assert.Equal(t, []Coupon{}, p.Coupons)
 	assert.Equal(t, member.PoolPlaintext, p.Pool)
 	assert.Equal(t, "138****5678", p.Identities[0].Value, "phones only masked")
+	assert.Len(t, p.Identities, 2, "the phone's mask and the omid: no hash of the phone, keyed or not")
+	body, err := json.Marshal(raw)
+	require.NoError(t, err)
+	keys := testKeyer(t)
+	for _, leak := range []string{"13812345678", identity.PhoneSHA256("13812345678"), identity.PhoneMD5("13812345678"), "phone_sha256", "phone_md5",
+		keys.Key(events.Identity{Type: "phone", Value: "13812345678"}), keys.Key(events.Identity{Type: "phone_md5", Value: identity.PhoneMD5("13812345678")})} {
+		assert.NotContains(t, string(body), leak, "the profile shows the phone's mask only")
+	}
+}
+
+// TestLookupDuringARotation: identities match keyed under the older key are still found while it
+// is listed after the new current one.
+func TestLookupDuringARotation(t *testing.T) {
+	rotated, err := identity.ParseKeys(identity.NewKey("p2") + "," + testKeyerSpec)
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	(&API{Store: seededStore(t), Keyer: rotated, Ladder: tier.Default, Now: func() time.Time { return t0 }, Readers: testReaders(t)}).Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	var p Profile
+	require.Equal(t, http.StatusOK, get(t, srv.URL+"/v1/members:lookup?type=phone&value=13812345678", &p))
+	assert.Equal(t, alice, p.OneID)
 }
 
 func TestAbsorbedOneIDAnswersWithTheSurvivor(t *testing.T) {
@@ -151,7 +193,9 @@ func TestLookup(t *testing.T) {
 		{"plain phone", "phone", "13812345678", http.StatusOK, ""},
 		{"formatted phone", "phone", "+86 138-1234-5678", http.StatusOK, ""},
 		{"full-width phone", "phone", "１３８１２３４５６７８", http.StatusOK, ""},
-		{"phone hash", "phone_sha256", identity.PhoneSHA256("13812345678"), http.StatusOK, ""},
+		{"platform's sha256, keyed on arrival", "phone_sha256", identity.PhoneSHA256("13812345678"), http.StatusOK, ""},
+		{"platform's md5, keyed on arrival", "phone_md5", strings.ToUpper(identity.PhoneMD5("13812345678")), http.StatusOK, ""},
+		{"a keyed value is no platform hash", "phone_sha256", testKeyer(t).Key(events.Identity{Type: "phone", Value: "13812345678"}), http.StatusBadRequest, "value"},
 		{"platform id", "tmall_omid", "omid-1", http.StatusOK, ""},
 		{"unknown phone", "phone", "13900000000", http.StatusNotFound, ""},
 		{"not a phone", "phone", "12345", http.StatusBadRequest, "value"},

@@ -13,7 +13,6 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
-	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/platform/top"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -185,7 +184,7 @@ func (a *API) bindQuery(ctx context.Context, req SPIRequest) SPIAnswer {
 // chain is still creating it.
 func (a *API) join(ctx context.Context, pub Publisher, req SPIRequest) SPIAnswer {
 	fail := SPIAnswer{QueryCode: QueryE04, Member: SPIMember{Nick: req.Nick, Mobile: req.Mobile}}
-	id, err := req.JoinID(a.Tmall.AppKey)
+	id, err := req.JoinID(a.Tmall.AppKey, a.Keyer)
 	if err != nil {
 		return fail
 	}
@@ -216,8 +215,7 @@ func (a *API) resolve(ctx context.Context, ids []events.Identity) (string, error
 		if err != nil {
 			return "", err
 		}
-		var link member.IdentityLink
-		err = a.Store.Get(ctx, member.Identities, identity.Key(norm[0]), &link)
+		link, err := a.link(ctx, norm[0])
 		if err == nil {
 			return link.OneID, nil
 		}

@@ -22,6 +22,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
 	"github.com/omnimember/omnimember/shared/tier"
@@ -60,7 +61,7 @@ func spiRequest(method, body string, mutate func(q url.Values)) *http.Request {
 
 // t0 is 2026-11-11 00:00 UTC = 08:00 GMT+8, so the requests above are 30 s old.
 func spiAPI(s Store) *API {
-	return &API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 },
+	return &API{Store: s, Keyer: fuzzKeyer, Ladder: tier.Default, Now: func() time.Time { return t0 },
 		Tmall: &TmallMember{AppKey: spiAppKey, Secret: spiSecret, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}}
 }
 
@@ -178,7 +179,7 @@ func TestTmallMemberJoinIsIdempotent(t *testing.T) {
 	ev := stored[0]
 	req, err := ParseSPIRequest([]byte(body))
 	require.NoError(t, err)
-	wantID, err := req.JoinID(spiAppKey)
+	wantID, err := req.JoinID(spiAppKey, fuzzKeyer)
 	require.NoError(t, err)
 	assert.Equal(t, wantID, ev.ID())
 	data, err := events.Decode[events.MemberRegisteredData](ev)
@@ -199,6 +200,15 @@ func TestTmallMemberJoinIsIdempotent(t *testing.T) {
 	assert.Equal(t, []string{"tmall.member.join/SUC:3"}, observed, "got latency series (method/code:count), want")
 }
 
+// fuzzKeyer keys the SPI's identities.
+var fuzzKeyer = func() *identity.Keyer {
+	k, err := identity.ParseKeys(testKeyerSpec)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func FuzzSPIRequest(f *testing.F) {
 	for _, s := range []string{`{"seller_name":"s","nick":"n","mobile":"15088890012"}`, `{"union_id":"u"}`, `{"open_id":1}`, `[]`, `{"mobile":"+8613812345678"}`} {
 		f.Add([]byte(s))
@@ -216,7 +226,7 @@ func FuzzSPIRequest(f *testing.F) {
 		if len(ids) == 0 {
 			t.Fatal("accepted a request without a buyer")
 		}
-		if _, err := r.JoinID("k"); err != nil {
+		if _, err := r.JoinID("k", fuzzKeyer); err != nil {
 			t.Fatalf("accepted %q but cannot key its join: %v", body, err)
 		}
 		if slices.ContainsFunc(ids, func(id events.Identity) bool { return len(id.Value) > maxSPIField }) {

@@ -70,13 +70,14 @@ func (r SPIRequest) Identities(appKey string) []events.Identity {
 	return ids
 }
 
-// JoinID is the deterministic id of the member.registered a join publishes: keyed by the buyer's
-// strongest identity (never the plaintext: identity.Key hashes a phone), so the platform's
-// backfills of the same join publish the same id and the stream and match store it once.
-func (r SPIRequest) JoinID(appKey string) (string, error) {
+// JoinID is the deterministic id of the member.registered a join publishes: named by the keyed
+// document key of the buyer's strongest identity (never the plaintext, nor a hash a guess could be
+// checked against), so the platform's backfills of the same join publish the same id and the
+// stream and match store it once.
+func (r SPIRequest) JoinID(appKey string, keyer *identity.Keyer) (string, error) {
 	norm, err := identity.Normalize(r.Identities(appKey)[0])
 	if err != nil {
 		return "", fmt.Errorf("join id: %w", err)
 	}
-	return platform.EventID("tmall", "member-join/"+appKey+"/"+identity.Key(norm[0]), 0), nil
+	return platform.EventID("tmall", "member-join/"+appKey+"/"+keyer.Key(norm[0]), 0), nil
 }

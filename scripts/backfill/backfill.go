@@ -16,6 +16,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/cenats"
 	"github.com/omnimember/omnimember/shared/export"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/runtime"
 )
 
@@ -26,12 +27,13 @@ const Producer = "backfill"
 type Options struct {
 	Path       string
 	Format     export.Format
-	Shop       string        // shop id for rows that have none
-	Window     int           // publishes awaiting JetStream's acknowledgement at once
-	Checkpoint string        // default Path + ".progress"
-	Rejects    string        // default Path + ".rejects.jsonl": refused rows with line, field and reason
-	Progress   io.Writer     // a progress line every ProgressEvery; nil for none
-	Every      time.Duration // checkpoint and progress interval (default 1 s)
+	Shop       string          // shop id for rows that have none
+	Keys       *identity.Keyer // the chain's identity keys: member lists' events are named by them
+	Window     int             // publishes awaiting JetStream's acknowledgement at once
+	Checkpoint string          // default Path + ".progress"
+	Rejects    string          // default Path + ".rejects.jsonl": refused rows with line, field and reason
+	Progress   io.Writer       // a progress line every ProgressEvery; nil for none
+	Every      time.Duration   // checkpoint and progress interval (default 1 s)
 }
 
 // Result counts what an import did.
@@ -93,7 +95,7 @@ func Import(ctx context.Context, js jetstream.JetStream, o Options) (Result, err
 	}
 	defer rejects.Close()
 	run := &importRun{opts: o, js: js, cp: cp, rejects: rejects, read: counted, size: info.Size(), start: start,
-		conv: export.Converter{Format: o.Format, Shop: o.Shop}}
+		conv: export.Converter{Format: o.Format, Shop: o.Shop, Keys: o.Keys}}
 	err = run.loop(ctx, rd)
 	run.res.Took = time.Since(start)
 	return run.res, err

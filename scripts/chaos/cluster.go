@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/omnimember/omnimember/shared/credential"
+	"github.com/omnimember/omnimember/shared/identity"
 )
 
 // Functions are the processes of the chain, started in this order.
@@ -197,6 +198,7 @@ func (c *Cluster) functionEnv() ([]string, error) {
 	}
 	env := []string{
 		"NATS_URL=" + c.NATSURL, "OMNIMEMBER_PII_KEYS=c1:" + base64.StdEncoding.EncodeToString(key),
+		"OMNIMEMBER_IDENTITY_KEYS=" + identity.NewKey("c1"),
 		"OMNIMEMBER_ADMIN_TOKEN=" + c.cfg.AdminToken,
 		credential.SendersEnv + `=[{"name":"chaos","token":"` + c.cfg.SenderToken + `","sources":["*"]}]`,
 		// The verification looks every person up at once: a reader with a rate to match.

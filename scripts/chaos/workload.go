@@ -14,7 +14,10 @@ import (
 
 // Person is one generated customer: the phone everything of theirs leads back to.
 type Person struct {
-	Phone  string
+	Phone string
+	// ID names the person in channel ids and event ids, which travel beyond match in clear: a
+	// phone must not be part of them.
+	ID     string
 	Orders map[string]*Order // by channel + order id
 }
 
@@ -54,7 +57,7 @@ func Generate(people, orders int, seed uint64) *Workload {
 	base := time.Now().UTC().Add(-6 * 24 * time.Hour).Truncate(time.Second)
 	step := min(time.Minute, 5*24*time.Hour/time.Duration(max(orders, 1)))
 	for i := range people {
-		p := &Person{Phone: fmt.Sprintf("15%09d", 100_000_000+int(seed%1000)*100_000+i), Orders: map[string]*Order{}}
+		p := &Person{Phone: fmt.Sprintf("15%09d", 100_000_000+int(seed%1000)*100_000+i), ID: fmt.Sprintf("%d-%d", seed, i), Orders: map[string]*Order{}}
 		w.People = append(w.People, p)
 		// Everyone registers with a plaintext phone once, so an MD5-only and a SHA-256-only order of
 		// theirs meet on one member (two different hashes alone never link: nothing says they match).
@@ -96,8 +99,8 @@ func (w *Workload) add(rng *rand.Rand, evs ...cloudevents.Event) {
 
 func registration(p *Person, at time.Time) cloudevents.Event {
 	data := events.MemberRegisteredData{Channel: events.ChannelApp, ShopID: "app", RegisteredAt: at,
-		Identities: []events.Identity{{Type: "phone", Value: p.Phone}, {Type: "app_user_id", Value: fmt.Sprintf("u-%s", p.Phone)}}}
-	return mustEvent(events.MemberRegistered, "reg-"+p.Phone, "chaos/app", at, data)
+		Identities: []events.Identity{{Type: "phone", Value: p.Phone}, {Type: "app_user_id", Value: "u-" + p.ID}}}
+	return mustEvent(events.MemberRegistered, "reg-"+p.ID, "chaos/app", at, data)
 }
 
 func orderPaid(rng *rand.Rand, p *Person, o *Order, at time.Time) cloudevents.Event {
@@ -148,7 +151,7 @@ func identitiesFor(rng *rand.Rand, p *Person, channel string) []events.Identity 
 	}
 	ids := []events.Identity{{Type: "phone", Value: phone}}
 	if channel == events.ChannelJD {
-		ids = append(ids, events.Identity{Type: "jd_pin", Value: "pin-" + p.Phone})
+		ids = append(ids, events.Identity{Type: "jd_pin", Value: "pin-" + p.ID})
 	}
 	return ids
 }

@@ -56,8 +56,9 @@ type Options struct {
 	StoreNoSync bool
 	// Store replaces the embedded store (a Firestore store, say); the stack does not close it.
 	Store store.Store
-	// Keys seal plaintext phones.
-	Keys *pii.Keyring
+	// Keys seal plaintext phones; IdentityKeys key every identity (OMNIMEMBER_IDENTITY_KEYS).
+	Keys         *pii.Keyring
+	IdentityKeys *identity.Keyer
 	// Runtime overrides the runtime defaults (ack wait, concurrency, ...); HTTPAddr is ignored.
 	Runtime *runtime.Config
 	// Logger receives every function's logs.
@@ -116,8 +117,8 @@ var Chained = []string{match.Name, pointsaward.Name, tierevaluate.Name, notify.N
 
 // Start brings the chain up and returns once it serves HTTP and every consumer runs.
 func Start(opts Options) (*Stack, error) {
-	if opts.Keys == nil || opts.Logger == nil || opts.DataDir == "" {
-		return nil, errors.New("stack: DataDir, Keys and Logger are required")
+	if opts.Keys == nil || opts.IdentityKeys == nil || opts.Logger == nil || opts.DataDir == "" {
+		return nil, errors.New("stack: DataDir, Keys, IdentityKeys and Logger are required")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -162,6 +163,9 @@ func (s *Stack) open(opts Options) error {
 			return err
 		}
 		s.ownStore = true
+	}
+	if err := member.CheckKeyed(context.Background(), s.Store, opts.IdentityKeys); err != nil {
+		return err
 	}
 	cfg := runtime.Defaults()
 	if opts.Runtime != nil {
@@ -237,13 +241,13 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 	return []runtime.Function{
 		ingest.WithPollers(ingest.Function(edgeAt(opts.Now), &ingest.Webhooks{Adapters: ingest.Adapters(opts.HTTPClient), Credentials: opts.WebhookSecrets,
 			MaxBodyBytes: cfg.MaxBodyBytes, Now: opts.Now, Log: opts.Logger.With("function", ingest.Name)}), opts.Pollers...),
-		wrap((&match.Handler{Store: st, Keys: opts.Keys, Rules: identity.DefaultRules(), Ladder: opts.Loyalty.Ladder(), Now: opts.Now,
+		wrap((&match.Handler{Store: st, Keys: opts.Keys, Keyer: opts.IdentityKeys, Rules: identity.DefaultRules(), Ladder: opts.Loyalty.Ladder(), Now: opts.Now,
 			AdminToken: opts.AdminToken}).Function()),
 		wrap(s.Points.Function()),
 		wrap(s.Tiers.Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
-			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Rules: contactRules(opts), Now: opts.Now, APIToken: opts.APIToken}).Function()),
-		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now, Tmall: opts.TmallMember, Readers: s.readers}).Function()),
+			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Rules: contactRules(opts), Keyer: opts.IdentityKeys, Now: opts.Now, APIToken: opts.APIToken}).Function()),
+		wrap((&profile.API{Store: st, Keyer: opts.IdentityKeys, Ladder: opts.Loyalty.Ladder(), Now: opts.Now, Tmall: opts.TmallMember, Readers: s.readers}).Function()),
 		wrap(s.Campaigns.Function()),
 	}
 }

@@ -14,6 +14,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/scripts/demo"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -28,9 +29,11 @@ func TestMain(m *testing.M) { firestoretest.Main(m) }
 func testOptions(t *testing.T, dir string) Options {
 	keys, err := pii.ParseKeyring(pii.NewKey("t1"))
 	require.NoError(t, err)
+	idKeys, err := identity.ParseKeys(identity.NewKey("i1"))
+	require.NoError(t, err)
 	cfg := runtime.Defaults()
 	cfg.AckWait, cfg.Backoff, cfg.Concurrency = time.Second, []time.Duration{20 * time.Millisecond}, 8
-	return Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, Loyalty: loyalty.Defaults(),
+	return Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, IdentityKeys: idKeys, Runtime: &cfg, Loyalty: loyalty.Defaults(),
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SenderToken: testSenderToken, ReaderToken: testReaderToken}
 }
 
@@ -188,7 +191,9 @@ func TestCrashAfterStoreWriteBeforeAck(t *testing.T) {
 	<-crashed
 	require.NoError(t, s.Stop())
 
-	restarted := start(t, testOptions(t, dir))
+	again := testOptions(t, dir)
+	again.Keys, again.IdentityKeys = opts.Keys, opts.IdentityKeys // the same secrets, as a restarted process reads them
+	restarted := start(t, again)
 	waitQuiet(t, restarted)
 	p, err := apiClient(restarted).Lookup(context.Background(), "13812345678")
 	require.NoError(t, err)

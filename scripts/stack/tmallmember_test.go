@@ -53,8 +53,9 @@ func callTmallMember(t *testing.T, base, method, body string) profile.SPIAnswer 
 // TestTmallMemberJoinThenOrderThenQuery: a buyer joins through 会员通 (three times: the join and two
 // backfills), pays a Tmall order polled from TMC, and the bind-query shows the points and level.
 func TestTmallMemberJoinThenOrderThenQuery(t *testing.T) {
-	s := start(t, testOptions(t, t.TempDir()))
-	api := &profile.API{Store: s.Store, Ladder: loyalty.Defaults().Ladder(), Now: time.Now,
+	opts := testOptions(t, t.TempDir())
+	s := start(t, opts)
+	api := &profile.API{Store: s.Store, Keyer: opts.IdentityKeys, Ladder: loyalty.Defaults().Ladder(), Now: time.Now,
 		Tmall: &profile.TmallMember{AppKey: tmcAppKey, Secret: tmcSecret, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}}
 	spi := httptest.NewServer(api.TmallMemberHandler(s.Runtime.Publisher(profile.Name)))
 	t.Cleanup(spi.Close)

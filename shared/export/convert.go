@@ -26,7 +26,8 @@ type RowError struct {
 
 func (e *RowError) Error() string { return fmt.Sprintf("line %d: %s: %s", e.Line, e.Field, e.Reason) }
 
-// Converter turns rows of one format into events. Shop is the shop id for rows without one.
+// Converter turns rows of one format into events. Shop is the shop id for rows without one; Keys
+// (the chain's identity keys) name member rows, which have no id of their own.
 type Converter struct {
 	Format   Format
 	Shop     string
@@ -35,6 +36,7 @@ type Converter struct {
 	// window: identities as match normalises them, one that can resolve a member for an order,
 	// no time in the future or before 2000). nil: the default rules and clock.
 	Admit *admit.Policy
+	Keys  *identity.Keyer
 }
 
 // admitted runs the edge's content checks on data the converter built; a refusal is the row's.
@@ -49,6 +51,9 @@ func (c Converter) admitted(line int, eventType string, data any) error {
 	}
 	return err
 }
+
+// ErrNoKeys says a member list was given without the identity keys that name its events.
+var ErrNoKeys = errors.New("a member list needs the identity keys (" + identity.KeysEnv + ") to name its events")
 
 // Events converts a row: an order gives order.paid, and order.refunded when it was refunded; a
 // member row gives member.registered. Ids derive from the platform's own ids, so importing the same
@@ -123,7 +128,12 @@ func (c Converter) order(row Row, shop string, ids []events.Identity) ([]cloudev
 	return append(out, refund), err
 }
 
+// member names a member row's event by its first identity's keyed document key: the same on every
+// import of the list, and nothing a guess at the phone can be checked against without the key.
 func (c Converter) member(row Row, shop string, ids []events.Identity) ([]cloudevents.Event, error) {
+	if c.Keys == nil {
+		return nil, ErrNoKeys
+	}
 	at, err := c.time(row, "registeredAt")
 	if err != nil {
 		return nil, err
@@ -132,7 +142,7 @@ func (c Converter) member(row Row, shop string, ids []events.Identity) ([]cloude
 	if err := c.admitted(row.Line, events.MemberRegistered, &data); err != nil {
 		return nil, err
 	}
-	ev, err := events.New(events.MemberRegistered, "backfill-"+identity.Key(ids[0]), c.source(shop), at, data)
+	ev, err := events.New(events.MemberRegistered, "backfill-"+c.Keys.Key(ids[0]), c.source(shop), at, data)
 	if err != nil {
 		return nil, err
 	}

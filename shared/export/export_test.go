@@ -122,13 +122,24 @@ func TestPOSMemberList(t *testing.T) {
 	f, err := os.Open("testdata/pos-members.csv")
 	require.NoError(t, err)
 	defer f.Close()
-	evs, refused := readAll(t, f, export.Converter{Format: format(t, "pos-members")})
+	keys, err := identity.ParseKeys(identity.NewKey("t1"))
+	require.NoError(t, err)
+	evs, refused := readAll(t, f, export.Converter{Format: format(t, "pos-members"), Keys: keys})
 	require.Len(t, evs, 2)
 	assert.Equal(t, []*export.RowError{{Line: 4, Field: "identities", Reason: "no usable phone or platform id"}}, refused)
 	m, err := events.Decode[events.MemberRegisteredData](evs[1])
 	require.NoError(t, err)
 	assert.Equal(t, events.MemberRegisteredData{Channel: "pos", ShopID: "SH02", RegisteredAt: time.Date(2025, 12, 2, 2, 0, 0, 0, time.UTC),
 		Identities: []events.Identity{{Type: "pos_card", Value: "card-0002"}}}, m)
+	// The member's event id is keyed: no hash of the phone anyone could check a guess against.
+	phone := events.Identity{Type: "phone", Value: "13512345678"}
+	assert.Equal(t, "backfill-"+keys.Key(phone), evs[0].ID(), "got the id of a member row, want its keyed phone key")
+	for _, leak := range []string{"13512345678", identity.PhoneSHA256("13512345678"), identity.PhoneMD5("13512345678")} {
+		assert.NotContains(t, evs[0].ID(), leak[:11])
+	}
+
+	_, err = export.Converter{Format: format(t, "pos-members")}.Events(export.Row{Line: 2, Values: map[string]string{"pos_card": "c", "shopId": "SH01", "registeredAt": "2025-12-01 10:00:00"}})
+	require.ErrorIs(t, err, export.ErrNoKeys, "a member list without the keys is a configuration error, not a refused row")
 }
 
 func TestRowsRefusedWithTheFieldAndReason(t *testing.T) {
@@ -194,13 +205,15 @@ func FuzzExport(f *testing.F) {
 	}
 	formats, err := export.Builtin()
 	require.NoError(f, err)
+	keys, err := identity.ParseKeys(identity.NewKey("fuzz"))
+	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		for _, name := range export.Names(formats) {
 			rd, err := export.NewReader(bytes.NewReader(raw), formats[name])
 			if err != nil {
 				continue
 			}
-			c := export.Converter{Format: formats[name], Shop: "fuzz-shop"}
+			c := export.Converter{Format: formats[name], Shop: "fuzz-shop", Keys: keys}
 			for range 1000 {
 				row, err := rd.Next()
 				if err != nil {

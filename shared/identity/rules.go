@@ -49,7 +49,7 @@ type Rules struct {
 	MaxMergesPerIdentity int                 `json:"maxMergesPerIdentity"`
 	Types                map[string]TypeRule `json:"types"`
 	Blocklist            []Blocked           `json:"blocklist"`
-	blocked              map[string]string   // identity key → reason
+	blocked              map[string]string   // canonical identity → reason
 }
 
 //go:embed rules.json
@@ -161,7 +161,7 @@ func (r *Rules) validate() error {
 			continue
 		}
 		for _, n := range norm { // a blocked phone blocks its hashes too
-			r.blocked[Key(n)] = b.Reason
+			r.blocked[canonical(n)] = b.Reason
 		}
 	}
 	return errors.Join(errs...)
@@ -178,7 +178,7 @@ func (r *Rules) Rule(idType string) TypeRule {
 
 // Blocked reports whether a normalised identity is on the blocklist, and why.
 func (r *Rules) Blocked(id events.Identity) (string, bool) {
-	reason, ok := r.blocked[Key(id)]
+	reason, ok := r.blocked[canonical(id)]
 	return reason, ok
 }
 

@@ -1,8 +1,6 @@
 package identity
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"regexp"
 	"slices"
@@ -113,18 +111,17 @@ func NormalizeAll(ids []events.Identity) ([]events.Identity, error) {
 	return out, nil
 }
 
-// Key is the stable document key of a normalised identity. A plaintext phone keys by its hash,
-// so the key never reveals the number and a phone meets its phone_sha256 on the same key.
-func Key(id events.Identity) string {
+// canonical names a normalised identity in memory (the blocklist): a plaintext phone as its
+// SHA-256, so blocking a phone blocks its hash. Never stored: stored keys are keyed (Keyer).
+func canonical(id events.Identity) string {
 	if id.Type == Phone {
 		id = events.Identity{Type: PhoneSHA256Type, Value: PhoneSHA256(id.Value)}
 	}
-	sum := sha256.Sum256([]byte(id.Type + "\x00" + id.Scope + "\x00" + id.Value))
-	return hex.EncodeToString(sum[:20])
+	return id.Type + "\x00" + id.Scope + "\x00" + id.Value
 }
 
-// WithoutPlaintext drops plaintext phones (their hashes stay) and adds the mask, for anything
-// that leaves the match function: events on the bus, logs and profiles.
+// WithoutPlaintext replaces plaintext phones by their mask, for anything that leaves the match
+// function: events on the bus, logs and profiles. Phone hashes must be keyed first (Keyer).
 func WithoutPlaintext(ids []events.Identity) []events.Identity {
 	out := make([]events.Identity, 0, len(ids))
 	for _, id := range ids {

@@ -7,12 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/ledger"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/receipt"
@@ -32,7 +34,7 @@ const (
 	Outbox        = "outbox"             // notify's embedded sink
 	Conflicts     = "identity_conflicts" // match: merges and identities refused by a limit
 	Quarantine    = "quarantine"         // match: events held for an operator
-	Tombstones    = "tombstones"         // match: identity keys erased on request
+	Tombstones    = "tombstones"         // match: tombstone ids (identity.Form.Tombstone) of identities erased on request
 	Audit         = "audit"              // match: operator actions
 	Activities    = "activity"           // profile: interactions by channel
 )
@@ -78,17 +80,24 @@ type HistoryEntry struct {
 	Detail   string    `json:"detail,omitempty"`
 }
 
-// StoredIdentity is one identity of a member. A plaintext phone keeps only its sealed value and mask.
+// StoredIdentity is one identity of a member, keyed (identity.Keyer): Key is its document key. A
+// plaintext phone keeps only its sealed value and mask; a phone hash its keyed value (Value, the
+// same as Key) and the platform's hash sealed (Sealed), so that a rekey can key it again under a new
+// key. FormerKeys are the keys it had before rekeys (orders keep the keys they were resolved with).
 type StoredIdentity struct {
-	Type      string    `json:"type"`
-	Scope     string    `json:"scope,omitempty"`
-	Key       string    `json:"key"`
-	Value     string    `json:"value,omitempty"`
-	Sealed    string    `json:"sealed,omitempty"`
-	Masked    string    `json:"masked,omitempty"`
-	Channel   string    `json:"channel"`
-	FirstSeen time.Time `json:"firstSeen"`
+	Type       string    `json:"type"`
+	Scope      string    `json:"scope,omitempty"`
+	Key        string    `json:"key"`
+	FormerKeys []string  `json:"formerKeys,omitempty"`
+	Value      string    `json:"value,omitempty"`
+	Sealed     string    `json:"sealed,omitempty"`
+	Masked     string    `json:"masked,omitempty"`
+	Channel    string    `json:"channel"`
+	FirstSeen  time.Time `json:"firstSeen"`
 }
+
+// Keys are the identity's key and former keys.
+func (s StoredIdentity) Keys() []string { return append([]string{s.Key}, s.FormerKeys...) }
 
 // IdentityLink is the identities collection's document: which member an identity key belongs to,
 // and how many merges it has caused (the fan-in guard watches that).
@@ -131,7 +140,7 @@ type Quarantined struct {
 	DecidedBy string     `json:"decidedBy,omitempty"`
 }
 
-// Tombstone marks an identity key erased on request: events that happened before ErasedAt never
+// Tombstone marks an identity erased on request: events that happened before ErasedAt never
 // bring it back.
 type Tombstone struct {
 	Type     string    `json:"type"`
@@ -277,6 +286,7 @@ var Indexes = map[string][]string{
 	Activities:                {"lastAt"},
 	Tags:                      {"tag"},
 	receipt.PendingCollection: {"function"},
+	receipt.Collection:        {receipt.OneIDField},
 	Outbox:                    {"oneId"},
 	Quarantine:                {"status"},
 	Conflicts:                 {"oneId"},
@@ -314,4 +324,32 @@ func SplitOrders(ctx context.Context, q Querier, d events.MemberSplitData) (map[
 		}
 	}
 	return out, nil
+}
+
+// ErrUnkeyedStore says a store holds identity documents written before identity keys were keyed
+// with OMNIMEMBER_IDENTITY_KEYS: their keys are unkeyed hashes of phones and ids, and the events
+// and receipts beside them carry raw phone hashes.
+var ErrUnkeyedStore = errors.New("the store holds identity documents keyed without OMNIMEMBER_IDENTITY_KEYS " +
+	"(written by an older version): they and the events beside them hold unkeyed phone hashes; " +
+	"start from an empty store (make run: make clean) and replay the history")
+
+// CheckKeyed returns ErrUnkeyedStore when the store's identity documents predate keyed identity
+// keys, and an error when they were keyed with a key keys does not hold (a lost or replaced key:
+// nothing stored would be found again). It reads one document.
+func CheckKeyed(ctx context.Context, q Querier, keys *identity.Keyer) error {
+	ids, err := store.QueryIDs(ctx, q, store.Query{Collection: Identities, Limit: 1})
+	if err != nil {
+		return fmt.Errorf("read an identity document: %w", err)
+	}
+	switch {
+	case len(ids) == 0:
+		return nil
+	case !identity.IsKeyed(ids[0]):
+		return ErrUnkeyedStore
+	case !keys.Holds(identity.KeyID(ids[0])):
+		return fmt.Errorf("the store's identity documents are keyed with key %q, which %s does not list: "+
+			"give the keys they were written with (a rotation lists the new key first and keeps the old one until a rekey)",
+			identity.KeyID(ids[0]), identity.KeysEnv)
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ var Expiry = map[string]string{Collection: "expireAt"}
 type doc struct {
 	Function string            `json:"function"`
 	EventID  string            `json:"eventId"`
+	OneID    string            `json:"oneId,omitempty"`
 	Events   []json.RawMessage `json:"events"`
 	At       time.Time         `json:"at"`
 	ExpireAt time.Time         `json:"expireAt"`
@@ -63,7 +64,11 @@ func Load(tx store.Tx, function string, ev cloudevents.Event) ([]cloudevents.Eve
 
 // Save records what ev produced, in the same transaction as its effect.
 func Save(tx store.Tx, function string, ev cloudevents.Event, outs []cloudevents.Event, at time.Time) error {
-	d := doc{Function: function, EventID: ev.ID(), Events: make([]json.RawMessage, len(outs)), At: at, ExpireAt: at.UTC().Add(Retention)}
+	return save(tx, function, ev, outs, "", at)
+}
+
+func save(tx store.Tx, function string, ev cloudevents.Event, outs []cloudevents.Event, oneID string, at time.Time) error {
+	d := doc{Function: function, EventID: ev.ID(), OneID: oneID, Events: make([]json.RawMessage, len(outs)), At: at, ExpireAt: at.UTC().Add(Retention)}
 	for i, o := range outs {
 		raw, err := o.MarshalJSON()
 		if err != nil {
@@ -102,13 +107,34 @@ func OnReplay(ctx context.Context, replayed func()) context.Context {
 // so nothing is written that the stream would not carry.
 func Do(ctx context.Context, st Transactor, function string, ev cloudevents.Event, now func() time.Time,
 	apply func(tx store.Tx) ([]cloudevents.Event, error)) (outs []cloudevents.Event, fresh bool, err error) {
+	return do(ctx, st, function, ev, now, func(tx store.Tx) ([]cloudevents.Event, string, error) {
+		outs, err := apply(tx)
+		return outs, "", err
+	})
+}
+
+// OnceAbout is Once for an effect that concerns one member, whose OneID apply returns with the
+// events: the receipt names it (the indexed field OneIDField), so that erasing the member finds
+// the receipts whose events carry its identities.
+func OnceAbout(ctx context.Context, st Transactor, function string, ev cloudevents.Event, now func() time.Time,
+	apply func(tx store.Tx) ([]cloudevents.Event, string, error)) ([]cloudevents.Event, error) {
+	outs, _, err := do(ctx, st, function, ev, now, apply)
+	return outs, err
+}
+
+// OneIDField is the receipt field OnceAbout fills: index it to find a member's receipts.
+const OneIDField = "oneId"
+
+func do(ctx context.Context, st Transactor, function string, ev cloudevents.Event, now func() time.Time,
+	apply func(tx store.Tx) ([]cloudevents.Event, string, error)) (outs []cloudevents.Event, fresh bool, err error) {
 	err = st.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error {
 		prev, done, err := Load(tx, function, ev)
 		if err != nil || done {
 			outs, fresh = prev, false
 			return err
 		}
-		if outs, err = apply(tx); err != nil {
+		var oneID string
+		if outs, oneID, err = apply(tx); err != nil {
 			return err
 		}
 		// The outputs are checked before anything commits: an event the schema refuses would be
@@ -119,7 +145,7 @@ func Do(ctx context.Context, st Transactor, function string, ev cloudevents.Even
 			}
 		}
 		fresh = true
-		return Save(tx, function, ev, outs, now())
+		return save(tx, function, ev, outs, oneID, now())
 	})
 	if err == nil && !fresh {
 		if replayed, ok := ctx.Value(replayKey{}).(func()); ok {

@@ -37,6 +37,12 @@ type Store interface {
 	Close() error
 }
 
+// Lister lists the collections that hold documents: what an audit walks to see everything stored
+// (an erasure's check, say). Both stores implement it.
+type Lister interface {
+	Collections(ctx context.Context) ([]string, error)
+}
+
 // Tx is a transaction's view of the store.
 type Tx interface {
 	Get(collection, id string, dst any) error

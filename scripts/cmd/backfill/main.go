@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -20,13 +21,14 @@ import (
 
 	"github.com/omnimember/omnimember/scripts/backfill"
 	"github.com/omnimember/omnimember/shared/export"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/stream"
 )
 
 // config is the command's settings, checked once.
 type config struct {
-	url, file, format, formatsFile, shop string
-	generate, window                     int
+	url, file, format, formatsFile, shop, data string
+	generate, window                           int
 }
 
 func main() {
@@ -37,6 +39,7 @@ func main() {
 	flag.StringVar(&c.formatsFile, "formats", "", "a formats file of your own (see shared/export/formats.yaml)")
 	flag.StringVar(&c.shop, "shop", "", "shop id for rows without one")
 	flag.IntVar(&c.window, "window", 8192, "publishes awaiting acknowledgement at once")
+	flag.StringVar(&c.data, "data", envOr("OMNIMEMBER_DATA", ".data"), "make run's data directory: its development identity key names member lists' events when OMNIMEMBER_IDENTITY_KEYS is unset")
 	flag.IntVar(&c.generate, "generate", 0, "write this many generated Tmall orders to -file instead of importing")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -63,6 +66,12 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
+	var keys *identity.Keyer
+	if format.Kind == export.KindMembers {
+		if keys, err = identityKeys(c.data); err != nil {
+			return err
+		}
+	}
 	nc, err := nats.Connect(c.url, nats.Name("omnimember-backfill"))
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", c.url, err)
@@ -77,10 +86,24 @@ func run(c config) error {
 	if _, err := js.Stream(ctx, stream.Events); err != nil {
 		return fmt.Errorf("stream %s (is the chain running? make run starts it): %w", stream.Events, err)
 	}
-	res, err := backfill.Import(ctx, js, backfill.Options{Path: c.file, Format: format, Shop: c.shop, Window: c.window, Progress: os.Stderr})
+	res, err := backfill.Import(ctx, js, backfill.Options{Path: c.file, Format: format, Shop: c.shop, Keys: keys, Window: c.window, Progress: os.Stderr})
 	fmt.Printf("%d rows imported (%d events, %d refused → %s.rejects.jsonl, %d already done) in %s: %.0f rows/s\n",
 		res.Rows, res.Events, res.Refused, c.file, res.Resumed, res.Took.Round(1e7), res.RowsPerSecond())
 	return err
+}
+
+// identityKeys are the chain's identity keys (a member row's event is named by its keyed identity):
+// OMNIMEMBER_IDENTITY_KEYS, else the development key make run keeps in its data directory.
+func identityKeys(data string) (*identity.Keyer, error) {
+	if os.Getenv(identity.KeysEnv) != "" {
+		return identity.KeysFromEnv()
+	}
+	raw, err := os.ReadFile(filepath.Join(data, "dev-identity.key"))
+	if err != nil {
+		return nil, fmt.Errorf("a member list needs the chain's identity keys: set %s (or run make run first, whose development key is in %s): %w",
+			identity.KeysEnv, data, err)
+	}
+	return identity.ParseKeys(strings.TrimSpace(string(raw)))
 }
 
 func loadFormat(formatsFile, name string) (export.Format, error) {

@@ -27,6 +27,15 @@ import (
 	"github.com/omnimember/omnimember/shared/stream"
 )
 
+// benchKeyer keys identities as match does.
+var benchKeyer = func() *identity.Keyer {
+	k, err := identity.ParseKeys(identity.NewKey("bench"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 // benchPhone is person i's phone.
 func benchPhone(i int) string { return fmt.Sprintf("139%08d", i) }
 
@@ -63,13 +72,17 @@ func writeMember(tx store.Tx, keys *pii.Keyring, i int, now time.Time) error {
 	oneID := member.OneIDFor("bench", fmt.Sprint(i))
 	m := member.Member{OneID: oneID, CreatedAt: now, UpdatedAt: now, Channels: []string{"tmall", "jd"}, Pool: member.PoolPlaintext}
 	for _, id := range personIdentities(i) {
-		s := member.StoredIdentity{Type: id.Type, Key: identity.Key(id), Value: id.Value, Channel: "tmall", FirstSeen: now}
-		if id.Type == identity.Phone {
-			sealed, err := keys.Seal(id.Value, identity.Phone)
+		f := benchKeyer.Current(id)
+		s := member.StoredIdentity{Type: id.Type, Key: f.Key, Value: f.Identity.Value, Channel: "tmall", FirstSeen: now}
+		if id.Type == identity.Phone || identity.IsPhoneHash(id.Type) {
+			sealed, err := keys.Seal(id.Value, id.Type)
 			if err != nil {
 				return err
 			}
-			s.Value, s.Sealed, s.Masked = "", sealed, identity.MaskPhone(id.Value)
+			s.Sealed = sealed
+		}
+		if id.Type == identity.Phone {
+			s.Value, s.Masked = "", identity.MaskPhone(id.Value)
 		}
 		m.Identities = append(m.Identities, s)
 		if err := tx.Set(member.Identities, s.Key, member.IdentityLink{OneID: oneID, Type: id.Type, Since: now}); err != nil {
@@ -114,7 +127,7 @@ func identityBench(n int) error {
 		}
 		fmt.Printf("  %-58s %10.0f lookups/s  (bar 100 000)\n", what, perSec)
 	}
-	h := &match.Handler{Store: s, Keys: keys, Rules: identity.DefaultRules(), Ladder: loyalty.Defaults().Ladder(), Now: time.Now}
+	h := &match.Handler{Store: s, Keys: keys, Keyer: benchKeyer, Rules: identity.DefaultRules(), Ladder: loyalty.Defaults().Ladder(), Now: time.Now}
 	resolved, err := resolveDirect(h, n, 20_000)
 	if err != nil {
 		return err
@@ -140,7 +153,7 @@ func lookups(s store.Store, n int, d time.Duration, withMember bool) (float64, e
 			for i := w; time.Now().Before(deadline); i += 7919 {
 				phone := events.Identity{Type: identity.Phone, Value: benchPhone(i % n)}
 				var link member.IdentityLink
-				if err := s.Get(ctx, member.Identities, identity.Key(phone), &link); err != nil {
+				if err := s.Get(ctx, member.Identities, benchKeyer.Key(phone), &link); err != nil {
 					failed.Store(err)
 					return
 				}

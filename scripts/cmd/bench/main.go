@@ -219,7 +219,7 @@ func startChain(s settings) (*chain, error) {
 	cfg.Concurrency = s.concurrency
 	cfg.MaxBodyBytes = 8 << 20
 	c := &chain{dir: dir}
-	opts := stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, Runtime: &cfg, StoreNoSync: s.storeNoSync, SyncAlways: s.syncAlways,
+	opts := stack.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Keys: keys, IdentityKeys: benchKeyer, Runtime: &cfg, StoreNoSync: s.storeNoSync, SyncAlways: s.syncAlways,
 		Logger: slog.New(slog.NewJSONHandler(s.logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Wrap:   c.timeTier, SenderToken: benchSender}
 	if s.traces {

@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +24,7 @@ import (
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/cenats"
 	"github.com/omnimember/omnimember/shared/credential"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/stream"
 )
@@ -66,10 +67,10 @@ func existing(dir string, ts []target) (map[string]string, error) {
 
 // bench is the NATS server the functions connect to, and the bench's own connection to it.
 type bench struct {
-	srv     *broker.Server
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	piiKeys string
+	srv                   *broker.Server
+	nc                    *nats.Conn
+	js                    jetstream.JetStream
+	piiKeys, identityKeys string
 }
 
 func startBroker(dir string) (*bench, error) {
@@ -77,7 +78,7 @@ func startBroker(dir string) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{srv: srv, piiKeys: pii.NewKey("coldstart")}
+	b := &bench{srv: srv, piiKeys: pii.NewKey("coldstart"), identityKeys: identity.NewKey("coldstart")}
 	if b.nc, err = srv.Connect("coldstart"); err != nil {
 		b.stop()
 		return nil, err
@@ -181,6 +182,7 @@ func (b *bench) coldStart(t target, bin, dir string) (sample, error) {
 func (b *bench) env(addr, dir string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "NATS_URL=" + b.srv.URL(), "OMNIMEMBER_HTTP_ADDR=" + addr,
 		"STORE=embedded", "STORE_PATH=" + filepath.Join(dir, "store.db"), "OMNIMEMBER_PII_KEYS=" + b.piiKeys,
+		"OMNIMEMBER_IDENTITY_KEYS=" + b.identityKeys,
 		credential.SendersEnv + `=[{"name":"coldstart","token":"` + probeSender + `","sources":["*"]}]`}, extraEnv...)
 }
 

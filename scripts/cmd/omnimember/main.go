@@ -24,7 +24,9 @@ import (
 	"github.com/omnimember/omnimember/scripts/demo"
 	"github.com/omnimember/omnimember/scripts/stack"
 	"github.com/omnimember/omnimember/shared/credential"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
+	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
 )
@@ -121,6 +123,22 @@ func devKeys(dir string) (*pii.Keyring, string, error) {
 	return k, "development key in " + path, err
 }
 
+// devIdentityKeys uses OMNIMEMBER_IDENTITY_KEYS when set; otherwise a key generated once into the
+// data directory, under an id of its own, so that a data directory whose key was lost is refused
+// at start (member.CheckKeyed) instead of silently failing to find its members.
+func devIdentityKeys(dir string) (*identity.Keyer, string, error) {
+	if os.Getenv(identity.KeysEnv) != "" {
+		k, err := identity.KeysFromEnv()
+		return k, "from " + identity.KeysEnv, err
+	}
+	spec, path, err := devSecret(dir, "dev-identity.key", func() string { return identity.NewKey("dev-" + randomHex()[:8]) })
+	if err != nil {
+		return nil, "", err
+	}
+	k, err := identity.ParseKeys(spec)
+	return k, "development key in " + path, err
+}
+
 // jetStreamKey encrypts the embedded JetStream's files: OMNIMEMBER_JETSTREAM_KEY, else a
 // development key kept in the data directory.
 func jetStreamKey(dir string) (string, error) {
@@ -175,6 +193,10 @@ func run(ctx context.Context, out io.Writer) error {
 	defer logFile.Close()
 	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: cfg.Runtime.LogLevel}))
 	s, devPOS, err := start(&cfg, log)
+	if errors.Is(err, member.ErrUnkeyedStore) {
+		return fmt.Errorf("%s was written by an older omnimember, before identities were keyed (its store and stream hold raw phone hashes): "+
+			"remove it — `make clean` for .data; it holds development data only — and `make run` again", cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -183,6 +205,9 @@ func run(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "omnimember is running: HTTP %s, NATS %s, data in %s, logs in %s\n", base, natsURL(s, cfg.ExternalNATS), cfg.DataDir, logPath)
 	if os.Getenv(pii.KeysEnv) == "" {
 		fmt.Fprintf(out, "phones are sealed with a development key in %s (set %s in production)\n", filepath.Join(cfg.DataDir, "dev-pii.key"), pii.KeysEnv)
+	}
+	if os.Getenv(identity.KeysEnv) == "" {
+		fmt.Fprintf(out, "identities are keyed with a development key in %s (set %s in production)\n", filepath.Join(cfg.DataDir, "dev-identity.key"), identity.KeysEnv)
 	}
 	client := demo.Client{BaseURL: base, SenderToken: cfg.Sender.Value, ReaderToken: cfg.Reader.Value}
 	if cfg.Demo {
@@ -205,6 +230,10 @@ func run(ctx context.Context, out io.Writer) error {
 // development webhook secrets were generated (then the examples sign a store's push with them).
 func start(cfg *config, log *slog.Logger) (*stack.Stack, bool, error) {
 	keys, keySource, err := devKeys(cfg.DataDir)
+	if err != nil {
+		return nil, false, err
+	}
+	idKeys, idKeySource, err := devIdentityKeys(cfg.DataDir)
 	if err != nil {
 		return nil, false, err
 	}
@@ -241,9 +270,9 @@ func start(cfg *config, log *slog.Logger) (*stack.Stack, bool, error) {
 		return nil, false, err
 	}
 	log.Info("starting omnimember (embedded)", "webhookSecrets", secrets, "pollers", polls, "tmallMember", tmall != nil, "runtime", cfg.Runtime,
-		"readers", readers, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource)
+		"readers", readers, "dataDir", cfg.DataDir, "piiKeys", keys, "piiKeySource", keySource, "identityKeys", idKeys, "identityKeySource", idKeySource)
 	s, err := stack.Start(stack.Options{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, NATSPort: cfg.NATSPort, NATSURL: cfg.ExternalNATS,
-		Keys: keys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.Admin.Value, APIToken: cfg.API.Value,
+		Keys: keys, IdentityKeys: idKeys, Runtime: &cfg.Runtime, Logger: log, JetStreamKey: jsKey, AdminToken: cfg.Admin.Value, APIToken: cfg.API.Value,
 		MarketerToken: cfg.Marketer.Value, SenderToken: cfg.Sender.Value, ReaderToken: cfg.Reader.Value, Readers: readers,
 		Loyalty: rules, WebhookSecrets: secrets, Pollers: polls.Pollers(log), TmallMember: tmall})
 	return s, devPOS, err

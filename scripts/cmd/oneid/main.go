@@ -4,7 +4,8 @@
 //	oneid split    -member om_... -id jd_pin=pin-9 -reason "two siblings share a JD account"
 //	oneid erase    -member om_...
 //	oneid quarantine [list | release ID | reject ID]
-//	oneid reseal
+//	oneid reseal     # after a PII key rotation: every sealed phone and hash under the new key
+//	oneid rekey      # after an identity key rotation: every stored identity under the new key
 //
 // It talks to OMNIMEMBER_URL (default http://127.0.0.1:8080) with OMNIMEMBER_ADMIN_TOKEN, and
 // names the operator from $USER for the audit.
@@ -57,7 +58,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: oneid preview|split|erase|quarantine|reseal [flags]; see the package comment")
+	fmt.Fprintln(os.Stderr, "usage: oneid preview|split|erase|quarantine|reseal|rekey [flags]; see the package comment")
 	os.Exit(2)
 }
 
@@ -72,6 +73,8 @@ func route(command string, args []string, oneID string, ids identities, reason s
 		return http.MethodDelete, "/v1/members/" + oneID + "/personal-data", nil
 	case "reseal":
 		return http.MethodPost, "/v1/admin/pii:reseal", nil
+	case "rekey":
+		return http.MethodPost, "/v1/admin/identities:rekey", nil
 	case "quarantine":
 		if len(args) == 2 && (args[0] == "release" || args[0] == "reject") {
 			return http.MethodPost, "/v1/quarantine/" + args[1] + "/" + args[0], nil

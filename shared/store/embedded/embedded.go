@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,6 +148,20 @@ func (s *Store) Set(ctx context.Context, collection, id string, src any) error {
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, collection, id string) error {
 	return s.RunTransaction(ctx, func(_ context.Context, tx store.Tx) error { return tx.Delete(collection, id) })
+}
+
+// Collections implements store.Lister: every bucket but the indexes, sorted.
+func (s *Store) Collections(context.Context) ([]string, error) {
+	var out []string
+	err := s.db.View(func(btx *bolt.Tx) error {
+		return btx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if k, _ := b.Cursor().First(); k != nil && !strings.HasPrefix(string(name), indexPrefix) {
+				out = append(out, string(name))
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
 // Query implements store.Store by scanning the collection's bucket.

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	gfs "cloud.google.com/go/firestore"
 	"github.com/omnimember/omnimember/shared/store"
@@ -56,6 +58,26 @@ func (s *Store) doc(collection, id string) (*gfs.DocumentRef, error) {
 		return nil, err
 	}
 	return s.client.Collection(s.prefix + collection).Doc(id), nil
+}
+
+// Collections implements store.Lister: the collections under the prefix (without it), sorted.
+func (s *Store) Collections(ctx context.Context) ([]string, error) {
+	var out []string
+	it := s.client.Collections(ctx)
+	for {
+		ref, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list collections: %w", err)
+		}
+		if name, ok := strings.CutPrefix(ref.ID, s.prefix); ok && name != "" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Get implements store.Store.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"OnlyOneRacerCreates", testOnlyOneCreates},
 		{"QueryFilters", testQueryFilters},
 		{"QueryOrderAndLimit", testQueryOrder},
+		{"CollectionsListsWhatHoldsDocuments", testCollections},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,4 +318,45 @@ func testQueryOrder(t *testing.T, s store.Store) {
 	var p map[string]any
 	require.NoError(t, docs[0].DataTo(&p))
 	assert.Equal(t, "member", p["tier"])
+}
+
+func testCollections(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	lister, ok := s.(store.Lister)
+	require.True(t, ok, "every store lists its collections")
+	got, err := lister.Collections(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, got, "an empty store")
+	for _, c := range []string{"receipts", "members", "tombstones"} {
+		require.NoError(t, s.Set(ctx, c, "a", counter{N: 1}))
+	}
+	require.NoError(t, s.Delete(ctx, "tombstones", "a"))
+	got, err = lister.Collections(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"members", "receipts"}, got, "got collections, want those holding documents, sorted")
+}
+
+// Holding scans every document of every collection of s (ids and contents) for each needle and
+// returns where it found them, as "collection/id: needle": what an audit for leaked or unerased
+// personal data reads.
+func Holding(t testing.TB, s store.Store, needles ...string) []string {
+	t.Helper()
+	ctx := context.Background()
+	lister, ok := s.(store.Lister)
+	require.True(t, ok, "the store lists its collections")
+	collections, err := lister.Collections(ctx)
+	require.NoError(t, err)
+	var found []string
+	for _, c := range collections {
+		docs, err := s.Query(ctx, store.Query{Collection: c})
+		require.NoError(t, err)
+		for _, d := range docs {
+			for _, n := range needles {
+				if n != "" && (strings.Contains(d.ID, n) || strings.Contains(string(d.Data), n)) {
+					found = append(found, c+"/"+d.ID+": "+n)
+				}
+			}
+		}
+	}
+	return found
 }

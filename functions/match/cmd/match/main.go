@@ -19,7 +19,7 @@ import (
 func main() { runtime.Main(match.Name, run) }
 
 // run reads the configuration — runtime (NATS_URL, ...), store (STORE, ...), the PII keyring
-// (OMNIMEMBER_PII_KEYS), merge rules (IDENTITY_RULES_FILE), the ladder (LOYALTY_RULES_FILE) and the
+// (OMNIMEMBER_PII_KEYS), the identity keys (OMNIMEMBER_IDENTITY_KEYS), merge rules (IDENTITY_RULES_FILE), the ladder (LOYALTY_RULES_FILE) and the
 // operator token (OMNIMEMBER_ADMIN_TOKEN) — once, then serves.
 func run() error {
 	rt, err := runtime.FromEnv()
@@ -27,6 +27,10 @@ func run() error {
 		return err
 	}
 	keys, err := pii.FromEnv()
+	if err != nil {
+		return err
+	}
+	keyer, err := identity.KeysFromEnv()
 	if err != nil {
 		return err
 	}
@@ -44,7 +48,10 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	h := &match.Handler{Store: st, Keys: keys, Rules: rules, Ladder: ladder, Now: time.Now, AdminToken: os.Getenv(runtime.AdminTokenEnv)}
-	settings := slog.Group("match", "store", sc, "piiKeys", keys, "rules", rules.Describe(), "adminEndpoints", h.AdminToken != "")
+	if err := member.CheckKeyed(context.Background(), st, keyer); err != nil {
+		return err
+	}
+	h := &match.Handler{Store: st, Keys: keys, Keyer: keyer, Rules: rules, Ladder: ladder, Now: time.Now, AdminToken: os.Getenv(runtime.AdminTokenEnv)}
+	settings := slog.Group("match", "store", sc, "piiKeys", keys, "identityKeys", keyer, "rules", rules.Describe(), "adminEndpoints", h.AdminToken != "")
 	return runtime.Run(rt, settings, h.Function())
 }

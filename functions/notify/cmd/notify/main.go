@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/functions/notify"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/backend"
@@ -104,6 +105,14 @@ func syncSinksFromEnv(client *http.Client) (map[string]any, error) {
 	return out, nil
 }
 
+// keyerLog names the identity keys (never their bytes), or says there are none.
+func keyerLog(k *identity.Keyer) any {
+	if k == nil {
+		return "none"
+	}
+	return k
+}
+
 func envOr(name, fallback string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -141,11 +150,18 @@ func run() error {
 			sinks[channel], syncChannels[idType] = sink, channel
 		}
 	}
+	// SMS replies (opt-outs) find their member by the phone's keyed identity document.
+	var keyer *identity.Keyer
+	if cfg.Contact.CallbackToken != "" {
+		if keyer, err = identity.KeysFromEnv(); err != nil {
+			return fmt.Errorf("SMS callbacks (NOTIFY_SMS_CALLBACK_TOKEN): %w", err)
+		}
+	}
 	h := &notify.Handler{Store: st, Sinks: sinks, Channel: cfg.Channel, SyncChannels: syncChannels, Locale: cfg.Locale,
 		Templates: cfg.Templates, MaxAttempts: cfg.Runtime.MaxDeliver, Rules: cfg.Contact.Rules, PollEvery: cfg.Contact.PollEvery,
-		APIToken: cfg.Contact.APIToken, Inbound: notify.Inbound{Token: cfg.Contact.CallbackToken}, Now: time.Now}
+		APIToken: cfg.Contact.APIToken, Inbound: notify.Inbound{Token: cfg.Contact.CallbackToken}, Keyer: keyer, Now: time.Now}
 	settings := slog.Group("notify", "store", sc, "channel", cfg.Channel, "locale", cfg.Locale, cfg.Channels.logValue(),
 		"syncs", fmt.Sprint(syncChannels), "sms", cfg.SMS, "contactRules", cfg.Contact.Rules.TimeZone,
-		"consentApi", cfg.Contact.APIToken != "", "smsCallbacks", cfg.Contact.CallbackToken != "")
+		"consentApi", cfg.Contact.APIToken != "", "smsCallbacks", cfg.Contact.CallbackToken != "", "identityKeys", keyerLog(keyer))
 	return runtime.Run(cfg.Runtime, settings, h.Function())
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnimember/omnimember/functions/profile"
 	"github.com/omnimember/omnimember/shared/credential"
+	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -29,6 +30,10 @@ func run() error {
 		return err
 	}
 	ladder := rules.Ladder()
+	keyer, err := identity.KeysFromEnv() // lookups key the identity they name, as match keyed it
+	if err != nil {
+		return err
+	}
 	st, sc, err := backend.OpenFromEnv(context.Background(), member.Indexes)
 	if err != nil {
 		return err
@@ -42,6 +47,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api := &profile.API{Store: st, Ladder: ladder, Now: time.Now, Tmall: tmall, Readers: readers}
-	return runtime.Run(rt, slog.Group("profile", "store", sc, "tmallMember", tmall, "readers", readers), api.Function())
+	api := &profile.API{Store: st, Keyer: keyer, Ladder: ladder, Now: time.Now, Tmall: tmall, Readers: readers}
+	return runtime.Run(rt, slog.Group("profile", "store", sc, "identityKeys", keyer, "tmallMember", tmall, "readers", readers), api.Function())
 }
