@@ -21,10 +21,13 @@ const EventsPath = "/v1/events"
 // Accepts lists the event types the outside world may send; the rest are produced inside.
 var Accepts = []string{events.MemberRegistered, events.OrderPaid, events.OrderRefunded, events.InteractionRecorded}
 
+// Emits is what ingest publishes, from /v1/events, the webhooks and the pollers: what it accepts.
+var Emits = Accepts
+
 // Function is ingest as the runtime runs it: an HTTP receiver whose handler passes valid events on,
 // and, when wh is not nil, the native platform webhooks.
 func Function(wh *Webhooks) runtime.Function {
-	f := runtime.Function{Name: Name, EventsPath: EventsPath, Handle: Handle}
+	f := runtime.Function{Name: Name, EventsPath: EventsPath, Handle: Handle, Emits: Emits}
 	if wh != nil {
 		f.Routes = wh.Routes
 	}
