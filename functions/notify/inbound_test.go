@@ -68,8 +68,9 @@ func TestOptOutReplyStopsMarketingAtOnce(t *testing.T) {
 	for provider, body := range replies {
 		t.Run(provider, func(t *testing.T) {
 			e := newInboundEnv(t, provider)
-			grant(t, e.h, alice, "sms") // the member had opted in to marketing texts
-			for range 2 {               // a provider's retry of the same push changes nothing more
+			// The member had opted in to marketing texts.
+			grant(t, e.h, alice, "sms")
+			for range 2 { // a provider's retry of the same push changes nothing more
 				status, ack := e.post(t, "/webhooks/sms/"+provider+"/replies?token=callback-token-123", body)
 				require.Equal(t, http.StatusOK, status)
 				assert.Equal(t, acks[provider], ack)
