@@ -223,7 +223,7 @@ func (s *Stack) functions(opts Options) []runtime.Function {
 		wrap(s.Points.Function()),
 		wrap(s.Tiers.Function()),
 		wrap((&notify.Handler{Store: st, Sinks: map[string]any{"outbox": notify.Outbox{}}, Channel: "outbox", Locale: "zh-CN",
-			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Rules: contactRules(opts), Now: opts.Now}).Function()),
+			Templates: notifyTemplates, MaxAttempts: cfg.MaxDeliver, Rules: contactRules(opts), APIToken: opts.APIToken, Now: opts.Now}).Function()),
 		wrap((&profile.API{Store: st, Ladder: opts.Loyalty.Ladder(), Now: opts.Now, Tmall: opts.TmallMember}).Function()),
 		wrap(s.Campaigns.Function()),
 	}
