@@ -300,5 +300,7 @@ Try it (Ctrl-C to stop):
   curl -s %[1]s/v1/quarantine -H 'Authorization: Bearer %[3]s'     # operator endpoints (OMNIMEMBER_ADMIN_TOKEN)
   curl -s -X POST %[1]s/v1/members/<oneId>/redemptions -H 'Authorization: Bearer %[4]s' \
        -d '{"idempotencyKey":"store-12-receipt-1","channel":"pos","points":100}'     # OMNIMEMBER_API_TOKEN
+  curl -s -X PUT %[1]s/v1/members/<oneId>/consent -H 'Authorization: Bearer %[4]s' \
+       -d '{"channel":"outbox","consent":"granted"}'     # marketing is opt-in: a campaign reaches consented members
 `, base, time.Now().UTC().Format(time.RFC3339), token, apiToken)
 }
