@@ -275,6 +275,7 @@ func FuzzHandle(f *testing.F) {
 		if safe {
 			p = safePush(sender, msg, at, "n", at, false)
 		}
+		require.NoError(t, wechat.Adapter{}.Verify(p, creds), "a signed push verifies whatever its message")
 		res, err := handle(t, p)
 		if err != nil {
 			var fe *events.FieldError

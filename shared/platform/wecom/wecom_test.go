@@ -334,7 +334,9 @@ func FuzzHandle(f *testing.F) {
 	f.Add(`{"MsgType":"event","Event":"change_external_contact","ChangeType":"del_follow_user","ExternalUserID":"wo1","CreateTime":1403610513}`)
 	f.Add(`<xml><CreateTime>-1</CreateTime></xml>`)
 	f.Fuzz(func(t *testing.T, msg string) {
-		res, err := handle(t, signedPush(sender, msg, addContactTime, "n", "0123456789abcdef", addContactTime))
+		p := signedPush(sender, msg, addContactTime, "n", "0123456789abcdef", addContactTime)
+		require.NoError(t, wecom.Adapter{}.Verify(p, creds), "a signed push verifies whatever its message")
+		res, err := handle(t, p)
 		if err != nil {
 			var fe *events.FieldError
 			require.True(t, errors.As(err, &fe), "a signed push fails only as malformed, got %v", err)
