@@ -86,12 +86,16 @@ deploy: ## apply one function alone: make deploy FUNC=match OVERLAY=prod IMAGE=r
 	cd deploy && GOWORK=off go run ./cmd/render -overlay overlays/$(OVERLAY) -func $(FUNC) $(if $(IMAGE),-image $(IMAGE)) \
 		| kubectl apply -f -
 
+.PHONY: nats-secrets
+nats-secrets: ## print the NATS Secrets with fresh keys (an nkey user per function and the operator, the JetStream key): make nats-secrets > outside-the-repo.yaml
+	@cd deploy && GOWORK=off go run ./cmd/natskeys
+
 .PHONY: deploy-platform
 deploy-platform: ## apply the whole overlay (namespace, NATS, policy, config, jobs and every function)
 	kubectl apply -k deploy/overlays/$(OVERLAY)
 
 .PHONY: deadletters
-deadletters: ## list dead letters (NATS_URL, FUNC= to filter)
+deadletters: ## list dead letters (NATS_URL, FUNC= to filter; NATS_NKEY/NATS_CA/NATS_INBOX_PREFIX=_INBOX_operator for production NATS)
 	go run ./scripts/cmd/deadletter -function "$(FUNC)" list
 
 .PHONY: replay

@@ -3,9 +3,18 @@ module github.com/omnimember/omnimember/deploy
 go 1.26.8
 
 require (
+	github.com/cert-manager/cert-manager v1.21.2
 	github.com/google/go-containerregistry v0.22.1
 	github.com/kedacore/keda/v2 v2.21.0
 	github.com/nats-io/nats-server/v2 v2.15.2
+	github.com/nats-io/nkeys v0.4.16
+	github.com/omnimember/omnimember/functions/campaign v0.0.0
+	github.com/omnimember/omnimember/functions/ingest v0.0.0
+	github.com/omnimember/omnimember/functions/match v0.0.0
+	github.com/omnimember/omnimember/functions/notify v0.0.0
+	github.com/omnimember/omnimember/functions/points-award v0.0.0
+	github.com/omnimember/omnimember/functions/profile v0.0.0
+	github.com/omnimember/omnimember/functions/tier-evaluate v0.0.0
 	github.com/omnimember/omnimember/shared v0.0.0
 	github.com/robfig/cron/v3 v3.0.1
 	github.com/stretchr/testify v1.12.1
@@ -74,7 +83,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats.go v1.55.0 // indirect
-	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/omnimember/omnimember/events v0.0.0 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
@@ -132,6 +140,7 @@ require (
 	knative.dev/networking v0.0.0-20240716111826-bab7f2a3e556 // indirect
 	knative.dev/pkg v0.0.0-20240716082220-4355f0c73608 // indirect
 	sigs.k8s.io/controller-runtime v0.24.1 // indirect
+	sigs.k8s.io/gateway-api v1.6.0 // indirect
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
@@ -139,5 +148,12 @@ require (
 
 replace (
 	github.com/omnimember/omnimember/events => ../events
+	github.com/omnimember/omnimember/functions/campaign => ../functions/campaign
+	github.com/omnimember/omnimember/functions/ingest => ../functions/ingest
+	github.com/omnimember/omnimember/functions/match => ../functions/match
+	github.com/omnimember/omnimember/functions/notify => ../functions/notify
+	github.com/omnimember/omnimember/functions/points-award => ../functions/points-award
+	github.com/omnimember/omnimember/functions/profile => ../functions/profile
+	github.com/omnimember/omnimember/functions/tier-evaluate => ../functions/tier-evaluate
 	github.com/omnimember/omnimember/shared => ../shared
 )

@@ -10,13 +10,15 @@ import (
 	"time"
 	_ "time/tzdata"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/robfig/cron/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/omnimember/omnimember/deploy/manifest"
+	"github.com/omnimember/omnimember/deploy/natsauth"
+	"github.com/omnimember/omnimember/shared/broker/brokertest"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
@@ -34,16 +36,62 @@ func loadLocation(name string) (*time.Location, error) { return time.LoadLocatio
 // natsClientLabel is what the NATS NetworkPolicy admits.
 const natsClientLabel = "omnimember.dev/nats-client"
 
-// checkNATSClient: a pod that reads the functions' config talks to NATS, so the policy must admit it.
+// checkNATSClient: a pod that reads the functions' config talks to NATS, so the policy must admit
+// it, and it connects as its own NATS user: its seed (and only its own) and the servers' CA
+// mounted where NATS_NKEY and NATS_CA say, and replies on the inbox its user may read.
 func (r *rendered) checkNATSClient(t *testing.T, where string, podLabels map[string]string, pod corev1.PodSpec) {
 	t.Helper()
+	user := podLabels[manifest.NameLabel]
 	for _, c := range pod.Containers {
 		for _, from := range c.EnvFrom {
-			if from.ConfigMapRef != nil && from.ConfigMapRef.Name == "omnimember-config" {
-				assert.Equal(t, "true", podLabels[natsClientLabel], "%s reads NATS_URL but the NetworkPolicy would refuse it", where)
+			if from.ConfigMapRef == nil || from.ConfigMapRef.Name != "omnimember-config" {
+				continue
+			}
+			assert.Equal(t, "true", podLabels[natsClientLabel], "%s reads NATS_URL but the NetworkPolicy would refuse it", where)
+			assert.Contains(t, natsauth.Functions, user, "%s reads NATS_URL but has no NATS user", where)
+			var inbox string
+			for _, e := range c.Env {
+				if e.Name == "NATS_INBOX_PREFIX" {
+					inbox = e.Value
+				}
+			}
+			assert.Equal(t, natsauth.InboxPrefix(user), inbox, "%s: NATS_INBOX_PREFIX, got, want", where)
+			cfg := r.configMaps["omnimember-config"].Data
+			r.checkMounted(t, where, pod, c, cfg["NATS_NKEY"], natsauth.ClientSecret, natsauth.SeedKey(user))
+			r.checkMounted(t, where, pod, c, cfg["NATS_CA"], r.certificates[natsCertificate].Spec.SecretName, "ca.crt")
+		}
+	}
+}
+
+// natsCertificate is the Certificate of the NATS servers (base/nats-tls.yaml).
+const natsCertificate = "nats-server"
+
+// checkMounted: file (a path the config names) is key of Secret secret, mounted in container c.
+func (r *rendered) checkMounted(t *testing.T, where string, pod corev1.PodSpec, c corev1.Container, file, secret, key string) {
+	t.Helper()
+	for _, m := range c.VolumeMounts {
+		rel, ok := strings.CutPrefix(file, m.MountPath+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name || v.Projected == nil {
+				continue
+			}
+			for _, src := range v.Projected.Sources {
+				if src.Secret == nil || src.Secret.Name != secret {
+					continue
+				}
+				for _, it := range src.Secret.Items {
+					if it.Path == rel {
+						assert.Equal(t, key, it.Key, "%s: %s comes from the wrong key of %s", where, file, secret)
+						return
+					}
+				}
 			}
 		}
 	}
+	t.Errorf("%s: %s (key %s of Secret %s) is not mounted", where, file, key, secret)
 }
 
 // checkJetStreamTrigger: KEDA must watch the stream and the durable consumer the runtime creates
@@ -52,7 +100,7 @@ func checkJetStreamTrigger(t *testing.T, where string, md map[string]string, tar
 	t.Helper()
 	assert.Equal(t, stream.Events, md["stream"], where)
 	assert.Equal(t, target.Name, md["consumer"], "%s: the runtime's durable consumer is named after the function", where)
-	assert.Equal(t, "$G", md["account"], where)
+	assert.Equal(t, natsAccount, md["account"], "%s: the account of omnimember's streams (auth.conf)", where)
 	assert.Equal(t, "nats.omnimember.svc.cluster.local:8222", md["natsServerMonitoringEndpoint"], where)
 	for _, k := range []string{"lagThreshold", "activationLagThreshold"} {
 		n, err := strconv.Atoi(md[k])
@@ -64,6 +112,8 @@ func checkJetStreamTrigger(t *testing.T, where string, md map[string]string, tar
 
 // TestConfigIsWhatTheFunctionsAccept sets the rendered ConfigMap as the environment and parses it
 // with the functions' own config code, and the rules files with the functions' own rule parsers.
+// The files NATS_NKEY and NATS_CA name are mounted from Secrets in a cluster (checkNATSClient);
+// here they are a fresh seed and CA.
 func TestConfigIsWhatTheFunctionsAccept(t *testing.T) {
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
@@ -73,6 +123,13 @@ func TestConfigIsWhatTheFunctionsAccept(t *testing.T) {
 			for k, v := range cfg.Data {
 				t.Setenv(k, v)
 			}
+			_, clients, err := natsauth.Generate("omnimember")
+			require.NoError(t, err)
+			seed := filepath.Join(t.TempDir(), "seed")
+			require.NoError(t, os.WriteFile(seed, []byte(clients.StringData[natsauth.SeedKey("match")]), 0o600))
+			t.Setenv("NATS_NKEY", seed)
+			t.Setenv("NATS_CA", brokertest.TLS(t, "nats.omnimember.svc.cluster.local").CA)
+			t.Setenv("NATS_INBOX_PREFIX", natsauth.InboxPrefix("match"))
 			rt, err := runtime.FromEnv()
 			require.NoError(t, err)
 			sc, err := backend.FromEnv()
@@ -83,6 +140,7 @@ func TestConfigIsWhatTheFunctionsAccept(t *testing.T) {
 				replicas = int(*sts.Spec.Replicas)
 			}
 			assert.Equal(t, replicas, rt.Topology.Replicas, "stream replicas must match the NATS servers")
+			assert.True(t, strings.HasPrefix(rt.NATSURL, "tls://"), "NATS_URL %s: clients speak TLS", rt.NATSURL)
 
 			rules := r.rulesConfigMap(t)
 			_, err = loyalty.Parse([]byte(rules.Data[filepath.Base(cfg.Data[loyalty.RulesEnv])]))
@@ -102,42 +160,6 @@ func (r *rendered) rulesConfigMap(t *testing.T) corev1.ConfigMap {
 	}
 	t.Fatalf("%s: no omnimember-rules ConfigMap", r.dir)
 	return corev1.ConfigMap{}
-}
-
-// TestNATSConfigParsesAsTheServerReadsIt feeds nats.conf to nats-server's own parser: JetStream on
-// the persistent volume, fsync per write where the cluster is the production one, routes to every peer.
-func TestNATSConfigParsesAsTheServerReadsIt(t *testing.T) {
-	tests := []struct {
-		dir        string
-		syncAlways bool
-	}{{"../base", true}, {"../overlays/prod", true}, {"../overlays/dev", false}}
-	for _, tt := range tests {
-		t.Run(filepath.Base(tt.dir), func(t *testing.T) {
-			r := render(t, tt.dir)
-			path := filepath.Join(t.TempDir(), "nats.conf")
-			require.NoError(t, os.WriteFile(path, []byte(r.configMaps["nats-config"].Data["nats.conf"]), 0o600))
-			t.Setenv("POD_NAME", "nats-0")
-			opts, err := server.ProcessConfigFile(path)
-			require.NoError(t, err)
-			assert.True(t, opts.JetStream)
-			assert.Equal(t, "nats-0", opts.ServerName)
-			assert.Equal(t, tt.syncAlways, opts.SyncAlways, "sync_interval: always")
-
-			sts := r.statefulSets["nats"]
-			require.NotNil(t, sts.Spec.Replicas)
-			replicas := int(*sts.Spec.Replicas)
-			if replicas > 1 {
-				assert.Len(t, opts.Routes, replicas, "a route to every server of the StatefulSet")
-			} else {
-				assert.Empty(t, opts.Routes, "a lone server with routes waits for peers that never come")
-			}
-			var mounted bool
-			for _, m := range sts.Spec.Template.Spec.Containers[0].VolumeMounts {
-				mounted = mounted || (m.Name == "data" && strings.HasPrefix(opts.StoreDir, m.MountPath))
-			}
-			assert.True(t, mounted, "store_dir %s must be on the persistent volume", opts.StoreDir)
-		})
-	}
 }
 
 // firestoreIndexes is the Firebase CLI's firestore.indexes.json format.

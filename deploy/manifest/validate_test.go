@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	certmanagerv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,7 +42,9 @@ type rendered struct {
 	scaled       map[string]kedav1alpha1.ScaledObject
 	configMaps   map[string]corev1.ConfigMap
 	cronJobs     map[string]batchv1.CronJob
-	secrets      map[string][]string // deploy/secrets templates: name → keys
+	certificates map[string]certmanagerv1.Certificate
+	issuers      map[string]certmanagerv1.Issuer
+	secrets      map[string][]string // deploy/secrets templates and Certificates' Secrets: name → keys
 }
 
 func render(t *testing.T, dir string) *rendered {
@@ -50,9 +53,13 @@ func render(t *testing.T, dir string) *rendered {
 	require.NoError(t, err)
 	r := &rendered{dir: dir, all: all, deployments: map[string]appsv1.Deployment{}, statefulSets: map[string]appsv1.StatefulSet{},
 		knative: map[string]servingv1.Service{}, scaled: map[string]kedav1alpha1.ScaledObject{},
-		configMaps: map[string]corev1.ConfigMap{}, cronJobs: map[string]batchv1.CronJob{}, secrets: secretTemplates(t)}
+		configMaps: map[string]corev1.ConfigMap{}, cronJobs: map[string]batchv1.CronJob{}, secrets: secretTemplates(t),
+		certificates: map[string]certmanagerv1.Certificate{}, issuers: map[string]certmanagerv1.Issuer{}}
 	for _, res := range all {
 		r.decode(t, res)
+	}
+	for _, c := range r.certificates {
+		r.secrets[c.Spec.SecretName] = []string{"tls.crt", "tls.key", "ca.crt"} // what cert-manager writes
 	}
 	return r
 }
@@ -85,6 +92,10 @@ func (r *rendered) decode(t *testing.T, res *resource.Resource) {
 	case "policy/v1/PodDisruptionBudget":
 		pdb := strictInto[policyv1.PodDisruptionBudget](t, where, raw)
 		checkSelector(t, where, pdb.Spec.Selector, nil)
+	case "cert-manager.io/v1/Certificate":
+		r.certificates[name] = strictInto[certmanagerv1.Certificate](t, where, raw)
+	case "cert-manager.io/v1/Issuer":
+		r.issuers[name] = strictInto[certmanagerv1.Issuer](t, where, raw)
 	case "networking.k8s.io/v1/NetworkPolicy":
 		np := strictInto[networkingv1.NetworkPolicy](t, where, raw)
 		checkSelector(t, where, &np.Spec.PodSelector, nil)
@@ -185,6 +196,29 @@ func (r *rendered) checkPod(t *testing.T, where string, pod corev1.PodSpec) {
 		if v.ConfigMap != nil {
 			assert.Contains(t, r.configMaps, v.ConfigMap.Name, where)
 		}
+		if v.Secret != nil {
+			r.checkSecretItems(t, where+" volume "+v.Name, v.Secret.SecretName, v.Secret.Items)
+		}
+		if v.Projected != nil {
+			for _, src := range v.Projected.Sources {
+				if src.Secret != nil {
+					r.checkSecretItems(t, where+" volume "+v.Name, src.Secret.Name, src.Secret.Items)
+				}
+			}
+		}
+	}
+}
+
+// checkSecretItems: a mounted Secret is templated under deploy/secrets or written by a rendered
+// Certificate, and has every key the pod projects.
+func (r *rendered) checkSecretItems(t *testing.T, where, name string, items []corev1.KeyToPath) {
+	t.Helper()
+	keys, ok := r.secrets[name]
+	if !assert.True(t, ok, "%s: Secret %s has no template and no Certificate writes it", where, name) {
+		return
+	}
+	for _, it := range items {
+		assert.Contains(t, keys, it.Key, "%s: Secret %s", where, name)
 	}
 }
 

@@ -247,9 +247,19 @@ func (h *Handler) Create(ctx context.Context, req CreateRequest, by string) (Cam
 	return c, nil
 }
 
-func decodeBody(r *http.Request, dst any) error {
+// MaxBodyBytes bounds every JSON body the campaign API reads (a rule, a campaign, a preview):
+// larger bodies get 413 before anything is stored.
+const MaxBodyBytes = 64 << 10
+
+// errTooLarge is a body over MaxBodyBytes → 413.
+var errTooLarge = fmt.Errorf("body over %d bytes", MaxBodyBytes)
+
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r.Body); err != nil {
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes)); err != nil {
+		if runtime.BodyStatus(err) == http.StatusRequestEntityTooLarge {
+			return errTooLarge
+		}
 		return bad("body", "unreadable: %v", err)
 	}
 	dec := json.NewDecoder(&buf)
@@ -264,12 +274,15 @@ func decodeBody(r *http.Request, dst any) error {
 	return nil
 }
 
-// writeErr maps errors to answers: a field error 400, a missing campaign 404, else 503.
+// writeErr maps errors to answers: a field error 400, a body over the limit 413, a missing
+// campaign 404, else 503.
 func writeErr(w http.ResponseWriter, err error) {
 	var fe *fieldError
 	switch {
 	case errors.As(err, &fe):
 		runtime.WriteError(w, http.StatusBadRequest, fe.field, "%s", fe.reason)
+	case errors.Is(err, errTooLarge):
+		runtime.WriteError(w, http.StatusRequestEntityTooLarge, "body", "%v", err)
 	case errors.Is(err, store.ErrNotFound):
 		runtime.WriteError(w, http.StatusNotFound, "", "no such campaign")
 	default:

@@ -35,6 +35,9 @@ var Indexes = map[string][]string{
 // Consumes: its own trigger and notify's outcomes.
 var Consumes = []string{events.CampaignTriggered, events.NotificationSent, events.NotificationSuppressed, events.NotificationFailed}
 
+// Emits lists what campaign publishes: its trigger, the requests of its fan-out and its rewards.
+var Emits = []string{events.CampaignTriggered, events.NotificationRequested, events.CampaignRewarded}
+
 // Campaign statuses.
 const (
 	StatusDraft     = "draft"     // created, waiting for a trigger
@@ -131,7 +134,7 @@ func (h *Handler) Function() runtime.Function {
 	if !h.initialized {
 		h.Init()
 	}
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle, Routes: h.Routes, Background: h.Dispatch}
+	return runtime.Function{Name: Name, Consumes: Consumes, Emits: Emits, Handle: h.Handle, Routes: h.Routes, Background: h.Dispatch}
 }
 
 // Handle selects a triggered campaign's members, or counts a notification's outcome.

@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -390,4 +391,28 @@ func TestRewardsArePublishedOncePerMemberAsTheMessagePromises(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "200", d.Vars["bonusPoints"], "the message promises what points-award credits")
 	assert.Contains(t, d.Vars["text"], "额外赠送200积分")
+}
+
+// TestOversizeBodiesGet413: every route that reads a JSON body refuses one over MaxBodyBytes with
+// 413 and a JSON error, and stores nothing.
+func TestOversizeBodiesGet413(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	pad := strings.Repeat("x", MaxBodyBytes)
+	tests := []struct{ name, path, body string }{
+		{"count a rule", "/v1/segments:count", `{"pool":"plaintext","tags":["` + pad + `"]}`},
+		{"preview", "/v1/campaigns:preview", `{"template":"vip_thanks","vars":{"brand":"` + pad + `"}}`},
+		{"create", "/v1/campaigns", `{"name":"big","segment":"dormant","channel":"sms","template":"vip_thanks","vars":{"brand":"` + pad + `"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got runtime.ErrorBody
+			require.Equal(t, http.StatusRequestEntityTooLarge, e.call("POST", tt.path, json.RawMessage(tt.body), &got), "got, want 413")
+			assert.Equal(t, "body", got.Field)
+			assert.Contains(t, got.Error, "body over")
+		})
+	}
+	var list struct{ Campaigns []Campaign }
+	require.Equal(t, http.StatusOK, e.call("GET", "/v1/campaigns", nil, &list))
+	assert.Empty(t, list.Campaigns, "nothing stored")
 }

@@ -55,7 +55,7 @@ func browser(t *testing.T) context.Context {
 }
 
 // notifyCounterpart answers every notification request as notify would: sent, except every
-// seventh member, who opted out.
+// seventh member, who opted out, and every other fifth, who never consented to marketing.
 func notifyCounterpart(t *testing.T, e *env) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -71,8 +71,11 @@ func notifyCounterpart(t *testing.T, e *env) {
 		}
 		n++
 		typ, reason := events.NotificationSent, ""
-		if n%7 == 0 {
+		switch {
+		case n%7 == 0:
 			typ, reason = events.NotificationSuppressed, "opted_out"
+		case n%5 == 0:
+			typ, reason = events.NotificationSuppressed, "no_consent"
 		}
 		ev := outcome(t, typ, req, reason)
 		msg, err := cenats.ToMsg(ev.Type(), ev)
@@ -162,13 +165,16 @@ func TestConsoleCountsPreviewsTriggersAndWatchesADormantCampaign(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(`#operator`, "mei@brand.example"),
 		chromedp.Click(`#send`), chromedp.WaitVisible(`#confirm-dialog`)))
 	assert.Contains(t, text(`#confirm-text`), "40 位会员")
+	assert.Contains(t, text(`#confirm-text`), "只发给同意在此渠道接收营销的会员", "the marketer is told before sending")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(`#confirm`),
 		poll(`document.getElementById("progress-status").dataset.state === "done"`, 40*time.Second),
 	), "the page shows the campaign finished")
 	require.NoError(t, chromedp.Do(ctx, poll(`(() => { const f = document.getElementById("progress-bar"); return f.offsetWidth > 0 && f.offsetWidth >= f.parentElement.clientWidth - 1 })()`, 5*time.Second)),
 		"the progress bar is full")
-	assert.Equal(t, []string{"35", "5"}, []string{text(`#p-sent`), text(`#p-suppressed`)}, "got sent, suppressed on the page")
+	assert.Equal(t, []string{"28", "12", "7"}, []string{text(`#p-sent`), text(`#p-suppressed`), text(`#p-noconsent`)},
+		"got sent, suppressed, no consent on the page")
 	assert.Contains(t, text(`#p-reasons`), "已退订 5")
+	assert.Contains(t, text(`#p-reasons`), "7 位会员未同意在此渠道接收营销消息", "the page says why they got nothing")
 	assertRendered(t, screenshot(t, ctx, "console-done.png"))
 
 	// A rule built in the console counts too: members whose last order is at least 180 days old

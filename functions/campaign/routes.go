@@ -100,7 +100,7 @@ func (h *Handler) countSegment(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) countRule(w http.ResponseWriter, r *http.Request) {
 	var rule segment.Rule
-	if err := decodeBody(r, &rule); err != nil {
+	if err := decodeBody(w, r, &rule); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -119,7 +119,7 @@ func (h *Handler) countRule(w http.ResponseWriter, r *http.Request) {
 // preview answers the message as members will read it, or the field to fix.
 func (h *Handler) preview(w http.ResponseWriter, r *http.Request) {
 	var req CreateRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(w, r, &req); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -135,7 +135,7 @@ func (h *Handler) preview(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	var req CreateRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(w, r, &req); err != nil {
 		writeErr(w, err)
 		return
 	}

@@ -32,7 +32,7 @@ const (
 // session cookie is a credential of the sender, not part of the push.
 var droppedHeaders = []string{"Cookie"}
 
-// Archive keeps every push of a known platform in the raw stream before it is verified or parsed.
+// Archive keeps every verified push in the raw stream, before it is parsed.
 type Archive struct {
 	JS jetstream.JetStream
 }

@@ -26,12 +26,15 @@ const EventsPath = "/v1/events"
 // Accepts lists the event types the outside world may send; the rest are produced inside.
 var Accepts = []string{events.MemberRegistered, events.OrderPaid, events.OrderRefunded, events.InteractionRecorded}
 
+// Emits is what ingest publishes, from /v1/events, the webhooks and the pollers: what it accepts.
+var Emits = Accepts
+
 // Function is ingest as the runtime runs it: an HTTP receiver whose handler admits channel events
 // under edge (shared/admit, plus the same-id check), and, when wh is not nil, the native platform
 // webhooks, whose events pass the same checks.
 func Function(edge Edge, wh *Webhooks) runtime.Function {
 	h := &Handler{Edge: edge, same: &conflicts{ttl: edge.ConflictWindow}}
-	f := runtime.Function{Name: Name, EventsPath: EventsPath, Handle: h.Handle}
+	f := runtime.Function{Name: Name, EventsPath: EventsPath, Handle: h.Handle, Emits: Emits}
 	f.Routes = func(mux runtime.Mux, pub *runtime.Publisher) {
 		h.same.use(pub.JetStream())
 		if wh != nil {

@@ -39,9 +39,11 @@ const (
 // ErrUnknownPlatform: no adapter serves the platform named in the path → 404.
 var ErrUnknownPlatform = errors.New("unknown platform")
 
-// Webhooks receives native platform pushes on /webhooks/{platform}[/{rest...}]: it archives each
-// raw push, lets the platform's adapter verify and normalise it, publishes the events and answers
-// the adapter's reply only after JetStream stored them.
+// Webhooks receives native platform pushes on /webhooks/{platform}[/{rest...}]: the platform's
+// adapter verifies each push, ingest archives the verified raw push, the adapter normalises it,
+// and ingest publishes the events and answers the adapter's reply only after JetStream stored
+// them. A push that does not verify is answered 401 (or 404 for an unknown shop) and never
+// archived, so strangers cannot fill or roll the raw archive.
 type Webhooks struct {
 	// Adapters by platform name (the path segment), built explicitly in main.
 	Adapters map[string]platform.Adapter
@@ -56,6 +58,19 @@ type Webhooks struct {
 	// Edge is what the pushes' events must pass, as /v1/events's do (Function sets ingest's;
 	// the zero value is DefaultEdge). The live window is counted from the push's ReceivedAt.
 	Edge Edge
+}
+
+// Verify checks with the push's adapter that it comes from the platform (its signature), with
+// the platform's credentials.
+func (wh *Webhooks) Verify(push platform.Push) error {
+	ad, ok := wh.Adapters[push.Platform]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownPlatform, push.Platform)
+	}
+	if err := ad.Verify(push, wh.Credentials[push.Platform]); err != nil {
+		return fmt.Errorf("%s push: %w", push.Platform, err)
+	}
+	return nil
 }
 
 // Normalise runs the push's adapter with the platform's credentials, then admits its events as
@@ -189,8 +204,13 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.log().Info("webhook", "platform", name, "shop", res.Shop, "outcome", outcome, "events", len(res.Events), "unhandled", res.Unhandled)
 }
 
-// process archives, normalises and publishes; n is the number of events the push made.
+// process verifies, archives, normalises and publishes; n is the number of events the push made.
+// Only a verified push is archived; a verified push whose normalisation fails (a parser that
+// refuses it, an API down) stays archived for re-normalisation.
 func (h *webhookHandler) process(ctx context.Context, push platform.Push) (platform.Result, int, error) {
+	if err := h.wh.Verify(push); err != nil {
+		return platform.Result{}, 0, err
+	}
 	if err := h.archive.Store(ctx, push); err != nil {
 		return platform.Result{}, 0, fmt.Errorf("%w: %w", platform.ErrUpstream, err)
 	}

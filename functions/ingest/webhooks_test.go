@@ -21,8 +21,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
-	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/credential"
+	"github.com/omnimember/omnimember/shared/platform"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,16 +36,26 @@ type signedAdapter struct{}
 
 func (signedAdapter) Name() string { return "testpay" }
 
-func (signedAdapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+func (signedAdapter) Verify(push platform.Push, creds platform.Credentials) error {
 	if push.Method == http.MethodGet {
-		return platform.Result{Reply: platform.Reply{Body: []byte(push.Query.Get("echostr"))}}, nil
+		return nil
 	}
 	shop, err := creds.Lookup(push.Header.Get("X-Test-Shop"))
 	if err != nil {
-		return platform.Result{}, err
+		return err
 	}
 	if !hmac.Equal([]byte(push.Header.Get("X-Test-Sign")), []byte(sign(shop["secret"], push.Body))) {
-		return platform.Result{}, platform.ErrSignature
+		return platform.ErrSignature
+	}
+	return nil
+}
+
+func (a signedAdapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+	if push.Method == http.MethodGet {
+		return platform.Result{Reply: platform.Reply{Body: []byte(push.Query.Get("echostr"))}}, nil
+	}
+	if err := a.Verify(push, creds); err != nil {
+		return platform.Result{}, err
 	}
 	var msg struct {
 		Type, ID, Phone string
@@ -266,11 +276,11 @@ func TestWebhookOutcomes(t *testing.T) {
 	paidEvents := brokertest.Events(t, e.js, stream.Events, events.OrderPaid)
 	require.Len(t, paidEvents, 1)
 	assert.Equal(t, platform.EventID("testpay", "o-1", 0), paidEvents[0].ID())
-	// Every push of a known platform that was read is archived; the unknown platform and the
-	// oversize body are not, and the unknown-shop push has the accepted one's body and signature
-	// so it is the same raw message (stored once).
+	// Every verified push is archived, whether or not it normalised (malformed, upstream, adapter
+	// bug: re-normalisable after a fix); the bad signature, the unknown shop, the unknown platform
+	// and the oversize body are not.
 	raw := brokertest.Messages(t, e.js, stream.Raw, stream.RawPrefix+">")
-	assert.Len(t, raw, len(tests)-3)
+	assert.Len(t, raw, len(tests)-4)
 }
 
 func TestWebhookRetryStoresOnce(t *testing.T) {
@@ -346,4 +356,46 @@ func TestArchiveFailureStoresNothing(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, got.status, got.body)
 	assert.Empty(t, brokertest.Events(t, e.js, stream.Events, events.OrderPaid))
 	assert.Equal(t, 1.0, e.count("testpay", OutcomeUpstream))
+}
+
+// TestUnverifiedPushIsNeitherArchivedNorPublished: a push whose signature does not verify (or
+// that names no known shop) gets 401/404 and leaves the raw archive empty, however large, through
+// the test platform and a real adapter (POS); so a stranger cannot fill or roll the 30-day archive.
+func TestUnverifiedPushIsNeitherArchivedNorPublished(t *testing.T) {
+	wh := testWebhooks()
+	wh.MaxBodyBytes = 0 // the default limit, 1 MiB
+	wh.Adapters["pos"] = Adapters(http.DefaultClient)["pos"]
+	wh.Credentials["pos"] = platform.Credentials{"store-7": {"secret": "pos-secret-7"}}
+	e := startHooks(t, wh)
+	big := []byte(`{"type":"paid","id":"o-9","phone":"13812345678","fen":100,"pad":"` + strings.Repeat("x", DefaultMaxWebhookBytes-200) + `"}`)
+	tests := []struct {
+		name       string
+		path       string
+		header     map[string]string
+		wantStatus int
+	}{
+		{"test platform, no signature", "/webhooks/testpay", map[string]string{"X-Test-Shop": "shop-1"}, http.StatusUnauthorized},
+		{"test platform, bad signature", "/webhooks/testpay", map[string]string{"X-Test-Shop": "shop-1", "X-Test-Sign": sign("guess", big)}, http.StatusUnauthorized},
+		{"test platform, unknown shop", "/webhooks/testpay", map[string]string{"X-Test-Shop": "shop-9", "X-Test-Sign": sign("s3cret-s3cret", big)}, http.StatusNotFound},
+		{"pos, no signature", "/webhooks/pos", map[string]string{"X-Omnimember-Store": "store-7"}, http.StatusUnauthorized},
+		{"pos, bad signature", "/webhooks/pos", map[string]string{"X-Omnimember-Store": "store-7",
+			"X-Omnimember-Timestamp": fmt.Sprint(t0.Unix()), "X-Omnimember-Signature": "v1=" + strings.Repeat("0", 64)}, http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, e.base+tc.path, bytes.NewReader(big))
+			require.NoError(t, err)
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantStatus, resp.StatusCode, "got, want; body %s", body)
+		})
+	}
+	assert.Empty(t, brokertest.Messages(t, e.js, stream.Raw, stream.RawPrefix+">"), "raw archive")
+	assert.Empty(t, brokertest.Events(t, e.js, stream.Events, events.OrderPaid), "events")
 }

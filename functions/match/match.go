@@ -25,6 +25,11 @@ const Name = "match"
 // Consumes lists the events match resolves.
 var Consumes = []string{events.MemberRegistered, events.OrderPaid, events.OrderRefunded, events.InteractionRecorded}
 
+// Emits lists what match publishes: resolutions, merges, splits, erasures, pool changes, and the
+// held events an operator releases from quarantine (of the types it consumes).
+var Emits = append([]string{events.IdentityResolved, events.MemberMerged, events.MemberSplit, events.MemberErased, events.PoolChanged},
+	Consumes...)
+
 // Handler resolves identities under Rules. Keys seal plaintext phones (and the platforms' phone
 // hashes); Keyer keys every identity (document keys, and the phone hashes it stores and publishes);
 // Now is the clock; AdminToken guards the operator endpoints.
@@ -46,7 +51,7 @@ type Store interface {
 
 // Function is match as the runtime runs it: the consumer and its operator endpoints.
 func (h *Handler) Function() runtime.Function {
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle, Routes: h.Routes}
+	return runtime.Function{Name: Name, Consumes: Consumes, Emits: Emits, Handle: h.Handle, Routes: h.Routes}
 }
 
 // Handle resolves one event. Its effect is keyed by the event (a receipt in the same transaction),

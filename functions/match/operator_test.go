@@ -213,3 +213,26 @@ func TestSplitRequestsThatCannotBeDone(t *testing.T) {
 		require.Len(t, splits, 1)
 	})
 }
+
+// TestOperatorBodiesOverTheLimitGet413: the merge preview and the split read at most 64 KiB and
+// refuse more with 413 and a JSON error, splitting nothing.
+func TestOperatorBodiesOverTheLimitGet413(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store.Store) {
+		o := newOperator(t, s)
+		a := o.oneID(t, order(t, "e1", "pos", phone("13811110000"), id("pos_card", "c1")))
+		big := `{"identities":[{"type":"pos_card","value":"c1"}],"reason":"` + strings.Repeat("x", 64<<10) + `"}`
+		for _, path := range []string{"/v1/members:merge-preview", "/v1/members/" + a + ":split"} {
+			req, err := http.NewRequest(http.MethodPost, o.url+path, strings.NewReader(big))
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer admin-secret")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			var got runtime.ErrorBody
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+			resp.Body.Close()
+			assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "%s: got, want 413", path)
+			assert.Equal(t, "body", got.Field, path)
+		}
+		assert.Empty(t, brokertest.Events(t, o.js, stream.Events, events.MemberSplit), "nothing split")
+	})
+}

@@ -45,7 +45,7 @@ func (h *Handler) mergePreview(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		runtime.WriteError(w, http.StatusBadRequest, "body", "want {\"identities\":[{\"type\",\"value\",\"scope\"}]}: %v", err)
+		runtime.WriteError(w, runtime.BodyStatus(err), "body", "want {\"identities\":[{\"type\",\"value\",\"scope\"}]}: %v", err)
 		return
 	}
 	ids, dropped := normalize(req.Identities)

@@ -40,7 +40,7 @@ func (h *Handler) memberAction(w http.ResponseWriter, r *http.Request, pub *runt
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		runtime.WriteError(w, http.StatusBadRequest, "body", `want {"identities":[{"type","value","scope"}],"reason"}: %v`, err)
+		runtime.WriteError(w, runtime.BodyStatus(err), "body", `want {"identities":[{"type","value","scope"}],"reason"}: %v`, err)
 		return
 	}
 	ids, dropped := normalize(req.Identities)

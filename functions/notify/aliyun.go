@@ -71,12 +71,12 @@ func (a Aliyun) Send(ctx context.Context, m SMSMessage) (string, error) {
 		return "", err
 	}
 	body := "Signature=" + aliyunEncode(AliyunSignature(http.MethodPost, a.AccessKeySecret, params)) + "&" + aliyunQuery(params)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.Endpoint, "/")+"/", strings.NewReader(body))
+	req, err := newRequest(ctx, http.MethodPost, strings.TrimRight(a.Endpoint, "/")+"/", strings.NewReader(body))
 	if err != nil {
-		return "", fmt.Errorf("%w: aliyun request: %v", ErrRejected, err)
+		return "", fmt.Errorf("aliyun request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := a.Client.Do(req)
+	resp, err := send(a.Client, req)
 	if err != nil {
 		return "", fmt.Errorf("post aliyun SendSms: %w", err)
 	}

@@ -26,6 +26,9 @@ const Name = "notify"
 var Consumes = []string{events.TierChanged, events.PointsAwarded, events.PointsReversed, events.PointsRedeemed,
 	events.PointsExpired, events.PointsExpiring, events.RedemptionReversed, events.NotificationRequested, events.MemberErased}
 
+// Emits lists what notify publishes: each notification's outcome.
+var Emits = []string{events.NotificationSent, events.NotificationSuppressed, events.NotificationFailed}
+
 // Notification is one message to one member on one channel (a sync is one to a platform).
 type Notification struct {
 	ID         string            `json:"id"`
@@ -96,7 +99,7 @@ type Handler struct {
 // Function is notify as the runtime runs it: the consumer, the consent and inbound SMS routes, and
 // the loop that sends deferred messages when quiet hours end.
 func (h *Handler) Function() runtime.Function {
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle, Routes: h.routes, Background: h.background}
+	return runtime.Function{Name: Name, Consumes: Consumes, Emits: Emits, Handle: h.Handle, Routes: h.routes, Background: h.background}
 }
 
 // record is the notifications collection's document: the state of one notification.

@@ -81,8 +81,17 @@ func handleOne(t *testing.T, h *Handler, ev cloudevents.Event) (string, events.N
 	return outcome(t, outs)
 }
 
+// grant records a member's marketing consent on channel as a brand's system does, through the
+// consent API's path: marketing needs it (contact.json defaults every channel to opt-in).
+func grant(t *testing.T, h *Handler, oneID, channel string) {
+	t.Helper()
+	_, err := h.setContact(context.Background(), oneID, ConsentRequest{Channel: channel, Consent: contact.ConsentGranted}, "test", "api")
+	require.NoError(t, err)
+}
+
 func TestRulesOfContact(t *testing.T) {
 	yes, no := true, false
+	granted := ConsentRequest{Channel: "outbox", Consent: contact.ConsentGranted}
 	tests := []struct {
 		name       string
 		before     []ConsentRequest // contact state set through the consent API's path
@@ -93,13 +102,18 @@ func TestRulesOfContact(t *testing.T) {
 		wantType   string
 		wantReason string
 	}{
-		{"marketing by day goes", nil, 0, events.CategoryMarketing, "outbox", at(25, 10, 0), events.NotificationSent, ""},
-		{"second marketing message of the day", nil, 1, events.CategoryMarketing, "outbox", at(25, 18, 0), events.NotificationSuppressed, contact.ReasonDailyCap},
-		{"transactional is exempt from the cap", nil, 1, events.CategoryTransactional, "outbox", at(25, 18, 0), events.NotificationSent, ""},
+		{"marketing without consent (the default: opt-in) is suppressed", nil, 0, events.CategoryMarketing, "outbox", at(25, 10, 0),
+			events.NotificationSuppressed, contact.ReasonNoConsent},
+		{"transactional needs no opt-in", nil, 0, events.CategoryTransactional, "outbox", at(25, 10, 0), events.NotificationSent, ""},
+		{"marketing by day goes once consented", []ConsentRequest{granted}, 0, events.CategoryMarketing, "outbox", at(25, 10, 0), events.NotificationSent, ""},
+		{"consent on another channel is not consent here", []ConsentRequest{{Channel: "sms", Consent: contact.ConsentGranted}}, 0,
+			events.CategoryMarketing, "outbox", at(25, 10, 0), events.NotificationSuppressed, contact.ReasonNoConsent},
+		{"second marketing message of the day", []ConsentRequest{granted}, 1, events.CategoryMarketing, "outbox", at(25, 18, 0), events.NotificationSuppressed, contact.ReasonDailyCap},
+		{"transactional is exempt from the cap", []ConsentRequest{granted}, 1, events.CategoryTransactional, "outbox", at(25, 18, 0), events.NotificationSent, ""},
 		{"transactional is exempt from quiet hours", nil, 0, events.CategoryTransactional, "outbox", at(25, 23, 0), events.NotificationSent, ""},
-		{"opted out", []ConsentRequest{{Channel: "outbox", OptedOut: &yes}}, 0, events.CategoryMarketing, "outbox", at(25, 10, 0),
+		{"opted out", []ConsentRequest{granted, {Channel: "outbox", OptedOut: &yes}}, 0, events.CategoryMarketing, "outbox", at(25, 10, 0),
 			events.NotificationSuppressed, contact.ReasonOptedOut},
-		{"opt-out lifted", []ConsentRequest{{Channel: "outbox", OptedOut: &yes}, {Channel: "outbox", OptedOut: &no}}, 0,
+		{"opt-out lifted", []ConsentRequest{granted, {Channel: "outbox", OptedOut: &yes}, {Channel: "outbox", OptedOut: &no}}, 0,
 			events.CategoryMarketing, "outbox", at(25, 10, 0), events.NotificationSent, ""},
 		{"consent withdrawn", []ConsentRequest{{Channel: "outbox", Consent: contact.ConsentWithdrawn}}, 0, events.CategoryMarketing,
 			"outbox", at(25, 10, 0), events.NotificationSuppressed, contact.ReasonNoConsent},
@@ -140,6 +154,7 @@ func TestQuietHoursDeferToEightNotDrop(t *testing.T) {
 
 func quietHoursDeferToEight(t *testing.T, c *clock, h *Handler, s store.Store) {
 	ctx := context.Background()
+	grant(t, h, alice, "outbox")
 	ev := requested(t, "night", alice, events.CategoryMarketing, "outbox")
 	for range 2 { // a redelivery while deferred changes nothing
 		outs, err := h.Handle(ctx, ev)
@@ -180,6 +195,7 @@ func TestOptOutWhileDeferredSuppresses(t *testing.T) {
 	c := newClock(at(25, 23, 0))
 	h, _ := rulesHandler(t, c)
 	ctx := context.Background()
+	grant(t, h, alice, "outbox")
 	outs, err := h.Handle(ctx, requested(t, "night", alice, events.CategoryMarketing, "outbox"))
 	require.NoError(t, err)
 	require.Empty(t, outs)
@@ -201,6 +217,7 @@ func TestConcurrentMarketingSendsOneThePerDayCap(t *testing.T) {
 
 func concurrentMarketing(t *testing.T, h *Handler, s store.Store) {
 	const n = 8
+	grant(t, h, alice, "outbox")
 	types := make(chan string, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -275,11 +292,14 @@ func TestConsentRoute(t *testing.T) {
 }
 
 func TestOptOutUnderAMergedOneIDHolds(t *testing.T) {
-	h, s := rulesHandler(t, newClock(at(25, 10, 0)))
+	c := newClock(at(25, 9, 0))
+	h, s := rulesHandler(t, c)
 	ctx := context.Background()
 	const absorbed = "om_bbbbbbbbbbbbbbbbbbbb"
 	require.NoError(t, s.Set(ctx, member.Members, alice, member.Member{OneID: alice, MergedFrom: []string{absorbed}}))
 	require.NoError(t, s.Set(ctx, member.Members, absorbed, member.Member{OneID: absorbed, MergedInto: alice}))
+	grant(t, h, alice, "outbox") // opted in at 09:00, then replied R under the absorbed OneID at 10:00
+	c.set(at(25, 10, 0))
 	yes := true
 	_, err := h.setContact(ctx, absorbed, ConsentRequest{Channel: "outbox", OptedOut: &yes}, "aliyun", "sms-reply")
 	require.NoError(t, err)
@@ -293,6 +313,7 @@ func TestDeferredIsSentByOneDrainerOnly(t *testing.T) {
 	h, s := rulesHandler(t, c)
 	ctx := context.Background()
 	for i := range 10 {
+		grant(t, h, oneIDOf(i), "outbox")
 		outs, err := h.Handle(ctx, requested(t, "night"+itoa(int64(i)), oneIDOf(i), events.CategoryMarketing, "outbox"))
 		require.NoError(t, err)
 		require.Empty(t, outs)
@@ -315,4 +336,23 @@ func TestDeferredIsSentByOneDrainerOnly(t *testing.T) {
 	docs, err := s.Query(ctx, store.Query{Collection: member.Outbox})
 	require.NoError(t, err)
 	assert.Len(t, docs, 10)
+}
+
+// TestShippedRulesMakeMarketingOptIn: contact.json as shipped (PIPL: marketing needs the member's
+// consent) suppresses a marketing message to a member who never said yes, on every channel, and
+// lets it go once they did; transactional messages need no opt-in.
+func TestShippedRulesMakeMarketingOptIn(t *testing.T) {
+	r := DefaultRules()
+	now := at(25, 10, 0)
+	for _, channel := range []string{"sms", "wecom", "miniprogram", "email", "webhook", "outbox", "a-channel-added-later"} {
+		t.Run(channel, func(t *testing.T) {
+			d := r.Decide(contact.State{}, contact.Message{ID: "m", Category: contact.Marketing, Channel: channel}, now)
+			assert.Equal(t, contact.Decision{Verdict: contact.Suppress, Reason: contact.ReasonNoConsent}, d, "never asked: got, want")
+			granted := contact.State{Channels: map[string]contact.ChannelState{channel: {Consent: contact.ConsentGranted}}}
+			d = r.Decide(granted, contact.Message{ID: "m", Category: contact.Marketing, Channel: channel}, now)
+			assert.Equal(t, contact.Send, d.Verdict, "opted in")
+			d = r.Decide(contact.State{}, contact.Message{ID: "t", Category: contact.Transactional, Channel: channel}, now)
+			assert.Equal(t, contact.Send, d.Verdict, "transactional")
+		})
+	}
 }

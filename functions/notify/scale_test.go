@@ -114,6 +114,15 @@ func (c *chain) outbox() int {
 
 func oneIDOf(i int) string { return fmt.Sprintf("om_scale%014d", i) }
 
+// grantMarketing records the first n members' consent to marketing on the outbox, as a brand does
+// through the consent API (marketing is opt-in).
+func (c *chain) grantMarketing(n int) {
+	h := &Handler{Store: c.st, Now: c.clock.now}
+	for i := range n {
+		grant(c.t, h, oneIDOf(i), "outbox")
+	}
+}
+
 // TestScaleToZeroFinishesTheBacklogOnce: stop notify, publish N requests (and duplicates) while it
 // is down, start a new instance, and count exactly N outcomes and N messages.
 func TestScaleToZeroFinishesTheBacklogOnce(t *testing.T) {
@@ -121,6 +130,7 @@ func TestScaleToZeroFinishesTheBacklogOnce(t *testing.T) {
 	c := newChain(t, newClock(at(25, 10, 0)))
 	c.start() // creates the durable consumer, as the first deployment does
 	c.stop()
+	c.grantMarketing(n)
 	for i := range n {
 		c.publish(fmt.Sprintf("req-%d", i), oneIDOf(i), i%3 == 0)
 	}
@@ -150,6 +160,7 @@ func TestDeferredSurvivesScaleToZero(t *testing.T) {
 	c := newChain(t, newClock(at(25, 22, 0)))
 	c.start()
 	c.stop()
+	c.grantMarketing(n)
 	for i := range n {
 		c.publish(fmt.Sprintf("night-%d", i), oneIDOf(i), i%2 == 0)
 	}

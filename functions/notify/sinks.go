@@ -59,15 +59,15 @@ func (w Webhook) Deliver(ctx context.Context, n Notification) error {
 		return err
 	}
 	ts := strconv.FormatInt(w.Now().Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
+	req, err := newRequest(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrRejected, err)
+		return fmt.Errorf("webhook: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderSignature, Sign(w.Secret, ts, body))
 	req.Header.Set(HeaderID, n.ID)
-	resp, err := w.Client.Do(req)
+	resp, err := send(w.Client, req)
 	if err != nil {
 		return fmt.Errorf("post notification to webhook: %w", err)
 	}

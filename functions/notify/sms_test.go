@@ -283,6 +283,7 @@ func TestSMSDelivery(t *testing.T) {
 				c := newClock(at(25, 10, 0))
 				p := &smsServer{t: t, now: c.now, codes: tt.codes[provider], nonces: map[string]bool{}}
 				h, _ := newSMSHandler(t, provider, p, "secret")
+				grant(t, h, tt.oneID, "sms")
 				ev := requested(t, "sms-1", tt.oneID, tt.category, "sms")
 				got, err := handleUntilDone(t, h, ev)
 				require.NoError(t, err)
@@ -373,6 +374,7 @@ func TestFailedSMSGivesTheDaysCapBack(t *testing.T) {
 	c := newClock(at(25, 10, 0))
 	p := &smsServer{t: t, now: c.now, codes: []string{"isv.MOBILE_NUMBER_ILLEGAL"}, nonces: map[string]bool{}}
 	h, _ := newSMSHandler(t, "aliyun", p, "secret")
+	grant(t, h, alice, "sms")
 	typ, _ := handleOne(t, h, requested(t, "m1", alice, events.CategoryMarketing, "sms"))
 	require.Equal(t, events.NotificationFailed, typ)
 	typ, _ = handleOne(t, h, requested(t, "m2", alice, events.CategoryMarketing, "sms"))

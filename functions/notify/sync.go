@@ -36,16 +36,17 @@ var DefaultSyncChannels = map[string]string{
 var shanghai = time.FixedZone("CST", 8*3600)
 
 // post sends a request and reads at most 64 KB of the answer; a transport error or a 5xx is worth
-// retrying, other non-2xx answers are rejections.
+// retrying, other non-2xx answers are rejections. Errors never quote the URL's query (tokens,
+// secrets, signatures).
 func post(ctx context.Context, client *http.Client, method, u, contentType string, body io.Reader) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	req, err := newRequest(ctx, method, u, body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRejected, err)
+		return nil, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := client.Do(req)
+	resp, err := send(client, req)
 	if err != nil {
 		return nil, err
 	}
@@ -53,9 +54,9 @@ func post(ctx context.Context, client *http.Client, method, u, contentType strin
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	switch {
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return nil, fmt.Errorf("%s answered %d: %.200s", u, resp.StatusCode, raw)
+		return nil, fmt.Errorf("%s answered %d: %.200s", safeURL(req.URL), resp.StatusCode, raw)
 	case resp.StatusCode >= 300:
-		return nil, fmt.Errorf("%w: %s answered %d: %.200s", ErrRejected, u, resp.StatusCode, raw)
+		return nil, fmt.Errorf("%w: %s answered %d: %.200s", ErrRejected, safeURL(req.URL), resp.StatusCode, raw)
 	}
 	return raw, nil
 }

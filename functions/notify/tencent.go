@@ -96,7 +96,7 @@ func (t Tencent) Send(ctx context.Context, m SMSMessage) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: tencent request: %v", ErrRejected, err)
 	}
-	resp, err := t.Client.Do(req)
+	resp, err := send(t.Client, req)
 	if err != nil {
 		return "", fmt.Errorf("post tencent SendSms: %w", err)
 	}

@@ -28,6 +28,10 @@ const Name = "points-award"
 // Consumes lists the events that move points.
 var Consumes = []string{events.IdentityResolved, events.MemberMerged, events.MemberSplit, events.CampaignRewarded, events.MemberErased}
 
+// Emits lists what points-award publishes: points moved by orders, redemptions, expiry and rewards.
+var Emits = []string{events.PointsAwarded, events.PointsReversed, events.PointsRedeemed, events.PointsExpired,
+	events.PointsExpiring, events.RedemptionReversed}
+
 // Store is the part of the store points-award uses: transactions, and queries (what a split moves,
 // which accounts have lots to expire).
 type Store interface {
@@ -47,7 +51,7 @@ type Handler struct {
 
 // Function is points-award as the runtime runs it.
 func (h *Handler) Function() runtime.Function {
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle, Routes: h.Routes}
+	return runtime.Function{Name: Name, Consumes: Consumes, Emits: Emits, Handle: h.Handle, Routes: h.Routes}
 }
 
 // Orders are keyed by channel and order id (member.Order), so the same order arriving under another

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -72,7 +73,7 @@ func (h *Handler) decodeRedemption(w http.ResponseWriter, r *http.Request) (rede
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		runtime.WriteError(w, http.StatusBadRequest, "body", `want {"idempotencyKey","channel","points","note"}: %v`, err)
+		runtime.WriteError(w, runtime.BodyStatus(err), "body", `want {"idempotencyKey","channel","points","note"}: %v`, err)
 		return req, false
 	}
 	if req.IdempotencyKey == "" {
@@ -186,7 +187,11 @@ func (h *Handler) reverse(w http.ResponseWriter, r *http.Request, pub *runtime.P
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&body)
+	// The body is optional (no reason): only an empty body may go without one.
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		runtime.WriteError(w, runtime.BodyStatus(err), "body", `want {"reason"} or no body: %v`, err)
+		return
+	}
 	now := h.Now()
 	var red Redemption
 	var balance int64

@@ -408,3 +408,31 @@ func creditedDebt(a member.Account) int64 {
 	}
 	return 0
 }
+
+// TestRedemptionBodiesOverTheLimitGet413: a redemption or a reversal with a body over its limit is
+// refused with 413 and a JSON error, and nothing is redeemed or reversed.
+func TestRedemptionBodiesOverTheLimitGet413(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store) {
+		now := t0
+		a := newAPI(t, s, plainRules(t, loyalty.RefundNegative), &now)
+		a.handle(t, paid(t, "e1", alice, "o1", 50000))
+		var red Redemption
+		require.Equal(t, http.StatusCreated, a.post(t, "/v1/members/"+alice+"/redemptions", "pos-token",
+			`{"idempotencyKey":"k1","channel":"pos","points":200}`, &red))
+		pad := strings.Repeat("x", 16<<10)
+		tests := []struct{ name, path, body string }{
+			{"redeem", "/v1/members/" + alice + "/redemptions", `{"idempotencyKey":"k2","channel":"pos","points":100,"note":"` + pad + `"}`},
+			{"reverse", "/v1/members/" + alice + "/redemptions/" + red.ID + ":reverse", `{"reason":"` + pad + `"}`},
+		}
+		for _, tt := range tests {
+			var got runtime.ErrorBody
+			assert.Equal(t, http.StatusRequestEntityTooLarge, a.post(t, tt.path, "pos-token", tt.body, &got), "%s: got, want 413", tt.name)
+			assert.Equal(t, "body", got.Field, tt.name)
+		}
+		var eb runtime.ErrorBody
+		assert.Equal(t, http.StatusBadRequest, a.post(t, tests[1].path, "pos-token", `{"reason":`, &eb), "a malformed reversal")
+		assert.Equal(t, int64(300), accountOf(t, s, alice).Balance, "one redemption, not reversed")
+		assert.Len(t, brokertest.Events(t, a.js, stream.Events, events.PointsRedeemed), 1)
+		assert.Empty(t, brokertest.Events(t, a.js, stream.Events, events.RedemptionReversed))
+	})
+}

@@ -18,6 +18,9 @@ import (
 // from the functions that own them).
 var Consumes = []string{events.IdentityResolved}
 
+// Emits lists what the profile publishes: members Tmall's 会员通 registers through its SPI.
+var Emits = []string{events.MemberRegistered}
+
 // Handle records an interaction under the member it resolved to; other sources are not its to keep.
 // Counts are added once per event (a receipt in the same transaction).
 func (a *API) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudevents.Event, error) {

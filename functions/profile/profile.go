@@ -47,7 +47,7 @@ type API struct {
 
 // Function is the profile as the runtime runs it: the read API and the activity consumer.
 func (a *API) Function() runtime.Function {
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: a.Handle,
+	return runtime.Function{Name: Name, Consumes: Consumes, Emits: Emits, Handle: a.Handle,
 		Routes: func(mux runtime.Mux, pub *runtime.Publisher) {
 			a.Routes(mux)
 			if a.Tmall != nil {

@@ -26,6 +26,9 @@ const Name = "tier-evaluate"
 // Consumes lists the events that move a member's score.
 var Consumes = []string{events.PointsAwarded, events.PointsReversed, events.MemberMerged, events.MemberSplit}
 
+// Emits lists what tier-evaluate publishes.
+var Emits = []string{events.TierChanged}
+
 // Store is the part of the store tier-evaluate uses: transactions, and queries (what a split moves,
 // who is below its level for the evaluation job).
 type Store interface {
@@ -43,7 +46,7 @@ type Handler struct {
 
 // Function is tier-evaluate as the runtime runs it.
 func (h *Handler) Function() runtime.Function {
-	return runtime.Function{Name: Name, Consumes: Consumes, Handle: h.Handle, Routes: h.Routes}
+	return runtime.Function{Name: Name, Consumes: Consumes, Emits: Emits, Handle: h.Handle, Routes: h.Routes}
 }
 
 // spendChange is one order's net amount after a points event.

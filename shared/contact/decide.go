@@ -70,11 +70,11 @@ func (r Rules) Decide(s State, m Message, now time.Time) Decision {
 		}
 		return Decision{Verdict: Send}
 	}
-	switch {
-	case !r.consents(ch, m.Channel):
-		return Decision{Verdict: Suppress, Reason: ReasonNoConsent}
+	switch { // an opt-out is the member's own "stop": it names the reason before a missing consent
 	case ch.OptedOut:
 		return Decision{Verdict: Suppress, Reason: ReasonOptedOut}
+	case !r.consents(ch, m.Channel):
+		return Decision{Verdict: Suppress, Reason: ReasonNoConsent}
 	}
 	if until, quiet := r.quietUntil(now); quiet {
 		return Decision{Verdict: Defer, Until: until}

@@ -46,11 +46,16 @@ type Result struct {
 	Shop string
 }
 
-// Adapter verifies and normalises one platform's pushes. Handle must not have side effects beyond
-// outgoing reads (an order-detail call, a decrypt call): ingest archives the raw push, publishes
-// the events and answers only after JetStream stored them.
+// Adapter verifies and normalises one platform's pushes. Verify checks only that the push comes
+// from the platform (its signature, its timestamp window), with no outgoing call and no parsing
+// beyond what the signature needs: ingest archives a push only after Verify accepted it, so a
+// stranger's pushes never fill the raw archive. Handle verifies again (re-normalising an archived
+// push goes through Handle alone) and must not have side effects beyond outgoing reads (an
+// order-detail call, a decrypt call): ingest publishes the events and answers only after
+// JetStream stored them.
 type Adapter interface {
 	Name() string
+	Verify(push Push, creds Credentials) error
 	Handle(ctx context.Context, push Push, creds Credentials) (Result, error)
 }
 

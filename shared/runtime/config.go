@@ -17,6 +17,9 @@ import (
 type Config struct {
 	NATSURL         string          // NATS_URL
 	NATSCreds       string          // NATS_CREDS: path of a credentials file (a secret; never logged)
+	NATSNKey        string          // NATS_NKEY: path of the function's user nkey seed file (a secret; never logged)
+	NATSCA          string          // NATS_CA: path of the PEM CA the server's certificate must chain to; TLS required
+	NATSInboxPrefix string          // NATS_INBOX_PREFIX: where replies come (_INBOX_<function> in deploy/); default _INBOX
 	HTTPAddr        string          // OMNIMEMBER_HTTP_ADDR
 	AckWait         time.Duration   // OMNIMEMBER_ACK_WAIT: redelivery if a handler neither acks nor naks
 	MaxDeliver      int             // OMNIMEMBER_MAX_DELIVER: attempts before the dead-letter stream
@@ -89,6 +92,9 @@ func FromEnv() (Config, error) {
 	}
 	str("NATS_URL", &c.NATSURL)
 	str("NATS_CREDS", &c.NATSCreds)
+	str("NATS_NKEY", &c.NATSNKey)
+	str("NATS_CA", &c.NATSCA)
+	str("NATS_INBOX_PREFIX", &c.NATSInboxPrefix)
 	str("OMNIMEMBER_HTTP_ADDR", &c.HTTPAddr)
 	str("OMNIMEMBER_TRIGGER", &c.Trigger)
 	str("OMNIMEMBER_EVENTS_PATH", &c.EventsPath)
@@ -166,6 +172,7 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.NATSURL != "", "NATS_URL is empty")
+	errs = append(errs, c.natsErrors()...)
 	check(c.HTTPAddr != "", "OMNIMEMBER_HTTP_ADDR is empty")
 	check(c.AckWait >= time.Second, "OMNIMEMBER_ACK_WAIT %s: want at least 1s", c.AckWait)
 	check(c.MaxDeliver >= 1, "OMNIMEMBER_MAX_DELIVER %d: want at least 1", c.MaxDeliver)
@@ -189,12 +196,15 @@ func (c Config) Validate() error {
 
 // LogValue shows the configuration at start with secrets masked.
 func (c Config) LogValue() slog.Value {
-	creds := ""
-	if c.NATSCreds != "" {
-		creds = "***"
+	masked := func(secret string) string {
+		if secret == "" {
+			return ""
+		}
+		return "***"
 	}
 	return slog.GroupValue(
-		slog.String("natsURL", maskURL(c.NATSURL)), slog.String("natsCreds", creds),
+		slog.String("natsURL", maskURL(c.NATSURL)), slog.String("natsCreds", masked(c.NATSCreds)),
+		slog.String("natsNKey", masked(c.NATSNKey)), slog.String("natsCA", c.NATSCA), slog.String("natsInboxPrefix", c.NATSInboxPrefix),
 		slog.String("httpAddr", c.HTTPAddr), slog.String("ackWait", c.AckWait.String()),
 		slog.Int("maxDeliver", c.MaxDeliver), slog.String("backoff", fmt.Sprint(c.Backoff)),
 		slog.Int("concurrency", c.Concurrency), slog.Int64("maxBodyBytes", c.MaxBodyBytes),

@@ -41,7 +41,7 @@ func startConsumer(ctx context.Context, r *Runtime, fn Function) (*consumer, err
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", fn.Name, err)
 	}
-	c := &consumer{fn: fn, cfg: r.cfg, js: r.js, pub: r.Publisher(fn.Name), log: r.log.With("function", fn.Name),
+	c := &consumer{fn: fn, cfg: r.cfg, js: r.js, pub: r.publisherFor(fn), log: r.log.With("function", fn.Name),
 		work: make(chan jetstream.Msg, r.cfg.Concurrency), metrics: r.metrics, tracer: r.tracer, replay: r.metrics.replayCounter(fn.Name)}
 	for range r.cfg.Concurrency {
 		c.wg.Go(c.worker)

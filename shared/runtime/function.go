@@ -23,7 +23,12 @@ type Function struct {
 	Name string
 	// Consumes lists the event types pulled from JetStream; empty means no consumer.
 	Consumes []string
-	Handle   Handler
+	// Emits lists the event types the function publishes (from its handler, routes and
+	// background work); its publisher refuses any other. Production NATS grants the function's
+	// user publish rights on exactly these subjects (deploy/), so an undeclared type fails here,
+	// in tests, not as a permissions violation in a cluster. Empty: no check (tools, tests).
+	Emits  []string
+	Handle Handler
 	// EventsPath, if set, accepts CloudEvents over HTTP there (binary, structured and batch).
 	EventsPath string
 	// Routes adds HTTP routes (read APIs, webhooks) beside the receiver.
@@ -44,6 +49,11 @@ func (f Function) Validate() error {
 	for _, t := range f.Consumes {
 		if !events.Known(t) {
 			return errors.New("function " + f.Name + " consumes unknown event type " + t)
+		}
+	}
+	for _, t := range f.Emits {
+		if !events.Known(t) {
+			return errors.New("function " + f.Name + " emits unknown event type " + t)
 		}
 	}
 	return nil

@@ -23,7 +23,8 @@ type Publisher struct {
 	js       jetstream.JetStream
 	function string
 	metrics  *metrics
-	atomic   bool // Config.AtomicBatches
+	atomic   bool            // Config.AtomicBatches
+	emits    map[string]bool // Function.Emits; nil: any type
 }
 
 // JetStream is the connection the publisher stores through, for functions that keep more than
@@ -86,6 +87,9 @@ func (p *Publisher) messages(all []Caused) ([]*nats.Msg, []string, error) {
 		for i, ev := range c.Events {
 			if err := events.ValidateOnce(c.Ctx, ev); err != nil {
 				return nil, nil, Permanent(fmt.Errorf("%s emitted an invalid %s event %s: %w", p.function, ev.Type(), ev.ID(), err))
+			}
+			if p.emits != nil && !p.emits[ev.Type()] {
+				return nil, nil, Permanent(fmt.Errorf("%s emitted %s, a type missing from its Emits (its NATS user may not publish it)", p.function, ev.Type()))
 			}
 			// A new event is its own identity; a caused one is the cause's index-th output.
 			source, id, index := ev.Source(), ev.ID(), 0

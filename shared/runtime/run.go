@@ -60,9 +60,9 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger, opts 
 		o(r)
 	}
 	if nc == nil {
-		opts := []nats.Option{nats.Name("omnimember"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
-		if cfg.NATSCreds != "" {
-			opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+		opts, err := cfg.NATSOptions("omnimember")
+		if err != nil {
+			return nil, err
 		}
 		conn, err := nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
@@ -88,6 +88,18 @@ func (r *Runtime) JetStream() jetstream.JetStream { return r.js }
 // Publisher publishes on behalf of the named function.
 func (r *Runtime) Publisher(function string) *Publisher {
 	return &Publisher{js: r.js, function: function, metrics: r.metrics, atomic: r.cfg.AtomicBatches}
+}
+
+// publisherFor publishes on behalf of fn and only the types it declares in Emits.
+func (r *Runtime) publisherFor(fn Function) *Publisher {
+	p := r.Publisher(fn.Name)
+	if len(fn.Emits) > 0 {
+		p.emits = make(map[string]bool, len(fn.Emits))
+		for _, t := range fn.Emits {
+			p.emits[t] = true
+		}
+	}
+	return p
 }
 
 // Close closes the connection if the runtime opened it.
@@ -130,7 +142,7 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, fns ...Fun
 		if err := fn.Validate(); err != nil {
 			return err
 		}
-		pub := r.Publisher(fn.Name)
+		pub := r.publisherFor(fn)
 		if fn.EventsPath != "" {
 			mux.Handle(fn.EventsPath, r.receiver(fn, pub))
 		}

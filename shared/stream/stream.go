@@ -19,7 +19,7 @@ const (
 	DeadLetters = "OMNIMEMBER_DEADLETTER"
 	// DeadLetterPrefix starts the dead-letter subject of each function: `omnimember-deadletter.<function>`.
 	DeadLetterPrefix = "omnimember-deadletter."
-	// Raw keeps every native webhook push byte for byte, on `omnimember-raw.<platform>`, so that a
+	// Raw keeps every verified native webhook push byte for byte, on `omnimember-raw.<platform>`, so that a
 	// window can be re-normalised after a parser fix. Retention is bounded by RawMaxAge and RawMaxBytes.
 	Raw = "OMNIMEMBER_RAW"
 	// RawPrefix starts the raw subject of each platform.

@@ -162,7 +162,8 @@ function askToSend() {
   // Bonus points and multiplier windows are credited to each member's points account, once each.
   const rewards = (o.bonusPoints ? `每位会员将获赠 ${o.bonusPoints} 积分（记入积分账户，每人一次）。` : "") +
     (o.multiplier ? `活动期间下单积分按 ${o.multiplier.factor} 倍累积。` : "");
-  $("confirm-text").textContent = `将${when}通过「${channelNames[$("channel").value]}」向 ${lastCount.toLocaleString("zh-CN")} 位会员发送「${tpl ? tpl.title : ""}」。${rewards}发送后无法撤回，确认吗？`;
+  $("confirm-text").textContent = `将${when}通过「${channelNames[$("channel").value]}」向 ${lastCount.toLocaleString("zh-CN")} 位会员发送「${tpl ? tpl.title : ""}」。${rewards}` +
+    `营销消息只发给同意在此渠道接收营销的会员，其余计为「未获营销授权」。发送后无法撤回，确认吗？`;
   $("confirm-dialog").showModal();
 }
 
@@ -205,8 +206,13 @@ function renderProgress(v) {
   for (const k of ["targeted", "published", "sent", "suppressed", "failed"]) {
     $("p-" + k).textContent = p[k].toLocaleString("zh-CN");
   }
+  // Marketing is opt-in (PIPL): members who never consented on the channel are not messaged.
+  const noConsent = (p.suppressedBy || {}).no_consent || 0;
+  $("p-noconsent").textContent = noConsent.toLocaleString("zh-CN");
   const reasons = Object.entries(p.suppressedBy || {}).map(([r, n]) => (reasonNames[r] || r) + " " + n);
-  $("p-reasons").textContent = (reasons.length ? "拦截原因：" + reasons.join("，") + "。" : "") + (v.error ? " 错误：" + v.error : "");
+  $("p-reasons").textContent = (reasons.length ? "拦截原因：" + reasons.join("，") + "。" : "") +
+    (noConsent ? ` ${noConsent} 位会员未同意在此渠道接收营销消息，未发送；会员同意后（由渠道系统记录：PUT /v1/members/{oneId}/consent）才能收到。` : "") +
+    (v.error ? " 错误：" + v.error : "");
 }
 
 async function loadCampaigns() {

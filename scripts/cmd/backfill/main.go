@@ -22,6 +22,7 @@ import (
 	"github.com/omnimember/omnimember/scripts/backfill"
 	"github.com/omnimember/omnimember/shared/export"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
 )
 
@@ -72,7 +73,15 @@ func run(c config) error {
 			return err
 		}
 	}
-	nc, err := nats.Connect(c.url, nats.Name("omnimember-backfill"))
+	cfg, err := runtime.FromEnv() // NATS_NKEY or NATS_CREDS, NATS_CA, NATS_INBOX_PREFIX: the operator's user in deploy/
+	if err != nil {
+		return err
+	}
+	opts, err := cfg.NATSOptions("omnimember-backfill")
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(c.url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", c.url, err)
 	}

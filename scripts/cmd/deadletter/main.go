@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
 )
 
@@ -35,7 +36,15 @@ func envOr(name, fallback string) string {
 }
 
 func run(url, function, command string) error {
-	nc, err := nats.Connect(url, nats.Name("omnimember-deadletter"))
+	cfg, err := runtime.FromEnv() // NATS_NKEY or NATS_CREDS, NATS_CA, NATS_INBOX_PREFIX: the operator's user in deploy/
+	if err != nil {
+		return err
+	}
+	opts, err := cfg.NATSOptions("omnimember-deadletter")
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", url, err)
 	}

@@ -380,6 +380,8 @@ Try it (Ctrl-C to stop):
   curl -s %[1]s/v1/quarantine -H "Authorization: Bearer %[5]s"     # operator endpoints (%[7]s)
   curl -s -X POST %[1]s/v1/members/<oneId>/redemptions -H "Authorization: Bearer %[6]s" \
        -d '{"idempotencyKey":"store-12-receipt-1","channel":"pos","points":100}'     # %[10]s
+  curl -s -X PUT %[1]s/v1/members/<oneId>/consent -H "Authorization: Bearer %[6]s" \
+       -d '{"channel":"outbox","consent":"granted"}'     # marketing is opt-in: a campaign reaches consented members (%[10]s)
 `, base, time.Now().UTC().Format(time.RFC3339), cfg.Reader.Shown(), cfg.Sender.Shown(), cfg.Admin.Shown(), cfg.API.Shown(),
 		runtime.AdminTokenEnv, readerTokenEnv, senderTokenEnv, runtime.APITokenEnv)
 }

@@ -64,6 +64,12 @@ type Adapter struct{}
 // Name is "app".
 func (Adapter) Name() string { return Name }
 
+// Verify checks the sender's signature over timestamp and body.
+func (Adapter) Verify(push platform.Push, creds platform.Credentials) error {
+	_, err := signature.VerifyPush(push, creds, HeaderApp)
+	return err
+}
+
 // Handle verifies the app's signature over timestamp and body, then normalises every call.
 func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
 	appKey, err := signature.VerifyPush(push, creds, HeaderApp)

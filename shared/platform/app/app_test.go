@@ -51,6 +51,7 @@ type normalised struct {
 func TestHandleNormalisesABatch(t *testing.T) {
 	res, err := Adapter{}.Handle(context.Background(), signed("brand-app", "app-secret-1", received, batchBody), creds)
 	require.NoError(t, err)
+	require.NoError(t, Adapter{}.Verify(signed("brand-app", "app-secret-1", received, batchBody), creds))
 	assert.Equal(t, "brand-app", res.Shop)
 	assert.Equal(t, []string{"screen", "track (no id)"}, res.Unhandled)
 	assert.JSONEq(t, `{"ok":true,"events":3}`, string(res.Reply.Body))
@@ -104,8 +105,10 @@ func TestHandleRefuses(t *testing.T) {
 			require.Error(t, err)
 			if tc.wantErr != nil {
 				assert.True(t, errors.Is(err, tc.wantErr), "got %v", err)
+				assert.ErrorIs(t, Adapter{}.Verify(tc.push, creds), tc.wantErr, "Verify refuses what Handle cannot verify")
 				return
 			}
+			assert.NoError(t, Adapter{}.Verify(tc.push, creds), "signed: Verify accepts it (ingest archives it)")
 			fe, ok := errors.AsType[*events.FieldError](err)
 			require.True(t, ok, "got %v", err)
 			assert.Equal(t, tc.wantField, fe.Field)

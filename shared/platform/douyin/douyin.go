@@ -47,13 +47,9 @@ func (a *Adapter) Name() string { return Name }
 // Handle verifies the push, parses it and normalises paid (101) and refund-success (206) messages.
 // Douyin signs no timestamp, so a replay is caught by the event ids derived from msg_id.
 func (a *Adapter) Handle(ctx context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
-	appKey := push.Header.Get("app-id")
-	shop, err := creds.Lookup(appKey)
+	appKey, shop, err := verified(push, creds)
 	if err != nil {
-		return platform.Result{}, fmt.Errorf("douyin push for app %q: %w", appKey, err)
-	}
-	if err := Verify(appKey, shop[KeySecret], push.Body, push.Header.Get("event-sign")); err != nil {
-		return platform.Result{}, fmt.Errorf("verify douyin push for app %s: %w", appKey, err)
+		return platform.Result{}, err
 	}
 	msgs, err := Parse(push.Body)
 	if err != nil {
@@ -73,6 +69,25 @@ func (a *Adapter) Handle(ctx context.Context, push platform.Push, creds platform
 		}
 	}
 	return res, nil
+}
+
+// Verify checks the push's event-sign with its app's secret.
+func (a *Adapter) Verify(push platform.Push, creds platform.Credentials) error {
+	_, _, err := verified(push, creds)
+	return err
+}
+
+// verified finds the app the push names and checks its event-sign.
+func verified(push platform.Push, creds platform.Credentials) (string, platform.Shop, error) {
+	appKey := push.Header.Get("app-id")
+	shop, err := creds.Lookup(appKey)
+	if err != nil {
+		return "", nil, fmt.Errorf("douyin push for app %q: %w", appKey, err)
+	}
+	if err := Verify(appKey, shop[KeySecret], push.Body, push.Header.Get("event-sign")); err != nil {
+		return "", nil, fmt.Errorf("verify douyin push for app %s: %w", appKey, err)
+	}
+	return appKey, shop, nil
 }
 
 // Verify checks event-sign: lowercase hex MD5(app_key + raw body + app_secret) over the bytes as

@@ -133,6 +133,7 @@ func TestHandleNormalisesPaidAndRefunds(t *testing.T) {
 			b := body(t, tt.msg)
 			res, err := douyin.New(buyer()).Handle(context.Background(), push(b, appKey, sign(appKey, secret, b)), creds())
 			require.NoError(t, err)
+			require.NoError(t, douyin.New(nil).Verify(push(b, appKey, sign(appKey, secret, b)), creds()))
 			require.Len(t, res.Events, 1)
 			ev := res.Events[0]
 			require.NoError(t, events.Validate(ev))
@@ -213,13 +214,21 @@ func TestHandleRejects(t *testing.T) {
 			if sig == "" && tt.wantField != "" {
 				sig = sign(appKey, secret, tt.body)
 			}
-			res, err := douyin.New(tt.src).Handle(context.Background(), push(tt.body, tt.key, sig), creds())
+			a := douyin.New(tt.src)
+			res, err := a.Handle(context.Background(), push(tt.body, tt.key, sig), creds())
 			require.Error(t, err)
 			assert.Empty(t, res.Events)
+			verr := a.Verify(push(tt.body, tt.key, sig), creds())
 			if tt.wantErr != nil {
 				assert.ErrorIs(t, err, tt.wantErr)
+				if tt.wantErr == platform.ErrSignature || tt.wantErr == platform.ErrUnknownShop && tt.name != "message of another shop" {
+					assert.ErrorIs(t, verr, tt.wantErr, "Verify refuses what Handle cannot verify")
+				} else {
+					assert.NoError(t, verr, "signed: Verify accepts it (ingest archives it)")
+				}
 				return
 			}
+			assert.NoError(t, verr, "signed: Verify accepts it (ingest archives it)")
 			var fe *events.FieldError
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, tt.wantField, fe.Field)

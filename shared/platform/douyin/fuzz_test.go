@@ -66,6 +66,8 @@ func FuzzHandle(f *testing.F) {
 	f.Add([]byte(`[{"tag":"206","msg_id":"3","data":"{\"p_id\":1,\"shop_id\":4463798,\"aftersale_id\":3,\"refund_amount\":1,\"success_time\":253402300799}"}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		creds := platform.Credentials{appKey: {"secret": secret}}
+		require.NoError(t, douyin.New(nil).Verify(push(body, appKey, sign(appKey, secret, body)), creds), "a signed push verifies whatever its body")
+		require.ErrorIs(t, douyin.New(nil).Verify(push(body, appKey, sign(appKey, "guess", body)), creds), platform.ErrSignature)
 		res, err := douyin.New(buyer()).Handle(context.Background(), push(body, appKey, sign(appKey, secret, body)), creds)
 		if err != nil {
 			var fe *events.FieldError

@@ -71,6 +71,12 @@ type Adapter struct{}
 // Name is "pos".
 func (Adapter) Name() string { return Name }
 
+// Verify checks the sender's signature over timestamp and body.
+func (Adapter) Verify(push platform.Push, creds platform.Credentials) error {
+	_, err := signature.VerifyPush(push, creds, HeaderStore)
+	return err
+}
+
 // Handle verifies the store's signature over timestamp and body, then normalises the message.
 func (Adapter) Handle(_ context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
 	store, err := signature.VerifyPush(push, creds, HeaderStore)

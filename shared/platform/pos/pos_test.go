@@ -67,6 +67,7 @@ func TestHandleNormalises(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Adapter{}.Handle(context.Background(), signed("store-7", "pos-secret-7", received, tc.body), creds)
 			require.NoError(t, err)
+			require.NoError(t, Adapter{}.Verify(signed("store-7", "pos-secret-7", received, tc.body), creds))
 			assert.Equal(t, "store-7", res.Shop)
 			assert.Equal(t, tc.unhandled, res.Unhandled)
 			assert.JSONEq(t, `{"ok":true,"id":"`+jsonID(t, tc.body)+`"}`, string(res.Reply.Body))
@@ -120,8 +121,10 @@ func TestHandleRefuses(t *testing.T) {
 			require.Error(t, err)
 			if tc.wantErr != nil {
 				assert.True(t, errors.Is(err, tc.wantErr), "got %v", err)
+				assert.ErrorIs(t, Adapter{}.Verify(tc.push, creds), tc.wantErr, "Verify refuses what Handle cannot verify")
 				return
 			}
+			assert.NoError(t, Adapter{}.Verify(tc.push, creds), "signed: Verify accepts it (ingest archives it)")
 			fe, ok := errors.AsType[*events.FieldError](err)
 			require.True(t, ok, "got %v", err)
 			assert.Equal(t, tc.wantField, fe.Field)

@@ -50,39 +50,59 @@ type Users interface {
 // Name is "wechat".
 func (Adapter) Name() string { return Name }
 
-// Handle answers the URL check (GET) and verifies and normalises a push (POST).
-func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+// Verify checks the push's signature (and a POST's timestamp window) with its app's token.
+func (a Adapter) Verify(push platform.Push, creds platform.Credentials) error {
+	_, err := verified(push, creds)
+	return err
+}
+
+// pushed is a verified push: its app and, for a POST, the message; for a GET, the URL check's answer.
+type pushed struct {
+	key, appID string
+	app        platform.Shop
+	check      platform.Result
+	plain      []byte
+}
+
+// verified finds the app a push names and verifies (and, in safe mode, decrypts) it.
+func verified(push platform.Push, creds platform.Credentials) (pushed, error) {
 	key := appKey(push.Rest, creds)
 	app, err := creds.Lookup(key)
 	if err != nil {
-		return platform.Result{}, fmt.Errorf("wechat push: %w", err)
+		return pushed{}, fmt.Errorf("wechat push: %w", err)
 	}
 	token := app[KeyToken]
 	if token == "" {
-		return platform.Result{}, fmt.Errorf("wechat app %s credentials: no %s", key, KeyToken)
+		return pushed{}, fmt.Errorf("wechat app %s credentials: no %s", key, KeyToken)
 	}
-	appID := key
+	p := pushed{key: key, appID: key, app: app}
 	if app[KeyAppID] != "" {
-		appID = app[KeyAppID]
+		p.appID = app[KeyAppID]
 	}
 	if push.Method == "GET" {
-		res, err := verifyURL(token, push.Query)
-		res.Shop = key
-		return res, err
+		p.check, err = verifyURL(token, push.Query)
+		p.check.Shop = key
+		return p, err
 	}
-	plain, err := open(push, token, app[KeyAESKey], appID)
-	if err != nil {
-		return platform.Result{}, err
+	p.plain, err = open(push, token, app[KeyAESKey], p.appID)
+	return p, err
+}
+
+// Handle answers the URL check (GET) and verifies and normalises a push (POST).
+func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+	p, err := verified(push, creds)
+	if err != nil || push.Method == "GET" {
+		return p.check, err
 	}
 	var m Message
-	if err := wxcrypt.Unmarshal(plain, &m); err != nil {
+	if err := wxcrypt.Unmarshal(p.plain, &m); err != nil {
 		return platform.Result{}, err
 	}
-	if err := a.enrich(ctx, appID, app[KeySecret], &m); err != nil {
+	if err := a.enrich(ctx, p.appID, p.app[KeySecret], &m); err != nil {
 		return platform.Result{}, err
 	}
-	res, err := Normalize(appID, m)
-	res.Reply, res.Shop = reply, key
+	res, err := Normalize(p.appID, m)
+	res.Reply, res.Shop = reply, p.key
 	return res, err
 }
 

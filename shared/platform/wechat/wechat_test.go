@@ -83,7 +83,11 @@ func safePush(s wxcrypttest.Sender, msg string, ts int64, nonce string, received
 
 func handle(t *testing.T, push platform.Push) (platform.Result, error) {
 	t.Helper()
-	return wechat.Adapter{}.Handle(context.Background(), push, creds)
+	res, err := wechat.Adapter{}.Handle(context.Background(), push, creds)
+	if err == nil {
+		require.NoError(t, wechat.Adapter{}.Verify(push, creds), "Verify accepts what Handle accepts")
+	}
+	return res, err
 }
 
 func TestURLCheck(t *testing.T) {
@@ -246,6 +250,7 @@ func TestRejects(t *testing.T) {
 			assert.Empty(t, res.Events)
 			if tt.wantIs != nil {
 				assert.ErrorIs(t, err, tt.wantIs)
+				assert.ErrorIs(t, wechat.Adapter{}.Verify(tt.push(), creds), tt.wantIs, "Verify refuses what Handle cannot verify")
 			}
 			if tt.wantField != "" {
 				var fe *events.FieldError
@@ -270,6 +275,7 @@ func FuzzHandle(f *testing.F) {
 		if safe {
 			p = safePush(sender, msg, at, "n", at, false)
 		}
+		require.NoError(t, wechat.Adapter{}.Verify(p, creds), "a signed push verifies whatever its message")
 		res, err := handle(t, p)
 		if err != nil {
 			var fe *events.FieldError

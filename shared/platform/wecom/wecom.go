@@ -52,41 +52,70 @@ type Contacts interface {
 // Name is "wecom".
 func (Adapter) Name() string { return Name }
 
-// Handle answers the URL check (GET) and verifies, decrypts and normalises an event (POST).
-func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+// Verify checks the callback's msg_signature (and a POST's timestamp window) with its corp's token.
+func (a Adapter) Verify(push platform.Push, creds platform.Credentials) error {
+	_, err := open(push, creds)
+	return err
+}
+
+// callback is a verified callback: its corp and, for a POST, the decrypted message; for a GET, the
+// URL check's answer.
+type callback struct {
+	key, corpID string
+	shop        platform.Shop
+	check       platform.Result
+	plain       []byte
+}
+
+// open finds the corp a callback names and verifies it with the corp's credentials: a POST's
+// msg_signature over the Encrypt element and our timestamp window (WeCom signs the timestamp but
+// documents no window), then decrypts it.
+func open(push platform.Push, creds platform.Credentials) (callback, error) {
 	var env wxcrypt.Envelope
 	if push.Method != "GET" {
 		var err error
 		if env, err = wxcrypt.ParseEnvelope(push.Body); err != nil {
-			return platform.Result{}, err
+			return callback{}, err
 		}
 	}
 	key := corpKey(push.Rest, env.ToUserName, creds)
 	shop, err := creds.Lookup(key)
 	if err != nil {
-		return platform.Result{}, fmt.Errorf("wecom callback: %w", err)
+		return callback{}, fmt.Errorf("wecom callback: %w", err)
 	}
-	corpID := firstSet(shop[KeyCorpID], key)
-	c, err := wxcrypt.New(shop[KeyToken], shop[KeyAESKey], firstSet(shop[KeyReceiveID], corpID))
+	cb := callback{key: key, corpID: firstSet(shop[KeyCorpID], key), shop: shop}
+	c, err := wxcrypt.New(shop[KeyToken], shop[KeyAESKey], firstSet(shop[KeyReceiveID], cb.corpID))
 	if err != nil {
-		return platform.Result{}, fmt.Errorf("wecom corp %s credentials: %w", key, err)
+		return cb, fmt.Errorf("wecom corp %s credentials: %w", key, err)
 	}
 	if push.Method == "GET" {
-		res, err := verifyURL(c, push.Query)
-		res.Shop = key
-		return res, err
+		cb.check, err = verifyURL(c, push.Query)
+		cb.check.Shop = key
+		return cb, err
 	}
-	m, err := receive(c, env, push)
-	if err != nil {
+	if cb.plain, err = c.Open(push.Query, env.Encrypt, receivedAt(push)); err != nil {
+		return cb, fmt.Errorf("wecom push: %w", err)
+	}
+	return cb, nil
+}
+
+// Handle answers the URL check (GET) and verifies, decrypts and normalises an event (POST).
+func (a Adapter) Handle(ctx context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
+	cb, err := open(push, creds)
+	if err != nil || push.Method == "GET" {
+		return cb.check, err
+	}
+	var m Message
+	if err := wxcrypt.Unmarshal(cb.plain, &m); err != nil {
 		return platform.Result{}, err
 	}
-	unionID, lookup, err := a.unionID(ctx, corpID, shop[KeySecret], m)
+	unionID, lookup, err := a.unionID(ctx, cb.corpID, cb.shop[KeySecret], m)
 	if err != nil {
 		return platform.Result{}, err
 	}
 	m.Lookup = lookup
-	res, err := Normalize(corpID, m, unionID)
-	res.Reply, res.Shop = reply, key
+	res, err := Normalize(cb.corpID, m, unionID)
+	res.Reply, res.Shop = reply, cb.key
 	return res, err
 }
 
@@ -124,20 +153,6 @@ func verifyURL(c *wxcrypt.Crypter, q url.Values) (platform.Result, error) {
 		return platform.Result{}, fmt.Errorf("decrypt wecom echostr: %w", err)
 	}
 	return platform.Result{Reply: platform.Reply{ContentType: "text/plain; charset=utf-8", Body: plain}}, nil
-}
-
-// receive opens the push (msg_signature over the Encrypt element, our timestamp window: WeCom
-// signs the timestamp but documents no window) and parses the message.
-func receive(c *wxcrypt.Crypter, env wxcrypt.Envelope, push platform.Push) (Message, error) {
-	plain, err := c.Open(push.Query, env.Encrypt, receivedAt(push))
-	if err != nil {
-		return Message{}, fmt.Errorf("wecom push: %w", err)
-	}
-	var m Message
-	if err := wxcrypt.Unmarshal(plain, &m); err != nil {
-		return Message{}, err
-	}
-	return m, nil
 }
 
 // enriched are the changes after which the contact exists and its details can be read.

@@ -62,7 +62,11 @@ func signedPush(s wxcrypttest.Sender, msg string, ts int64, nonce, random string
 
 func handle(t *testing.T, push platform.Push) (platform.Result, error) {
 	t.Helper()
-	return wecom.Adapter{}.Handle(context.Background(), push, creds)
+	res, err := wecom.Adapter{}.Handle(context.Background(), push, creds)
+	if err == nil {
+		require.NoError(t, wecom.Adapter{}.Verify(push, creds), "Verify accepts what Handle accepts")
+	}
+	return res, err
 }
 
 func TestURLCheckOfficialVector(t *testing.T) {
@@ -247,6 +251,7 @@ func TestRejects(t *testing.T) {
 			assert.Empty(t, res.Events)
 			if tt.wantIs != nil {
 				assert.ErrorIs(t, err, tt.wantIs)
+				assert.ErrorIs(t, wecom.Adapter{}.Verify(tt.push(), creds), tt.wantIs, "Verify refuses what Handle cannot verify")
 			}
 			if tt.wantField != "" {
 				var fe *events.FieldError
@@ -329,7 +334,9 @@ func FuzzHandle(f *testing.F) {
 	f.Add(`{"MsgType":"event","Event":"change_external_contact","ChangeType":"del_follow_user","ExternalUserID":"wo1","CreateTime":1403610513}`)
 	f.Add(`<xml><CreateTime>-1</CreateTime></xml>`)
 	f.Fuzz(func(t *testing.T, msg string) {
-		res, err := handle(t, signedPush(sender, msg, addContactTime, "n", "0123456789abcdef", addContactTime))
+		p := signedPush(sender, msg, addContactTime, "n", "0123456789abcdef", addContactTime)
+		require.NoError(t, wecom.Adapter{}.Verify(p, creds), "a signed push verifies whatever its message")
+		res, err := handle(t, p)
 		if err != nil {
 			var fe *events.FieldError
 			require.True(t, errors.As(err, &fe), "a signed push fails only as malformed, got %v", err)

@@ -29,6 +29,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		require.Error(t, youzan.New(nil).Verify(push(body), creds()), "a body nobody signed never verifies (ingest would archive it)")
 		env, err := youzan.ParseEnvelope(body)
 		if err != nil {
 			requireFieldError(t, err)
@@ -73,6 +74,7 @@ func FuzzHandle(f *testing.F) {
 		if refund {
 			typ, status = "trade_refund_RefundSuccess", "SUCCESS"
 		}
+		require.NoError(t, youzan.New(nil).Verify(push(signed(t, typ, status, msg)), creds()), "a signed push verifies whatever its msg")
 		res, err := youzan.New(withBuyer()).Handle(context.Background(), push(signed(t, typ, status, msg)), creds())
 		if err != nil {
 			requireFieldError(t, err)

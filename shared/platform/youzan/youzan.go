@@ -57,16 +57,9 @@ func (a *Adapter) Name() string { return Name }
 // Handle verifies the push and normalises paid and refund-success messages. Youzan signs no
 // timestamp and sends no message id, so replays are caught by event ids derived from MessageKey.
 func (a *Adapter) Handle(ctx context.Context, push platform.Push, creds platform.Credentials) (platform.Result, error) {
-	env, err := ParseEnvelope(push.Body)
+	env, shop, err := verified(push, creds)
 	if err != nil {
-		return platform.Result{}, fmt.Errorf("parse youzan push: %w", err)
-	}
-	shop, err := creds.Lookup(env.ClientID)
-	if err != nil {
-		return platform.Result{}, fmt.Errorf("youzan push for client %q: %w", env.ClientID, err)
-	}
-	if err := Verify(env.ClientID, shop[KeySecret], env.Msg, env.Sign); err != nil {
-		return platform.Result{}, fmt.Errorf("verify youzan push %s %s: %w", env.Type, env.ID, err)
+		return platform.Result{}, err
 	}
 	res := platform.Result{Reply: Ack()}
 	if env.Test {
@@ -87,6 +80,28 @@ func (a *Adapter) Handle(ctx context.Context, push platform.Push, creds platform
 		res.Unhandled = []string{env.Type}
 	}
 	return res, nil
+}
+
+// Verify checks the envelope's sign with its client's secret.
+func (a *Adapter) Verify(push platform.Push, creds platform.Credentials) error {
+	_, _, err := verified(push, creds)
+	return err
+}
+
+// verified reads the envelope (the sign covers its msg field), finds its client and checks the sign.
+func verified(push platform.Push, creds platform.Credentials) (Envelope, platform.Shop, error) {
+	env, err := ParseEnvelope(push.Body)
+	if err != nil {
+		return env, nil, fmt.Errorf("parse youzan push: %w", err)
+	}
+	shop, err := creds.Lookup(env.ClientID)
+	if err != nil {
+		return env, nil, fmt.Errorf("youzan push for client %q: %w", env.ClientID, err)
+	}
+	if err := Verify(env.ClientID, shop[KeySecret], env.Msg, env.Sign); err != nil {
+		return env, nil, fmt.Errorf("verify youzan push %s %s: %w", env.Type, env.ID, err)
+	}
+	return env, shop, nil
 }
 
 func withClientID(shop platform.Shop, clientID string) platform.Shop {

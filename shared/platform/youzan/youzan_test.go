@@ -127,6 +127,7 @@ func TestHandleNormalises(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := youzan.New(withBuyer()).Handle(context.Background(), push(tt.body), creds())
 			require.NoError(t, err)
+			require.NoError(t, youzan.New(nil).Verify(push(tt.body), creds()))
 			require.Len(t, res.Events, 1)
 			ev := res.Events[0]
 			require.NoError(t, events.Validate(ev))
@@ -207,11 +208,15 @@ func TestHandleRejects(t *testing.T) {
 			if tt.wantErr == platform.ErrUnknownShop {
 				c = creds()
 			}
-			res, err := youzan.New(withBuyer()).Handle(context.Background(), push(tt.body), c)
+			a := youzan.New(withBuyer())
+			res, err := a.Handle(context.Background(), push(tt.body), c)
 			require.Error(t, err)
 			assert.Empty(t, res.Events)
 			if tt.wantErr != nil {
 				assert.ErrorIs(t, err, tt.wantErr)
+				if tt.name != "another shop" { // kdt_id is checked after the sign, in Handle
+					assert.ErrorIs(t, a.Verify(push(tt.body), c), tt.wantErr, "Verify refuses what Handle cannot verify")
+				}
 				return
 			}
 			var fe *events.FieldError
