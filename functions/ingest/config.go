@@ -63,11 +63,17 @@ func hasValue(shop platform.Shop) bool {
 	return false
 }
 
-// SecretsFromEnv reads OMNIMEMBER_WEBHOOK_SECRETS_FILE or OMNIMEMBER_WEBHOOK_SECRETS; neither set
-// means no shop is configured (every push then gets 404 unknown shop).
+// SecretsFromEnv reads OMNIMEMBER_WEBHOOK_SECRETS_FILE or OMNIMEMBER_WEBHOOK_SECRETS; neither set,
+// or the file absent (an optional Kubernetes secret not created), means no shop is configured
+// (every push then gets 404 unknown shop).
 func SecretsFromEnv(getenv func(string) string) (Secrets, error) {
 	if path := getenv(EnvWebhookSecretsFile); path != "" {
 		raw, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			// deploy/ mounts the secret as optional: absent, no shop is configured (404 unknown
+			// shop), as the start line's empty webhookSecrets shows; ingest still serves /v1/events.
+			return Secrets{}, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", EnvWebhookSecretsFile, err)
 		}

@@ -57,7 +57,8 @@ func TestSecretsFromEnv(t *testing.T) {
 		{"variable", map[string]string{EnvWebhookSecrets: `{"pos":{"s":{"secret":"v"}}}`}, Secrets{"pos": {"s": {"secret": "v"}}}, ""},
 		{"file wins", map[string]string{EnvWebhookSecrets: `{"pos":{"s":{"secret":"v"}}}`, EnvWebhookSecretsFile: file},
 			Secrets{"pos": {"from-file": {"secret": "f"}}}, ""},
-		{"missing file", map[string]string{EnvWebhookSecretsFile: file + ".nope"}, nil, EnvWebhookSecretsFile},
+		{"missing file: the optional secret is absent, no shop", map[string]string{EnvWebhookSecretsFile: file + ".nope"}, Secrets{}, ""},
+		{"unreadable file", map[string]string{EnvWebhookSecretsFile: t.TempDir()}, nil, EnvWebhookSecretsFile},
 		{"bad variable", map[string]string{EnvWebhookSecrets: `{"pos":1}`}, nil, EnvWebhookSecrets},
 	}
 	for _, tc := range tests {

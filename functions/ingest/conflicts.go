@@ -29,15 +29,21 @@ const ConflictBucket = "omnimember_ingested"
 type conflicts struct {
 	ttl time.Duration
 	mu  sync.Mutex
-	js  jetstream.JetStream
+	kvs keyValues
 	kv  jetstream.KeyValue
 }
 
-// use gives the check its JetStream (the runtime hands it to Routes as the function starts).
-func (c *conflicts) use(js jetstream.JetStream) {
+// keyValues makes key-value buckets (the runtime's Publisher, with the streams' replicas).
+type keyValues interface {
+	KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
+}
+
+// use gives the check its buckets' maker (the runtime hands its publisher to Routes as the
+// function starts).
+func (c *conflicts) use(kvs keyValues) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.js = js
+	c.kvs = kvs
 }
 
 // bucket creates or binds the key-value bucket once; until it succeeds each claim tries again
@@ -48,10 +54,10 @@ func (c *conflicts) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if c.kv != nil {
 		return c.kv, nil
 	}
-	if c.js == nil {
+	if c.kvs == nil {
 		return nil, errors.New("same-id check: no JetStream yet")
 	}
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ConflictBucket, TTL: c.ttl, History: 1,
+	kv, err := c.kvs.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: ConflictBucket, TTL: c.ttl, History: 1,
 		Storage:     jetstream.FileStorage,
 		Description: "fingerprints of the events /v1/events accepted, by source and id (409 for the same id with other data)"})
 	if err != nil {

@@ -3,12 +3,13 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -18,10 +19,10 @@ import (
 
 func conflictCheck(t testing.TB) *conflicts {
 	srv := brokertest.Start(t)
-	js, err := jetstream.New(brokertest.Connect(t, srv))
+	rt, err := runtime.New(context.Background(), runtime.Defaults(), brokertest.Connect(t, srv), slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	c := &conflicts{ttl: time.Minute}
-	c.use(js)
+	c.use(rt.Publisher(Name))
 	return c
 }
 

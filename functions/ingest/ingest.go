@@ -36,7 +36,7 @@ func Function(edge Edge, wh *Webhooks) runtime.Function {
 	h := &Handler{Edge: edge, same: &conflicts{ttl: edge.ConflictWindow}}
 	f := runtime.Function{Name: Name, EventsPath: EventsPath, Handle: h.Handle, Emits: Emits}
 	f.Routes = func(mux runtime.Mux, pub *runtime.Publisher) {
-		h.same.use(pub.JetStream())
+		h.same.use(pub)
 		if wh != nil {
 			wh.Edge = edge
 			wh.Routes(mux, pub)

@@ -108,9 +108,9 @@ func (p *JDPoller) Once(ctx context.Context, b Broker) (more bool, err error) {
 }
 
 func (p *JDPoller) once(ctx context.Context, b Broker, m *pollMetrics) (more bool, err error) {
-	kv, err := b.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CursorBucket, Description: "platform pollers' cursors"})
+	kv, err := b.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: CursorBucket, Description: "platform pollers' cursors"})
 	if err != nil {
-		return false, fmt.Errorf("cursor bucket %s: %w", CursorBucket, err)
+		return false, err
 	}
 	now := p.Now()
 	from, rev, err := p.cursor(ctx, kv, now)

@@ -24,6 +24,7 @@ import (
 type Broker interface {
 	Publish(ctx context.Context, cause *cloudevents.Event, evs []cloudevents.Event) error
 	JetStream() jetstream.JetStream
+	KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
 	Metrics() *prometheus.Registry
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
 	"github.com/omnimember/omnimember/shared/stream"
@@ -78,4 +81,24 @@ func TestHTTPBatchIsOneAtomicBatch(t *testing.T) {
 	require.Len(t, brokertest.Events(t, h.js, stream.Events, events.OrderPaid), 10)
 	got := sample(scrape(t, h.base), "omnimember_atomic_batches_total", map[string]string{"outcome": "committed"})
 	require.Equal(t, 1.0, got, "got committed batches, want the request's one")
+}
+
+// TestKeyValueBucketsTakeTheStreamsReplicas: a function's buckets get OMNIMEMBER_STREAM_REPLICAS as
+// the streams do (a one-replica bucket on a three-server cluster is lost with its server); a
+// single server, asked for three, refuses, which shows the setting reaches it.
+func TestKeyValueBucketsTakeTheStreamsReplicas(t *testing.T) {
+	srv := brokertest.Start(t)
+	nc := brokertest.Connect(t, srv)
+	rt, err := New(context.Background(), testConfig(), nc, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = rt.Publisher("ingest").KeyValue(ctx, jetstream.KeyValueConfig{Bucket: "one"})
+	require.NoError(t, err)
+	info, err := rt.JetStream().Stream(ctx, "KV_one")
+	require.NoError(t, err)
+	require.Equal(t, 1, info.CachedInfo().Config.Replicas, "got replicas, want the topology's")
+
+	rt.cfg.Topology.Replicas = 3 // as a three-server cluster's deployment sets it
+	_, err = rt.Publisher("ingest").KeyValue(ctx, jetstream.KeyValueConfig{Bucket: "three"})
+	require.ErrorContains(t, err, "replicas", "three replicas asked of a lone server")
 }

@@ -25,11 +25,23 @@ type Publisher struct {
 	metrics  *metrics
 	atomic   bool            // Config.AtomicBatches
 	emits    map[string]bool // Function.Emits; nil: any type
+	replicas int             // Config.Topology.Replicas, for the function's key-value buckets
 }
 
 // JetStream is the connection the publisher stores through, for functions that keep more than
 // contract events (ingest's raw webhook archive).
 func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
+
+// KeyValue creates or updates one of the function's key-value buckets with the streams' replicas
+// (OMNIMEMBER_STREAM_REPLICAS), so that a bucket survives the loss of a server as the streams do.
+func (p *Publisher) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Replicas = p.replicas
+	kv, err := p.js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
 
 // Metrics is the runtime's registry, for a function's own collectors registered from Routes.
 func (p *Publisher) Metrics() *prometheus.Registry { return p.metrics.registry }

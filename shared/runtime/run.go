@@ -87,7 +87,7 @@ func (r *Runtime) JetStream() jetstream.JetStream { return r.js }
 
 // Publisher publishes on behalf of the named function.
 func (r *Runtime) Publisher(function string) *Publisher {
-	return &Publisher{js: r.js, function: function, metrics: r.metrics, atomic: r.cfg.AtomicBatches}
+	return &Publisher{js: r.js, function: function, metrics: r.metrics, atomic: r.cfg.AtomicBatches, replicas: r.cfg.Topology.Replicas}
 }
 
 // publisherFor publishes on behalf of fn and only the types it declares in Emits.
