@@ -55,7 +55,8 @@ func SourceAgrees(source string, data any) error {
 }
 
 func (c content) agrees(source string) error {
-	segs := strings.SplitN(strings.TrimPrefix(source, credential.HistoryPrefix), "/", 3)
+	rest, history := strings.CutPrefix(source, credential.HistoryPrefix)
+	segs := strings.SplitN(rest, "/", 3)
 	if segs[0] != c.channel {
 		return refuse(CheckSource, "data.channel", "%q disagrees with the event's source %q: a channel event's source is "+
 			"<channel>/<shopId>[/…], its first segment the data's channel", c.channel, source)
@@ -63,13 +64,15 @@ func (c content) agrees(source string) error {
 	if c.shop == "" {
 		return nil
 	}
-	if len(segs) < 2 {
-		return refuse(CheckSource, "data.shopId", "%q is not named by the event's source %q: a channel event's source is "+
-			"<channel>/<shopId>[/…], its second segment the data's shop (%q for this shop)", c.shop, source, Source(c.channel, c.shop))
+	if len(segs) > 1 {
+		if shop, err := url.PathUnescape(segs[1]); err == nil && shop == c.shop {
+			return nil
+		}
 	}
-	if shop, err := url.PathUnescape(segs[1]); err != nil || shop != c.shop {
-		return refuse(CheckSource, "data.shopId", "%q disagrees with the event's source %q: a channel event's source is "+
-			"<channel>/<shopId>[/…], its second segment the data's shop (%q for this shop)", c.shop, source, Source(c.channel, c.shop))
+	want := Source(c.channel, c.shop)
+	if history {
+		want = HistorySource(c.channel, c.shop)
 	}
-	return nil
+	return refuse(CheckSource, "data.shopId", "%q disagrees with the event's source %q: a channel event's source is "+
+		"<channel>/<shopId>[/…], its second segment the data's shop (%q for this shop)", c.shop, source, want)
 }
