@@ -27,7 +27,7 @@ func conflictCheck(t testing.TB) *conflicts {
 }
 
 func exampleOrder(t testing.TB, id string, amount int64) (ev events.OrderPaidData, data any) {
-	d := events.OrderPaidData{OrderID: "o-" + id, Channel: "jd", ShopID: "s", AmountFen: amount, PaidAt: t0,
+	d := events.OrderPaidData{OrderID: "o-" + id, Channel: "jd", ShopID: "jd-shop-9", AmountFen: amount, PaidAt: t0,
 		Identities: []events.Identity{{Type: "jd_pin", Value: "p"}}}
 	return d, &d
 }
@@ -42,7 +42,7 @@ func TestRacingSendersOfOneIDOneWins(t *testing.T) {
 	for i := range racers {
 		wg.Go(func() {
 			d, data := exampleOrder(t, "race", int64(100+i))
-			ev, err := events.New(events.OrderPaid, "race", "jd/x", t0, d)
+			ev, err := events.New(events.OrderPaid, "race", "jd/jd-shop-9", t0, d)
 			require.NoError(t, err)
 			results[i] = c.claim(context.Background(), ev, data)
 		})
@@ -66,7 +66,7 @@ func TestRacingSendersOfOneIDOneWins(t *testing.T) {
 func BenchmarkSameIDCheck(b *testing.B) {
 	c := conflictCheck(b)
 	d, data := exampleOrder(b, "bench", 100)
-	ev, err := events.New(events.OrderPaid, "x", "jd/x", t0, d)
+	ev, err := events.New(events.OrderPaid, "x", "jd/jd-shop-9", t0, d)
 	require.NoError(b, err)
 	ctx := context.Background()
 	_, err = c.bucket(ctx)

@@ -30,8 +30,8 @@ func FuzzEventsBody(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(raw)
 	}
-	f.Add([]byte(`{"specversion":"1.0","type":"omnimember.order.paid","source":"jd/x","id":"a","data":{"orderId":"o","channel":"jd","shopId":"s","amountFen":12.0,"paidAt":"2026-11-20T10:00:00+08:00","identities":[{"type":"jd_pin","value":"p"}]}}`))
-	f.Add([]byte(`{"specversion":"1.0","type":"omnimember.order.paid","source":"jd/x","id":"\xff","data":{"orderId":"o","channel":"jd","shopId":"s","amountFen":1,"paidAt":"2026-11-20T10:00:00+08:00","identities":[{"type":"phone","value":"+86 138 1234 5678"}]}}`))
+	f.Add([]byte(`{"specversion":"1.0","type":"omnimember.order.paid","source":"jd/jd-shop-9","id":"a","data":{"orderId":"o","channel":"jd","shopId":"jd-shop-9","amountFen":12.0,"paidAt":"2026-11-20T10:00:00+08:00","identities":[{"type":"jd_pin","value":"p"}]}}`))
+	f.Add([]byte(`{"specversion":"1.0","type":"omnimember.order.paid","source":"jd/jd-shop-9","id":"\xff","data":{"orderId":"o","channel":"jd","shopId":"jd-shop-9","amountFen":1,"paidAt":"2026-11-20T10:00:00+08:00","identities":[{"type":"phone","value":"+86 138 1234 5678"}]}}`))
 	h := &Handler{Edge: exampleEdge()}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, EventsPath, bytes.NewReader(body))
@@ -100,7 +100,7 @@ func FuzzOrderFields(f *testing.F) {
 	h := &Handler{Edge: exampleEdge()}
 	f.Fuzz(func(t *testing.T, id, amount, paidAt, idType, idValue, quantity string) {
 		body := []byte(`{"specversion":"1.0","type":"omnimember.order.paid","source":"jd/jd-shop-9","id":` + quote(id) +
-			`,"data":{"orderId":"o","channel":"jd","shopId":"s","amountFen":` + amount + `,"paidAt":` + quote(paidAt) +
+			`,"data":{"orderId":"o","channel":"jd","shopId":"jd-shop-9","amountFen":` + amount + `,"paidAt":` + quote(paidAt) +
 			`,"identities":[{"type":` + quote(idType) + `,"value":` + quote(idValue) + `}],"items":[{"sku":"a","quantity":` + quantity + `,"amountFen":1}]}}`)
 		req := httptest.NewRequest(http.MethodPost, EventsPath, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/cloudevents+json")

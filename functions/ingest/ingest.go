@@ -51,8 +51,9 @@ type Handler struct {
 	same *conflicts // nil: no same-id check (tests of the checks alone)
 }
 
-// Handle admits one channel event: every check a later stage runs (shared/admit), then the
-// same-id check, then it stamps when ingest received it (the loyalty caps count that day) and
+// Handle admits one channel event: every check a later stage runs and the source convention
+// (shared/admit: the data's channel and shop agree with the source the sender is scoped to), then
+// the same-id check, then it stamps when ingest received it (the loyalty caps count that day) and
 // passes it on. The runtime stores it under a message id derived from its source and id, so a
 // re-post within the duplicate window is stored once (and a later one is recognised by match's
 // receipt).

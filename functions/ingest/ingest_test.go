@@ -71,7 +71,7 @@ func TestHandleOverwritesASendersReceivedAt(t *testing.T) {
 func TestBackfillSourcesNeedAHistorySender(t *testing.T) {
 	ev, err := events.Example(events.OrderPaid)
 	require.NoError(t, err)
-	ev.SetSource("backfill/tmall/shop-1")
+	ev.SetSource("backfill/tmall/shop-1001")
 	d, err := events.Decode[events.OrderPaidData](ev)
 	require.NoError(t, err)
 	d.PaidAt = time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC) // history, far outside the live window

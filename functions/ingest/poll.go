@@ -129,9 +129,10 @@ func postForm(ctx context.Context, client *http.Client, url string, form interfa
 }
 
 // historyPolicy admits what the pollers read: the platform's own API, authenticated with the
-// shop's credentials, so its times are history (any age, never in the future), and every other
-// check of the edge applies.
-var historyPolicy = admit.Policy{Window: admit.History(admit.DefaultMaxSkew)}
+// shop's credentials, so its times are history (any age, never in the future), its events carry the
+// adapter's source (platform.Source: the API vouches for the shop, not a sender's scope), and every
+// other check of the edge applies.
+var historyPolicy = admit.Policy{Window: admit.History(admit.DefaultMaxSkew), PlatformSource: true}
 
 // admitPolled keeps the polled events the edge admits; a refused one is logged with its field
 // (never its value) and counted dropped, like a message that does not parse: re-polling cannot fix it.

@@ -115,10 +115,13 @@ func testEdge() Edge {
 }
 
 // startIngest serves ingest with edge and wh (nil: no webhooks) on a real embedded JetStream.
-// Sender tokens of the ingest under test: every channel source, and the backfill sources alone.
+// Sender tokens of the ingest under test: every channel source, the backfill sources alone, one JD
+// shop's source, and a POS store's tills.
 const (
 	testSenderToken  = "ingest-test-sender-0123456789"
 	testHistoryToken = "ingest-test-history-0123456789"
+	testShopToken    = "ingest-test-jd-shop-9-0123456789"
+	testStoreToken   = "ingest-test-store-12-0123456789"
 )
 
 func startIngest(t *testing.T, edge Edge, wh *Webhooks) *hookEnv {
@@ -128,7 +131,9 @@ func startIngest(t *testing.T, edge Edge, wh *Webhooks) *hookEnv {
 	cfg.ShutdownTimeout = 5 * time.Second
 	senders, err := credential.NewSenders(
 		credential.Sender{Name: "channels", Token: testSenderToken, Sources: []string{"*"}},
-		credential.Sender{Name: "backfill", Token: testHistoryToken, Sources: []string{credential.HistoryPrefix + "*"}})
+		credential.Sender{Name: "backfill", Token: testHistoryToken, Sources: []string{credential.HistoryPrefix + "*"}},
+		credential.Sender{Name: "jd-shop-9", Token: testShopToken, Sources: []string{"jd/jd-shop-9"}},
+		credential.Sender{Name: "store-12", Token: testStoreToken, Sources: []string{"pos/store-12/*"}})
 	require.NoError(t, err)
 	cfg.Senders = senders
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))

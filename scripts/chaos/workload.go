@@ -9,6 +9,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/admit"
 	"github.com/omnimember/omnimember/shared/identity"
 )
 
@@ -100,13 +101,13 @@ func (w *Workload) add(rng *rand.Rand, evs ...cloudevents.Event) {
 func registration(p *Person, at time.Time) cloudevents.Event {
 	data := events.MemberRegisteredData{Channel: events.ChannelApp, ShopID: "app", RegisteredAt: at,
 		Identities: []events.Identity{{Type: "phone", Value: p.Phone}, {Type: "app_user_id", Value: "u-" + p.ID}}}
-	return mustEvent(events.MemberRegistered, "reg-"+p.ID, "chaos/app", at, data)
+	return mustEvent(events.MemberRegistered, "reg-"+p.ID, admit.Source(data.Channel, data.ShopID), at, data)
 }
 
 func orderPaid(rng *rand.Rand, p *Person, o *Order, at time.Time) cloudevents.Event {
 	data := events.OrderPaidData{OrderID: o.ID, Channel: o.Channel, ShopID: o.Channel + "-shop", AmountFen: o.PaidFen, PaidAt: at,
 		Identities: identitiesFor(rng, p, o.Channel)}
-	return mustEvent(events.OrderPaid, "paid-"+o.ID, "chaos/"+o.Channel, at, data)
+	return mustEvent(events.OrderPaid, "paid-"+o.ID, admit.Source(data.Channel, data.ShopID), at, data)
 }
 
 // refundsFor: most orders keep their money; some get one or two partial refunds, some a full one.
@@ -126,7 +127,7 @@ func refundsFor(rng *rand.Rand, p *Person, o *Order, at time.Time) []cloudevents
 		refundAt := at.Add(time.Duration(i+1) * time.Hour)
 		data := events.OrderRefundedData{OrderID: o.ID, RefundID: fmt.Sprintf("%s-r%d", o.ID, i), Channel: o.Channel,
 			ShopID: o.Channel + "-shop", AmountFen: fen, RefundedAt: refundAt, Identities: identitiesFor(rng, p, o.Channel)}
-		out[i] = mustEvent(events.OrderRefunded, fmt.Sprintf("refund-%s-%d", o.ID, i), "chaos/"+o.Channel, refundAt, data)
+		out[i] = mustEvent(events.OrderRefunded, fmt.Sprintf("refund-%s-%d", o.ID, i), admit.Source(data.Channel, data.ShopID), refundAt, data)
 	}
 	return out
 }
@@ -164,6 +165,8 @@ func fullWidth(s string) string {
 	return b.String()
 }
 
+// mustEvent builds a generated event under the source a sender of its shop posts with,
+// `<channel>/<shopId>` (admit.Source: /v1/events refuses data that disagrees with its source).
 func mustEvent(typ, id, source string, at time.Time, data any) cloudevents.Event {
 	ev, err := events.New(typ, id, source, at, data)
 	if err != nil {

@@ -73,7 +73,7 @@ func testSplit(t *testing.T, opts Options) {
 	id := func(typ, v string) events.Identity { return events.Identity{Type: typ, Value: v} }
 	post(t, s, orderEvent(t, "a1", "tmall", 200000, id("tmall_omid", "om-a"), id("phone", "13811112222")))
 	post(t, s, orderEvent(t, "b1", "jd", 150000, id("jd_pin", "pin-b"), id("phone", "13933334444")))
-	linked, err := events.New(events.MemberRegistered, "wrong-link", "crm/import", time.Now(), events.MemberRegisteredData{
+	linked, err := events.New(events.MemberRegistered, "wrong-link", "app/crm/import", time.Now(), events.MemberRegisteredData{
 		Channel: "app", ShopID: "crm", RegisteredAt: time.Now().Add(-time.Minute), Identities: []events.Identity{id("tmall_omid", "om-a"), id("jd_pin", "pin-b")}})
 	require.NoError(t, err)
 	post(t, s, linked)

@@ -1,9 +1,10 @@
 // Package admit is the one validation of channel events at the edge: ingest runs it on every event
 // before it answers 202, on every native push's events and on what its pollers read; the backfill
-// converter runs its content checks on every row. It runs the checks the later stages run, from
-// their own definitions — the schemas and bounds of events/, strict typed decoding,
-// shared/identity's normalisation and rules — plus the time window the loyalty caps rely on, so
-// nothing is accepted that a later stage would refuse.
+// converter runs its content checks on every row and builds its sources with HistorySource. It runs
+// the checks the later stages run, from their own definitions — the schemas and bounds of events/,
+// strict typed decoding, shared/identity's normalisation and rules — plus the time window the
+// loyalty caps rely on, so nothing is accepted that a later stage would refuse, and the source
+// convention (source.go) that binds a sender's data to the source its token is scoped to.
 package admit
 
 import (
@@ -20,12 +21,14 @@ import (
 )
 
 // Checks an event can fail, in the order they run. Attributes, size, schema and decoding are about
-// the event's form (from a platform adapter: a bug of ours); identities and time about what it says.
+// the event's form (from a platform adapter: a bug of ours); source, identities and time about what
+// it says.
 const (
 	CheckAttributes = "attributes"
 	CheckSize       = "size"
 	CheckSchema     = "schema"
 	CheckDecode     = "decode"
+	CheckSource     = "source"
 	CheckIdentities = "identities"
 	CheckTime       = "time"
 )
@@ -57,15 +60,21 @@ func refuse(check, field, format string, args ...any) error {
 }
 
 // Policy is what the checks need besides the event: the merge rules (the blocklist and which types
-// can resolve a member), the time window, and the clock.
+// can resolve a member), the time window, the clock, and whether the source convention applies.
 type Policy struct {
 	Rules  *identity.Rules
 	Window Window
 	Now    func() time.Time
+	// PlatformSource skips the source check (SourceAgrees) for events a platform adapter built
+	// (shared/platform: native pushes, the pollers): their source is the adapter's own,
+	// `omnimember/webhooks/<platform>`, not a sender's scope, and their shop is the one the
+	// platform signed the push for or its API answered for. Everything a sender posts is checked.
+	PlatformSource bool
 }
 
 // Check runs every check on one channel event and returns the first refusal (an *Error), or the
-// event's data decoded into its Go type.
+// event's data decoded into its Go type. Its source must agree with its data (SourceAgrees) unless
+// PlatformSource is set.
 func (p Policy) Check(ev cloudevents.Event) (any, error) {
 	if err := checkAttributes(ev); err != nil {
 		return nil, err
@@ -83,15 +92,21 @@ func (p Policy) Check(ev cloudevents.Event) (any, error) {
 	if err != nil {
 		return nil, &Error{Check: CheckDecode, err: err}
 	}
+	if c, ok := facts(data); ok && !p.PlatformSource { // other types are refused by CheckData
+		if err := c.agrees(ev.Source()); err != nil {
+			return nil, err
+		}
+	}
 	if err := p.CheckData(ev.Type(), data); err != nil {
 		return nil, err
 	}
 	return data, nil
 }
 
-// CheckData runs the content checks (identities, time window) on channel data already decoded into
-// its Go type (a pointer, as events.DecodeData returns). The backfill converter, which builds that
-// data itself within the contract's bounds, runs these on every row.
+// CheckData runs the content checks of the data alone (identities, time window) on channel data
+// already decoded into its Go type (a pointer, as events.DecodeData returns). The backfill
+// converter, which builds that data itself within the contract's bounds and its source with
+// HistorySource, runs these on every row.
 func (p Policy) CheckData(eventType string, data any) error {
 	c, ok := facts(data)
 	if !ok {

@@ -9,10 +9,13 @@ import (
 	"github.com/omnimember/omnimember/shared/identity"
 )
 
-// content is what the content checks look at in a channel event's data: its identities and its
-// times. live are the times a live sender may only give within the window; future the ones that
-// may lie in the past (a registration date) but not in the future.
+// content is what the content checks look at in a channel event's data: the channel and shop it
+// names (shop empty where the data has none), its identities and its times. live are the times a
+// live sender may only give within the window; future the ones that may lie in the past (a
+// registration date) but not in the future.
 type content struct {
+	channel    string
+	shop       string
 	identities []events.Identity
 	live       []stamp
 	future     []stamp
@@ -23,17 +26,18 @@ type stamp struct {
 	at    time.Time
 }
 
-// facts picks the identities and times out of decoded channel data; false for other types.
+// facts picks the channel, shop, identities and times out of decoded channel data; false for other
+// types.
 func facts(data any) (content, bool) {
 	switch d := data.(type) {
 	case *events.OrderPaidData:
-		return content{identities: d.Identities, live: []stamp{{"data.paidAt", d.PaidAt}}}, true
+		return content{channel: d.Channel, shop: d.ShopID, identities: d.Identities, live: []stamp{{"data.paidAt", d.PaidAt}}}, true
 	case *events.OrderRefundedData:
-		return content{identities: d.Identities, live: []stamp{{"data.refundedAt", d.RefundedAt}}}, true
+		return content{channel: d.Channel, shop: d.ShopID, identities: d.Identities, live: []stamp{{"data.refundedAt", d.RefundedAt}}}, true
 	case *events.InteractionRecordedData:
-		return content{identities: d.Identities, live: []stamp{{"data.occurredAt", d.OccurredAt}}}, true
+		return content{channel: d.Channel, identities: d.Identities, live: []stamp{{"data.occurredAt", d.OccurredAt}}}, true
 	case *events.MemberRegisteredData:
-		return content{identities: d.Identities, future: []stamp{{"data.registeredAt", d.RegisteredAt}}}, true
+		return content{channel: d.Channel, shop: d.ShopID, identities: d.Identities, future: []stamp{{"data.registeredAt", d.RegisteredAt}}}, true
 	}
 	return content{}, false
 }

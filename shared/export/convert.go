@@ -3,7 +3,6 @@ package export
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -152,10 +151,11 @@ func (c Converter) member(row Row, shop string, ids []events.Identity) ([]cloude
 // maxID bounds shop and order ids (the contract allows 256; ids derived from them add a little).
 const maxID = 128
 
-// source names the export as the events' source; a shop id is free text, so it is escaped into
-// the URI reference CloudEvents requires.
+// source is the events' source: history of the format's channel and the row's shop under the
+// source convention the edge checks (admit.HistorySource: `backfill/<channel>/<shopId>`, the shop
+// id, free text, path-escaped into the URI reference CloudEvents requires).
 func (c Converter) source(shop string) string {
-	return "backfill/" + c.Format.Channel + "/" + url.PathEscape(shop)
+	return admit.HistorySource(c.Format.Channel, shop)
 }
 
 // identities reads the phone (plaintext, or masked as exports now often show it) and the platform

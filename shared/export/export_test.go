@@ -29,7 +29,7 @@ func format(t testing.TB, name string) export.Format {
 }
 
 // readAll converts every row, returning the events and the refused rows; every event must pass
-// every check of the edge (shared/admit) under the history window.
+// every check of the edge (shared/admit) under the history window, its source convention included.
 func readAll(t testing.TB, r io.Reader, c export.Converter) ([]cloudevents.Event, []*export.RowError) {
 	t.Helper()
 	rd, err := export.NewReader(r, c.Format)
@@ -195,6 +195,25 @@ func TestHeaderWithoutARequiredColumnIsRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "no column for")
 }
 
+// TestSourcesFollowTheEdgesConvention: history's source is `backfill/<channel>/<shopId>`, the shop
+// id path-escaped, and /v1/events admits it for the data it carries (admit.SourceAgrees).
+func TestSourcesFollowTheEdgesConvention(t *testing.T) {
+	for _, shop := range []string{"tm-shop-1", "旗舰店/上海 1", "a%2Fb"} {
+		t.Run(shop, func(t *testing.T) {
+			c := export.Converter{Format: format(t, "tmall-orders"), Shop: shop}
+			evs, err := c.Events(export.Row{Line: 2, Values: map[string]string{"orderId": "o-1", "amount": "12.00",
+				"paidAt": "2026-03-01 10:00:12", "phone": "13812345678", "refundAmount": "1.00"}})
+			require.NoError(t, err)
+			require.Len(t, evs, 2)
+			for _, ev := range evs {
+				assert.Equal(t, admit.HistorySource("tmall", shop), ev.Source())
+				_, err := admit.Policy{Window: admit.History(admit.DefaultMaxSkew)}.Check(ev)
+				require.NoError(t, err, ev.Type())
+			}
+		})
+	}
+}
+
 // FuzzExport feeds arbitrary files through reader and converter: no panic, and every event that
 // comes out passes the contract's schema.
 func FuzzExport(f *testing.F) {
@@ -226,6 +245,13 @@ func FuzzExport(f *testing.F) {
 				for _, ev := range evs {
 					if err := events.Validate(ev); err != nil {
 						t.Fatalf("%s: line %d gave an invalid %s: %v", name, row.Line, ev.Type(), err)
+					}
+					data, err := events.DecodeData(ev.Type(), ev.Data())
+					if err != nil {
+						t.Fatalf("%s: line %d gave an undecodable %s: %v", name, row.Line, ev.Type(), err)
+					}
+					if err := admit.SourceAgrees(ev.Source(), data); err != nil {
+						t.Fatalf("%s: line %d gave a source the edge refuses: %v", name, row.Line, err)
 					}
 				}
 			}

@@ -104,5 +104,10 @@ func EventID(platform, messageID string, index int) string {
 	return events.DerivedID("webhooks/"+platform, messageID, index)
 }
 
-// Source is the CloudEvents source of events normalised from a platform's pushes.
+// Source is the CloudEvents source of events normalised from a platform's pushes:
+// `omnimember/webhooks/<platform>`, the adapter's, for every shop. It does not follow the source
+// convention of senders at /v1/events (`<channel>/<shopId>`, shared/admit), and the edge does not
+// apply that rule to these events (admit.Policy.PlatformSource): the shop an event names is the
+// one the platform signed the push for (the shop key its secret belongs to) or its API answered
+// for, so the signature, not a source scope, vouches for it.
 func Source(platform string) string { return events.Source("webhooks/" + platform) }

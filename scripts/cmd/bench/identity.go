@@ -16,6 +16,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/functions/match"
+	"github.com/omnimember/omnimember/shared/admit"
 	"github.com/omnimember/omnimember/shared/broker"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
@@ -182,8 +183,8 @@ func knownOrders(n, count int, prefix string) []cloudevents.Event {
 	for i := range count {
 		person := (i * 7919) % n
 		ids := []events.Identity{{Type: "phone", Value: benchPhone(person)}, {Type: "wechat_unionid", Value: fmt.Sprint(prefix, "-", i)}}
-		ev, err := events.New(events.OrderPaid, fmt.Sprint(prefix, "-", i), "wechat/bench", now, events.OrderPaidData{
-			OrderID: fmt.Sprint(prefix, "-", i), Channel: "wechat", ShopID: "app", AmountFen: 9900, PaidAt: now, Identities: ids})
+		data := events.OrderPaidData{OrderID: fmt.Sprint(prefix, "-", i), Channel: "wechat", ShopID: "app", AmountFen: 9900, PaidAt: now, Identities: ids}
+		ev, err := events.New(events.OrderPaid, fmt.Sprint(prefix, "-", i), admit.Source(data.Channel, data.ShopID), now, data)
 		if err != nil {
 			panic(err)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/omnimember/omnimember/events"
 	tierevaluate "github.com/omnimember/omnimember/functions/tier-evaluate"
 	"github.com/omnimember/omnimember/scripts/stack"
+	"github.com/omnimember/omnimember/shared/admit"
 	"github.com/omnimember/omnimember/shared/pii"
 	omruntime "github.com/omnimember/omnimember/shared/runtime"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -276,7 +277,7 @@ func workload(n, people int, prefix string) []cloudevents.Event {
 			AmountFen: 1000 + rng.Int64N(300_000), PaidAt: now, Identities: []events.Identity{
 				{Type: "phone", Value: fmt.Sprintf("139%08d", person)},
 				{Type: idTypes[channel], Value: fmt.Sprintf("%s-%d", channel, person)}}}
-		ev, err := events.New(events.OrderPaid, fmt.Sprintf("%s-ev-%d", prefix, i), channel+"/bench", now, data)
+		ev, err := events.New(events.OrderPaid, fmt.Sprintf("%s-ev-%d", prefix, i), admit.Source(data.Channel, data.ShopID), now, data)
 		if err != nil {
 			panic(err)
 		}
