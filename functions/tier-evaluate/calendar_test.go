@@ -150,3 +150,26 @@ func TestJobFindsRolledMembersByIndex(t *testing.T) {
 		assert.Equal(t, EvaluationReport{AsOf: asOf.Add(time.Hour), Below: 2}, rep, "rolled once; below their level until March")
 	})
 }
+
+// TestDecisionsNeverGoBackInTime: once the job has decided a member as of a date, an event that
+// arrives with an earlier clock is decided as of that date, not before it (a purchase that has
+// left the window by then does not count).
+func TestDecisionsNeverGoBackInTime(t *testing.T) {
+	h, s := newHandler(t)
+	paidAt := time.Date(2026, 1, 10, 11, 0, 0, 0, shanghai)
+	h.Now = func() time.Time { return paidAt.Add(time.Hour) }
+	_, err := h.Handle(context.Background(), awarded(t, "e1", alice, "o1", 350_000, paidAt))
+	require.NoError(t, err)
+	for _, asOf := range []time.Time{time.Date(2027, 2, 1, 0, 10, 0, 0, shanghai), time.Date(2027, 3, 1, 0, 10, 0, 0, shanghai)} {
+		_, err = h.Evaluate(context.Background(), asOf, func(context.Context, []cloudevents.Event) error { return nil })
+		require.NoError(t, err)
+	}
+	require.Equal(t, "member", stateOf(t, s, alice).Level)
+
+	outs, err := h.Handle(context.Background(), awarded(t, "e2", alice, "o2", 150_000, paidAt))
+	require.NoError(t, err)
+	assert.Empty(t, outs, "paid in January 2026: out of the window as of March 2027")
+	st := stateOf(t, s, alice)
+	assert.Equal(t, "member", st.Level)
+	assert.Equal(t, time.Date(2027, 3, 1, 0, 10, 0, 0, shanghai), st.EvaluatedAt.In(shanghai))
+}

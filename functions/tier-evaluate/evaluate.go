@@ -135,12 +135,12 @@ func (h *Handler) liveState(tx store.Tx, oneID string) (member.TierState, error)
 }
 
 func (h *Handler) spend(tx store.Tx, ev cloudevents.Event, c spendChange) ([]cloudevents.Event, error) {
-	now := h.Now()
 	s, err := h.liveState(tx, c.oneID)
-	if err == nil {
-		err = h.roll(&s, now)
-	}
 	if err != nil {
+		return nil, err
+	}
+	now := decisionTime(s, h.Now())
+	if err := h.roll(&s, now); err != nil {
 		return nil, err
 	}
 	s.Purchases[c.orderKey] = c.purchase
@@ -150,12 +150,12 @@ func (h *Handler) spend(tx store.Tx, ev cloudevents.Event, c spendChange) ([]clo
 // merge moves absorbed members' purchases to the survivor; an absorbed state already marked
 // merged is skipped, so a repeated merge counts nothing twice.
 func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMergedData) ([]cloudevents.Event, error) {
-	now := h.Now()
 	s, err := h.liveState(tx, d.SurvivorOneID)
-	if err == nil {
-		err = h.roll(&s, now)
-	}
 	if err != nil {
+		return nil, err
+	}
+	now := decisionTime(s, h.Now())
+	if err := h.roll(&s, now); err != nil {
 		return nil, err
 	}
 	docs, err := tx.GetAll(member.Tiers, d.AbsorbedOneIDs)
@@ -184,6 +184,15 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 
 // rule is a way of deciding a member's standing from its score.
 type rule func(s loyalty.Standing, score int64, now time.Time) (loyalty.Standing, loyalty.Decision)
+
+// decisionTime is when a decision about s happens: now, or its last decision if that is later (the
+// job run as of a later date): a member's decisions never go back in time.
+func decisionTime(s member.TierState, now time.Time) time.Time {
+	if s.EvaluatedAt.After(now) {
+		return s.EvaluatedAt
+	}
+	return now
+}
 
 // roll carries a member's standing from its last decision to now with nothing but time passing: a
 // purchase that left the window since may have started the grace period (loyalty.Rules.Roll). It
@@ -260,11 +269,11 @@ func indexedUp(t time.Time) *time.Time {
 // split moves the purchases of the orders that left with a split's identities, then places both
 // members afresh: a wrong merge's tier is a mistake to correct, so here a level may go down at once.
 func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitData, moving map[string]member.Order) ([]cloudevents.Event, error) {
-	now := h.Now()
 	from, err := h.liveState(tx, d.FromOneID)
 	if err != nil {
 		return nil, err
 	}
+	now := decisionTime(from, h.Now())
 	to := h.newState(d.ToOneID)
 	if err := tx.Get(member.Tiers, d.ToOneID, &to); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err

@@ -117,10 +117,7 @@ func (h *Handler) evaluateOne(ctx context.Context, oneID, day string, asOf time.
 		if err != nil || s.OneID != oneID {
 			return nil, err // merged away since: the survivor is evaluated on its own
 		}
-		at := asOf
-		if s.EvaluatedAt.After(at) {
-			at = s.EvaluatedAt
-		}
+		at := decisionTime(s, asOf)
 		if err := h.roll(&s, at); err != nil {
 			return nil, err
 		}
