@@ -11,12 +11,12 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 // Name is the function's name: its durable consumer and the producer of its events.
@@ -38,7 +38,7 @@ type Handler struct {
 	Keys       *pii.Keyring
 	Keyer      *identity.Keyer
 	Rules      *identity.Rules
-	Ladder     tier.Ladder
+	Ladder     loyalty.Ladder
 	Now        func() time.Time
 	AdminToken string
 }

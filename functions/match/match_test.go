@@ -12,6 +12,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/pii"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -19,7 +20,6 @@ import (
 	"github.com/omnimember/omnimember/shared/store/embedded"
 	"github.com/omnimember/omnimember/shared/store/firestore"
 	"github.com/omnimember/omnimember/shared/store/firestore/firestoretest"
-	"github.com/omnimember/omnimember/shared/tier"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -42,7 +42,7 @@ func newFixture(t *testing.T, s store.Store) *fixture {
 	keyer, err := identity.ParseKeys(idSpec)
 	require.NoError(t, err)
 	f := &fixture{store: s, clock: t0, keySpec: spec, idKeysSpec: idSpec}
-	f.h = &Handler{Store: s, Keys: keys, Keyer: keyer, Rules: identity.DefaultRules(), Ladder: tier.Default, AdminToken: "admin-secret",
+	f.h = &Handler{Store: s, Keys: keys, Keyer: keyer, Rules: identity.DefaultRules(), Ladder: loyalty.Defaults().Ladder(), AdminToken: "admin-secret",
 		Now: func() time.Time { return f.clock }}
 	return f
 }

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/store/embedded"
-	"github.com/omnimember/omnimember/shared/tier"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -18,7 +18,7 @@ func TestInteractionsAreCountedOncePerEvent(t *testing.T) {
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
 	require.NoError(t, err)
 	defer s.Close()
-	api := &API{Store: s, Ladder: tier.Default, Now: func() time.Time { return t0 }}
+	api := &API{Store: s, Ladder: loyalty.Defaults().Ladder(), Now: func() time.Time { return t0 }}
 	interaction := func(id, kind string, at time.Time) events.IdentityResolvedData {
 		ids := []events.Identity{{Type: "app_user_id", Value: "u1"}}
 		return events.IdentityResolvedData{OneID: alice, SourceType: events.InteractionRecorded, SourceID: id, Identities: ids,

@@ -17,7 +17,6 @@ import (
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 // Name is the function's name.
@@ -36,7 +35,7 @@ type Store interface {
 type API struct {
 	Store  Store
 	Keyer  *identity.Keyer
-	Ladder tier.Ladder
+	Ladder loyalty.Ladder
 	Now    func() time.Time
 	// Tmall, if set, serves the 会员通 bind-query/join SPI at TmallMemberPath.
 	Tmall *TmallMember
@@ -333,7 +332,7 @@ func (a *API) tierView(st member.TierState) TierView {
 		v.Benefits = append(v.Benefits, a.Ladder[r].Benefits...)
 	}
 	if next, ok := a.Ladder.Next(st.Level); ok {
-		v.Next = &NextLevel{Level: next.Name, RemainingFen: max(0, next.MinSpendFen-st.Score)}
+		v.Next = &NextLevel{Level: next.Name, RemainingFen: max(0, next.Min-st.Score)}
 	}
 	if d := st.Decision; d != nil {
 		v.Explain = d.Explain()

@@ -15,10 +15,10 @@ import (
 	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/ledger"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store/embedded"
-	"github.com/omnimember/omnimember/shared/tier"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -53,7 +53,7 @@ func testReaders(t *testing.T) *credential.Readers {
 func serverWith(t *testing.T, readers *credential.Readers) *httptest.Server {
 	s := seededStore(t)
 	mux := http.NewServeMux()
-	(&API{Store: s, Keyer: testKeyer(t), Ladder: tier.Default, Now: func() time.Time { return t0 }, Readers: readers}).Routes(mux)
+	(&API{Store: s, Keyer: testKeyer(t), Ladder: loyalty.Defaults().Ladder(), Now: func() time.Time { return t0 }, Readers: readers}).Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -133,7 +133,7 @@ func TestProfileFields(t *testing.T) {
 	assert.Equal(t, int64(2470), p.Points.Balance)
 	assert.Equal(t, "silver", p.Tier.Level)
 	assert.Equal(t, &NextLevel{Level: "gold", RemainingFen: 53000}, p.Tier.Next)
-	assert.Equal(t, tier.Default[1].Benefits, p.Tier.Benefits)
+	assert.Equal(t, loyalty.Defaults().Ladder()[1].Benefits, p.Tier.Benefits)
 	assert.Equal(t, int64(3), p.Orders.Count, "orders under the absorbed OneID count; a refund waiting for its order does not")
 	assert.Equal(t, int64(97000+100000+50000), p.Orders.NetAmountFen)
 	assert.Equal(t, int64(247000/3), p.Orders.AverageOrderFen)
@@ -167,7 +167,7 @@ func TestLookupDuringARotation(t *testing.T) {
 	rotated, err := identity.ParseKeys(identity.NewKey("p2") + "," + testKeyerSpec)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	(&API{Store: seededStore(t), Keyer: rotated, Ladder: tier.Default, Now: func() time.Time { return t0 }, Readers: testReaders(t)}).Routes(mux)
+	(&API{Store: seededStore(t), Keyer: rotated, Ladder: loyalty.Defaults().Ladder(), Now: func() time.Time { return t0 }, Readers: testReaders(t)}).Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	var p Profile

@@ -23,9 +23,9 @@ import (
 	"github.com/omnimember/omnimember/events"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
 	"github.com/omnimember/omnimember/shared/identity"
+	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/stream"
-	"github.com/omnimember/omnimember/shared/tier"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -61,7 +61,7 @@ func spiRequest(method, body string, mutate func(q url.Values)) *http.Request {
 
 // t0 is 2026-11-11 00:00 UTC = 08:00 GMT+8, so the requests above are 30 s old.
 func spiAPI(s Store) *API {
-	return &API{Store: s, Keyer: fuzzKeyer, Ladder: tier.Default, Now: func() time.Time { return t0 },
+	return &API{Store: s, Keyer: fuzzKeyer, Ladder: loyalty.Defaults().Ladder(), Now: func() time.Time { return t0 },
 		Tmall: &TmallMember{AppKey: spiAppKey, Secret: spiSecret, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}}
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/runtime"
 	"github.com/omnimember/omnimember/shared/store"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 // Name is the function's name.
@@ -52,7 +51,7 @@ func (h *Handler) Function() runtime.Function {
 // spendChange is one order's net amount after a points event.
 type spendChange struct {
 	oneID, orderKey string
-	purchase        tier.Purchase
+	purchase        loyalty.Purchase
 }
 
 // Handle records spend or consolidates a merge or split, then decides; effect and receipt commit together.
@@ -79,7 +78,7 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 			return nil, runtime.Permanent(err)
 		}
 		runtime.SetOneID(ctx, d.OneID)
-		c := spendChange{d.OneID, d.Channel + ":" + d.OrderID, tier.Purchase{NetFen: d.OrderNetAmountFen, PaidAt: d.PaidAt}}
+		c := spendChange{d.OneID, d.Channel + ":" + d.OrderID, loyalty.Purchase{NetFen: d.OrderNetAmountFen, PaidAt: d.PaidAt}}
 		return func(tx store.Tx) ([]cloudevents.Event, error) { return h.spend(tx, ev, c) }, nil
 	case events.PointsReversed:
 		d, err := events.Decode[events.PointsReversedData](ev)
@@ -87,7 +86,7 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 			return nil, runtime.Permanent(err)
 		}
 		runtime.SetOneID(ctx, d.OneID)
-		c := spendChange{d.OneID, d.Channel + ":" + d.OrderID, tier.Purchase{NetFen: d.OrderNetAmountFen, PaidAt: d.PaidAt}}
+		c := spendChange{d.OneID, d.Channel + ":" + d.OrderID, loyalty.Purchase{NetFen: d.OrderNetAmountFen, PaidAt: d.PaidAt}}
 		return func(tx store.Tx) ([]cloudevents.Event, error) { return h.spend(tx, ev, c) }, nil
 	case events.MemberMerged:
 		d, err := events.Decode[events.MemberMergedData](ev)
@@ -113,7 +112,7 @@ func (h *Handler) plan(ctx context.Context, ev cloudevents.Event) (func(store.Tx
 
 // newState is a member's state before anything counted: the entry level.
 func (h *Handler) newState(oneID string) member.TierState {
-	return member.TierState{OneID: oneID, Level: h.Rules.Ladder()[0].Name, LevelSince: h.Now(), Purchases: map[string]tier.Purchase{}}
+	return member.TierState{OneID: oneID, Level: h.Rules.Ladder()[0].Name, LevelSince: h.Now(), Purchases: map[string]loyalty.Purchase{}}
 }
 
 // liveState follows MergedInto to the state that now holds a member's purchases.
@@ -126,7 +125,7 @@ func (h *Handler) liveState(tx store.Tx, oneID string) (member.TierState, error)
 		}
 		if err != nil || s.MergedInto == "" {
 			if s.Purchases == nil {
-				s.Purchases = map[string]tier.Purchase{}
+				s.Purchases = map[string]loyalty.Purchase{}
 			}
 			return s, err
 		}
@@ -140,8 +139,12 @@ func (h *Handler) spend(tx store.Tx, ev cloudevents.Event, c spendChange) ([]clo
 	if err != nil {
 		return nil, err
 	}
+	now := decisionTime(s, h.Now())
+	if err := h.roll(&s, now); err != nil {
+		return nil, err
+	}
 	s.Purchases[c.orderKey] = c.purchase
-	return h.decide(tx, ev, s, 0, h.Rules.OnActivity)
+	return h.decide(tx, ev, s, now, 0, h.Rules.OnActivity)
 }
 
 // merge moves absorbed members' purchases to the survivor; an absorbed state already marked
@@ -149,6 +152,10 @@ func (h *Handler) spend(tx store.Tx, ev cloudevents.Event, c spendChange) ([]clo
 func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMergedData) ([]cloudevents.Event, error) {
 	s, err := h.liveState(tx, d.SurvivorOneID)
 	if err != nil {
+		return nil, err
+	}
+	now := decisionTime(s, h.Now())
+	if err := h.roll(&s, now); err != nil {
 		return nil, err
 	}
 	docs, err := tx.GetAll(member.Tiers, d.AbsorbedOneIDs)
@@ -172,32 +179,58 @@ func (h *Handler) merge(tx store.Tx, ev cloudevents.Event, d events.MemberMerged
 			return nil, err
 		}
 	}
-	return h.decide(tx, ev, s, 0, h.Rules.OnActivity)
+	return h.decide(tx, ev, s, now, 0, h.Rules.OnActivity)
 }
 
 // rule is a way of deciding a member's standing from its score.
 type rule func(s loyalty.Standing, score int64, now time.Time) (loyalty.Standing, loyalty.Decision)
 
-// decide drops purchases outside the window, applies the rule, writes the state with its decision,
-// and reports a change of level as the index-th event the input causes.
-func (h *Handler) decide(tx store.Tx, ev cloudevents.Event, s member.TierState, index int, apply rule) ([]cloudevents.Event, error) {
-	now := h.Now()
+// decisionTime is when a decision about s happens: now, or its last decision if that is later (the
+// job run as of a later date): a member's decisions never go back in time.
+func decisionTime(s member.TierState, now time.Time) time.Time {
+	if s.EvaluatedAt.After(now) {
+		return s.EvaluatedAt
+	}
+	return now
+}
+
+// roll carries a member's standing from its last decision to now with nothing but time passing: a
+// purchase that left the window since may have started the grace period (loyalty.Rules.Roll). It
+// runs before the event's own change, which happens at now.
+func (h *Handler) roll(s *member.TierState, now time.Time) error {
+	if s.EvaluatedAt.IsZero() {
+		return nil // nothing decided yet: nothing to carry
+	}
+	standing, err := h.Rules.Roll(loyalty.Standing{Level: s.Level, LevelSince: s.LevelSince, BelowSince: s.BelowSince}, s.Purchases, s.EvaluatedAt, now)
+	if err != nil {
+		return fmt.Errorf("roll %s to %s: %w", s.OneID, now.Format(time.RFC3339), err)
+	}
+	s.BelowSince = standing.BelowSince
+	return nil
+}
+
+// decide drops purchases that left the window by now, applies the rule to the score over the
+// rules' window, writes the state with its decision and the next moment time alone changes the
+// score (rollsAt, the job's index), and reports a change of level as the index-th event the input
+// causes.
+func (h *Handler) decide(tx store.Tx, ev cloudevents.Event, s member.TierState, now time.Time, index int, apply rule) ([]cloudevents.Event, error) {
 	for k, p := range s.Purchases {
-		if !p.PaidAt.After(now.AddDate(0, 0, -h.Rules.Tiers.WindowDays)) {
+		if !now.Before(h.Rules.Leaves(p)) {
 			delete(s.Purchases, k)
 		}
 	}
 	from := s.Level
-	var err error
-	if s.Score, err = h.Rules.Score(s.Purchases, now); err != nil {
+	tally, err := h.Rules.Tally(s.Purchases, now)
+	if err != nil {
 		return nil, fmt.Errorf("score of %s: %w", s.OneID, err)
 	}
-	if s.NetSpendFen, err = tier.RollingSpend(s.Purchases, now); err != nil {
-		return nil, fmt.Errorf("net spend of %s: %w", s.OneID, err)
-	}
+	s.Score, s.NetSpendFen = tally.Score, tally.SpendFen
 	standing, decision := apply(loyalty.Standing{Level: s.Level, LevelSince: s.LevelSince, BelowSince: s.BelowSince}, s.Score, now)
 	s.Level, s.LevelSince, s.BelowSince = standing.Level, standing.LevelSince, indexed(standing.BelowSince)
-	s.Decision, s.EvaluatedAt = &decision, now
+	s.Decision, s.EvaluatedAt, s.RollsAt = &decision, now, nil
+	if next, ok := h.Rules.NextChange(s.Purchases, now); ok {
+		s.RollsAt = indexedUp(next)
+	}
 	if err := tx.Set(member.Tiers, s.OneID, s); err != nil {
 		return nil, err
 	}
@@ -223,6 +256,16 @@ func indexed(t *time.Time) *time.Time {
 	return &u
 }
 
+// indexedUp is an indexed time rounded up to the second: a query for rollsAt <= asOf then finds a
+// member only once the change has happened.
+func indexedUp(t time.Time) *time.Time {
+	u := t.UTC().Truncate(time.Second)
+	if u.Before(t) {
+		u = u.Add(time.Second)
+	}
+	return &u
+}
+
 // split moves the purchases of the orders that left with a split's identities, then places both
 // members afresh: a wrong merge's tier is a mistake to correct, so here a level may go down at once.
 func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitData, moving map[string]member.Order) ([]cloudevents.Event, error) {
@@ -230,12 +273,13 @@ func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitD
 	if err != nil {
 		return nil, err
 	}
+	now := decisionTime(from, h.Now())
 	to := h.newState(d.ToOneID)
 	if err := tx.Get(member.Tiers, d.ToOneID, &to); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	if to.Purchases == nil {
-		to.Purchases = map[string]tier.Purchase{}
+		to.Purchases = map[string]loyalty.Purchase{}
 	}
 	to.MergedInto = ""
 	for _, o := range moving {
@@ -245,11 +289,11 @@ func (h *Handler) split(tx store.Tx, ev cloudevents.Event, d events.MemberSplitD
 			delete(from.Purchases, k)
 		}
 	}
-	outs, err := h.decide(tx, ev, from, 0, h.correct)
+	outs, err := h.decide(tx, ev, from, now, 0, h.correct)
 	if err != nil {
 		return nil, err
 	}
-	more, err := h.decide(tx, ev, to, 1, h.correct)
+	more, err := h.decide(tx, ev, to, now, 1, h.correct)
 	return append(outs, more...), err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -18,8 +19,10 @@ import (
 type EvaluationReport struct {
 	AsOf       time.Time `json:"asOf"`
 	Below      int       `json:"membersBelowTheirLevel"`
+	Rolled     int       `json:"membersWhoseWindowRolled"` // a purchase left the window since their last decision
 	Downgraded int       `json:"downgraded"`
-	Resent     int       `json:"resent"` // events an interrupted earlier run left pending
+	Upgraded   int       `json:"upgraded,omitempty"` // a purchase dated ahead entered the window
+	Resent     int       `json:"resent"`             // events an interrupted earlier run left pending
 }
 
 // Routes registers the evaluation job, what a scheduler calls daily.
@@ -46,9 +49,13 @@ func (h *Handler) Routes(mux runtime.Mux, pub *runtime.Publisher) {
 // jobName keys the evaluation job's receipts and pending events.
 const jobName = Name + "/evaluation"
 
-// Evaluate decides, for every member below its level's threshold (an indexed query), whether this
-// is the evaluation day after its grace period and minimum stay; if so the member moves down to the
-// level its score reaches. One member per transaction; each outcome is kept in a receipt and, until
+// Evaluate runs the calendar to asOf for the members time has changed, found through two indexed
+// queries: those below their level's threshold (belowSince), and those whose window has dropped a
+// purchase since their last decision (rollsAt). Each is carried to asOf (the grace period starts
+// when a purchase left, not when the job looked) and decided as of asOf: on the evaluation day after
+// the grace period and the minimum stay, a member still below moves down to the level its score
+// reaches. A member's decisions never go back in time: one decided after asOf is decided as of its
+// last decision. One member per transaction; each outcome is kept in a receipt and, until
 // published, as pending events, so a crash between the two is repaired by the next run.
 func (h *Handler) Evaluate(ctx context.Context, asOf time.Time, publish func(context.Context, []cloudevents.Event) error) (EvaluationReport, error) {
 	rep := EvaluationReport{AsOf: asOf}
@@ -57,41 +64,88 @@ func (h *Handler) Evaluate(ctx context.Context, asOf time.Time, publish func(con
 	if err != nil {
 		return rep, err
 	}
-	docs, err := h.Store.Query(ctx, store.Query{Collection: member.Tiers,
-		Filters: []store.Filter{{Field: "belowSince", Op: store.OpLte, Value: asOf.UTC().Truncate(time.Second)}}})
+	if err := h.migrateRollsAt(ctx); err != nil {
+		return rep, err
+	}
+	ids, err := h.due(ctx, asOf, &rep)
 	if err != nil {
-		return rep, fmt.Errorf("find members below their level: %w", err)
+		return rep, err
 	}
 	day := h.Rules.Day(asOf)
-	for _, d := range docs {
-		rep.Below++
-		job := cloudevents.NewEvent()
-		job.SetSource(events.Source(Name) + "/evaluation")
-		job.SetID(d.ID + ":" + day)
-		outs, fresh, err := receipt.Do(ctx, h.Store, jobName, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
-			s, err := h.liveState(tx, d.ID)
-			if err != nil || s.OneID != d.ID {
-				return nil, err // merged away since: the survivor is evaluated on its own
-			}
-			outs, err := h.decide(tx, job, s, 0, h.Rules.OnEvaluation)
-			if err != nil {
-				return nil, err
-			}
-			return outs, receipt.SavePending(tx, jobName, receipt.Key(jobName, job), outs, h.Now())
-		})
-		if err != nil {
-			return rep, fmt.Errorf("evaluate %s: %w", d.ID, err)
+	for _, id := range ids {
+		if err := h.evaluateOne(ctx, id, day, asOf, publish, &rep); err != nil {
+			return rep, fmt.Errorf("evaluate %s: %w", id, err)
 		}
-		if !fresh || len(outs) == 0 {
-			continue // a run earlier today decided; its events were published or are pending
-		}
-		if err := publish(ctx, outs); err != nil {
-			return rep, err
-		}
-		if err := receipt.Published(ctx, h.Store, receipt.Key(jobName, job)); err != nil {
-			return rep, err
-		}
-		rep.Downgraded += len(outs)
 	}
 	return rep, nil
+}
+
+// due lists, in order, the members below their level or whose window has rolled by asOf.
+func (h *Handler) due(ctx context.Context, asOf time.Time, rep *EvaluationReport) ([]string, error) {
+	at := asOf.UTC().Truncate(time.Second)
+	seen := map[string]bool{}
+	var ids []string
+	for _, field := range []string{"belowSince", "rollsAt"} {
+		found, err := store.QueryIDs(ctx, h.Store, store.Query{Collection: member.Tiers,
+			Filters: []store.Filter{{Field: field, Op: store.OpLte, Value: at}}})
+		if err != nil {
+			return nil, fmt.Errorf("find members by %s: %w", field, err)
+		}
+		for _, id := range found {
+			if field == "belowSince" {
+				rep.Below++
+			} else if !seen[id] {
+				rep.Rolled++
+			}
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// evaluateOne decides one member as of asOf under the (member, day) receipt and publishes what changed.
+func (h *Handler) evaluateOne(ctx context.Context, oneID, day string, asOf time.Time, publish func(context.Context, []cloudevents.Event) error, rep *EvaluationReport) error {
+	job := cloudevents.NewEvent()
+	job.SetSource(events.Source(Name) + "/evaluation")
+	job.SetID(oneID + ":" + day)
+	outs, fresh, err := receipt.Do(ctx, h.Store, jobName, job, h.Now, func(tx store.Tx) ([]cloudevents.Event, error) {
+		s, err := h.liveState(tx, oneID)
+		if err != nil || s.OneID != oneID {
+			return nil, err // merged away since: the survivor is evaluated on its own
+		}
+		at := decisionTime(s, asOf)
+		if err := h.roll(&s, at); err != nil {
+			return nil, err
+		}
+		outs, err := h.decide(tx, job, s, at, 0, h.Rules.OnEvaluation)
+		if err != nil {
+			return nil, err
+		}
+		return outs, receipt.SavePending(tx, jobName, receipt.Key(jobName, job), outs, h.Now())
+	})
+	if err != nil || !fresh || len(outs) == 0 {
+		return err // not fresh: a run earlier today decided; its events were published or are pending
+	}
+	if err := publish(ctx, outs); err != nil {
+		return err
+	}
+	if err := receipt.Published(ctx, h.Store, receipt.Key(jobName, job)); err != nil {
+		return err
+	}
+	for _, out := range outs {
+		d, err := events.Decode[events.TierChangedData](out)
+		if err != nil {
+			return err
+		}
+		if d.Direction == "downgrade" {
+			rep.Downgraded++
+		} else {
+			rep.Upgraded++
+		}
+	}
+	return nil
 }

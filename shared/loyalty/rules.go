@@ -15,7 +15,6 @@ import (
 	"time"
 	_ "time/tzdata" // rules name zones (Asia/Shanghai); images carry no zoneinfo
 
-	"github.com/omnimember/omnimember/shared/tier"
 	"gopkg.in/yaml.v3"
 )
 
@@ -105,13 +104,6 @@ type Tiers struct {
 	MinStayDays   int     `yaml:"minStayDays"`
 	EvaluationDay int     `yaml:"evaluationDay"`
 	Levels        []Level `yaml:"levels"`
-}
-
-// Level is one rung: the score (fen of spend, or growth value) it needs and what it gives.
-type Level struct {
-	Name     string   `yaml:"name"`
-	Min      int64    `yaml:"min"`
-	Benefits []string `yaml:"benefits"`
 }
 
 //go:embed loyalty.yaml
@@ -299,13 +291,7 @@ func (r *Rules) checkTiers(bad func(string, string, ...any)) {
 }
 
 // Ladder is the tier ladder the rules describe (thresholds in the basis' unit).
-func (r *Rules) Ladder() tier.Ladder {
-	out := make(tier.Ladder, len(r.Tiers.Levels))
-	for i, l := range r.Tiers.Levels {
-		out[i] = tier.Level{Name: l.Name, MinSpendFen: l.Min, Benefits: l.Benefits}
-	}
-	return out
-}
+func (r *Rules) Ladder() Ladder { return Ladder(slices.Clone(r.Tiers.Levels)) }
 
 // Location is the rules' time zone.
 func (r *Rules) Location() *time.Location { return r.location }

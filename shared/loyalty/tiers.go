@@ -2,10 +2,8 @@ package loyalty
 
 import (
 	"fmt"
+	"slices"
 	"time"
-
-	"github.com/omnimember/omnimember/shared/amount"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 // Standing is where a member stands on the ladder: its level, since when, and since when its score
@@ -29,35 +27,6 @@ type Decision struct {
 	KeepNeed  int64      `json:"keepNeed,omitempty"`
 	KeepBy    *time.Time `json:"keepBy,omitempty"`
 	Version   string     `json:"version"`
-}
-
-// Score is what a member's purchases within the window count for on the ladder: net spend in fen,
-// or growth value (GrowthPerYuan per yuan of net spend). A purchase outside 0..events.MaxFen, or a
-// score past events.MaxTotal, is an error wrapping amount.ErrOutOfBounds, never a wrapped sum.
-func (r *Rules) Score(purchases map[string]tier.Purchase, now time.Time) (int64, error) {
-	from := now.AddDate(0, 0, -r.Tiers.WindowDays)
-	var spend, growth int64
-	for key, p := range purchases {
-		if !p.PaidAt.After(from) || p.PaidAt.After(now) {
-			continue
-		}
-		if err := amount.Fen("purchase "+key, p.NetFen); err != nil {
-			return 0, err
-		}
-		// GrowthPerYuan is at most maxGrowthPerYuan, so one purchase's growth stays below MaxTotal.
-		g := int64(float64(p.NetFen) * r.Tiers.GrowthPerYuan / 100)
-		var err error
-		if spend, err = amount.Add(spend, p.NetFen); err == nil {
-			growth, err = amount.Add(growth, g)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("tier score: %w", err)
-		}
-	}
-	if r.Tiers.Basis == BasisGrowth {
-		return growth, nil
-	}
-	return spend, nil
 }
 
 // OnActivity decides after a purchase or a refund: a higher level applies at once; falling below
@@ -86,12 +55,17 @@ func (r *Rules) OnActivity(s Standing, score int64, now time.Time) (Standing, De
 
 // OnEvaluation decides on a scheduled evaluation: a member still below its level's threshold
 // moves down to the level its score reaches, but only on the evaluation day, after the grace
-// period and the minimum stay.
+// period and the minimum stay; a score above the level (a purchase dated ahead that entered the
+// window) moves up at once, as on activity.
 func (r *Rules) OnEvaluation(s Standing, score int64, now time.Time) (Standing, Decision) {
 	ladder := r.Ladder()
 	q := ladder.For(score)
 	d := Decision{At: now, Basis: r.Tiers.Basis, Score: score, Qualified: q.Name, From: s.Level, To: s.Level, Version: r.Version}
-	if ladder.Rank(q.Name) >= ladder.Rank(s.Level) {
+	if s.Level == "" || ladder.Rank(q.Name) > ladder.Rank(s.Level) {
+		d.To, d.Reason = q.Name, "reached"
+		return Standing{Level: q.Name, LevelSince: now}, d
+	}
+	if ladder.Rank(q.Name) == ladder.Rank(s.Level) {
 		s.BelowSince, d.Reason = nil, "kept"
 		return s, d
 	}
@@ -128,7 +102,7 @@ func (r *Rules) earliestDowngrade(s Standing) time.Time {
 // grace period and the minimum stay.
 func (r *Rules) keep(s Standing, score int64) (int64, *time.Time) {
 	ladder := r.Ladder()
-	need := ladder[ladder.Rank(s.Level)].MinSpendFen - score
+	need := ladder[ladder.Rank(s.Level)].Min - score
 	by := r.NextEvaluation(r.earliestDowngrade(s))
 	return need, &by
 }
@@ -154,4 +128,63 @@ func (d Decision) Explain() string {
 		return fmt.Sprintf("%s → %s (%s)", d.From, d.To, d.Reason)
 	}
 	return d.To + " (" + d.Reason + ")"
+}
+
+// Roll carries a standing through the calendar from one moment to a later one with nothing but time
+// passing: each purchase leaves the window one window after it was paid (and one dated ahead enters
+// it when it was paid). The first moment the score is below the level's threshold starts the grace
+// period, whatever the day; a score back at the threshold ends it. Levels themselves change only
+// by a decision (OnActivity, OnEvaluation) at the end, so Roll never moves one.
+func (r *Rules) Roll(s Standing, purchases map[string]Purchase, from, to time.Time) (Standing, error) {
+	if !from.Before(to) {
+		return s, nil
+	}
+	ladder := r.Ladder()
+	rank := ladder.Rank(s.Level)
+	if rank < 0 {
+		return s, nil // no level yet, or one the ladder no longer has: the decision places it
+	}
+	need := ladder[rank].Min
+	for _, t := range r.changes(purchases, from, to) {
+		score, err := r.Score(purchases, t)
+		if err != nil {
+			return s, err
+		}
+		switch {
+		case score < need && s.BelowSince == nil:
+			at := t
+			s.BelowSince = &at
+		case score >= need && s.BelowSince != nil:
+			s.BelowSince = nil
+		}
+	}
+	return s, nil
+}
+
+// changes are the moments in (from, to] at which a purchase enters or leaves the window, in order.
+func (r *Rules) changes(purchases map[string]Purchase, from, to time.Time) []time.Time {
+	var out []time.Time
+	for _, p := range purchases {
+		for _, t := range []time.Time{p.PaidAt, r.Leaves(p)} {
+			if t.After(from) && !t.After(to) {
+				out = append(out, t)
+			}
+		}
+	}
+	slices.SortFunc(out, time.Time.Compare)
+	return slices.CompactFunc(out, time.Time.Equal)
+}
+
+// NextChange is the first moment after now at which time alone changes the score: a purchase
+// leaving the window, or one dated ahead entering it; false when none will.
+func (r *Rules) NextChange(purchases map[string]Purchase, now time.Time) (time.Time, bool) {
+	var next time.Time
+	for _, p := range purchases {
+		for _, t := range []time.Time{p.PaidAt, r.Leaves(p)} {
+			if t.After(now) && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+		}
+	}
+	return next, !next.IsZero()
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/shared/amount"
-	"github.com/omnimember/omnimember/shared/tier"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -66,14 +65,14 @@ func TestGrowthBasisAndWindow(t *testing.T) {
 	r, err := Parse([]byte(raw))
 	require.NoError(t, err)
 	now := day("2026-11-25 12:00")
-	purchases := map[string]tier.Purchase{
+	purchases := map[string]Purchase{
 		"in":  {NetFen: 50_000, PaidAt: now.AddDate(0, -1, 0)},
 		"old": {NetFen: 90_000, PaidAt: now.AddDate(-1, 0, -1)},
 	}
 	score, err := r.Score(purchases, now)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1000), score, "¥500 in the window at 2 growth per yuan")
-	purchases["huge"] = tier.Purchase{NetFen: math.MaxInt64, PaidAt: now.Add(-time.Hour)}
+	purchases["huge"] = Purchase{NetFen: math.MaxInt64, PaidAt: now.Add(-time.Hour)}
 	_, err = r.Score(purchases, now)
 	require.ErrorIs(t, err, amount.ErrOutOfBounds, "a purchase past MaxFen is refused, never summed")
 	assert.Equal(t, "growth", r.Tiers.Basis)
@@ -84,3 +83,40 @@ func TestNextEvaluationCrossesYearEnds(t *testing.T) {
 	assert.Equal(t, day("2027-01-01 00:00"), r.NextEvaluation(day("2026-12-02 08:00")))
 	assert.Equal(t, day("2026-12-01 00:00"), r.NextEvaluation(day("2026-12-01 00:00")))
 }
+
+// TestRollStartsGraceWhenAPurchaseLeaves: with nothing but time passing, the grace period starts at
+// the moment the score falls below the level, not when someone next looks.
+func TestRollStartsGraceWhenAPurchaseLeaves(t *testing.T) {
+	r := Defaults()
+	jan, jun := day("2026-01-10 11:00"), day("2026-06-05 09:00")
+	gold := Standing{Level: "gold", LevelSince: jan}
+	tests := []struct {
+		name      string
+		purchases map[string]Purchase
+		from, to  time.Time
+		in        Standing
+		wantBelow *time.Time
+	}{
+		{"still in the window", map[string]Purchase{"a": {350_000, jan}}, jan, day("2027-01-10 10:59"), gold, nil},
+		{"leaves: grace from that moment", map[string]Purchase{"a": {350_000, jan}}, jan, day("2027-03-01 00:10"), gold, ptr(day("2027-01-10 11:00"))},
+		{"the first of two leaves and the rest is below", map[string]Purchase{"a": {200_000, jan}, "b": {200_000, jun}}, jun,
+			day("2027-08-01 00:00"), gold, ptr(day("2027-01-10 11:00"))},
+		{"a grace period already running keeps its start", map[string]Purchase{"a": {350_000, jan}}, jan, day("2027-03-01 00:00"),
+			Standing{Level: "gold", LevelSince: jan, BelowSince: ptr(day("2026-12-01 00:00"))}, ptr(day("2026-12-01 00:00"))},
+		{"a purchase dated ahead entering ends it", map[string]Purchase{"a": {350_000, day("2026-02-01 00:00")}}, jan,
+			day("2026-03-01 00:00"), Standing{Level: "gold", LevelSince: jan, BelowSince: ptr(jan)}, nil},
+	}
+	for _, tt := range tests {
+		got, err := r.Roll(tt.in, tt.purchases, tt.from, tt.to)
+		require.NoError(t, err)
+		assert.Equal(t, tt.wantBelow, got.BelowSince, "%s: got below since, want", tt.name)
+		assert.Equal(t, tt.in.Level, got.Level, "%s: rolling never moves a level", tt.name)
+	}
+	next, ok := r.NextChange(map[string]Purchase{"a": {200_000, jan}, "b": {200_000, jun}}, day("2026-07-01 00:00"))
+	require.True(t, ok)
+	assert.Equal(t, day("2027-01-10 11:00"), next, "the January purchase leaves first")
+	_, ok = r.NextChange(map[string]Purchase{}, jan)
+	assert.False(t, ok, "nothing to leave")
+}
+
+func ptr(t time.Time) *time.Time { return &t }

@@ -19,7 +19,6 @@ import (
 	"github.com/omnimember/omnimember/shared/loyalty"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/store"
-	"github.com/omnimember/omnimember/shared/tier"
 )
 
 // Collections and their single writer.
@@ -30,6 +29,7 @@ const (
 	Orders        = "orders"             // points-award
 	LedgerEntries = "ledger"             // points-award
 	Tiers         = "tiers"              // tier-evaluate
+	TierJobs      = "tier_jobs"          // tier-evaluate: what its evaluation job has done once (migrations)
 	Notifications = "notifications"      // notify
 	Outbox        = "outbox"             // notify's embedded sink
 	Conflicts     = "identity_conflicts" // match: merges and identities refused by a limit
@@ -205,18 +205,22 @@ func (o Order) MovesOnSplit(leaving, remaining []string) bool {
 }
 
 // TierState is the tier-evaluate function's view of a member: its standing on the ladder, the
-// purchases its score counts, and the last decision with its inputs.
+// purchases its score counts, and the last decision with its inputs. Score and NetSpendFen are as
+// of EvaluatedAt, over the rules' one window.
 type TierState struct {
-	OneID       string                   `json:"oneId"`
-	Level       string                   `json:"level"`
-	LevelSince  time.Time                `json:"levelSince"`
-	BelowSince  *time.Time               `json:"belowSince,omitempty"`
-	Score       int64                    `json:"score"`
-	NetSpendFen int64                    `json:"netSpendFen"`
-	Purchases   map[string]tier.Purchase `json:"purchases"`
-	Decision    *loyalty.Decision        `json:"decision,omitempty"`
-	EvaluatedAt time.Time                `json:"evaluatedAt"`
-	MergedInto  string                   `json:"mergedInto,omitempty"`
+	OneID       string                      `json:"oneId"`
+	Level       string                      `json:"level"`
+	LevelSince  time.Time                   `json:"levelSince"`
+	BelowSince  *time.Time                  `json:"belowSince,omitempty"`
+	Score       int64                       `json:"score"`
+	NetSpendFen int64                       `json:"netSpendFen"`
+	Purchases   map[string]loyalty.Purchase `json:"purchases"`
+	Decision    *loyalty.Decision           `json:"decision,omitempty"`
+	EvaluatedAt time.Time                   `json:"evaluatedAt"`
+	// RollsAt is the next moment time alone changes the score (a purchase leaving the window;
+	// indexed, UTC, rounded up to the second): the evaluation job re-scores the members it has passed.
+	RollsAt    *time.Time `json:"rollsAt,omitempty"`
+	MergedInto string     `json:"mergedInto,omitempty"`
 }
 
 // OneIDFor derives the OneID a new member gets from the event that first saw it, so a retried
@@ -281,7 +285,7 @@ type ChannelActivity struct {
 var Indexes = map[string][]string{
 	Orders:                    {"oneId", "paidAtUtc"},
 	Accounts:                  {"nextExpiryAt", "lastOrderAt", "netAmountFen", "orderCount", "balance"},
-	Tiers:                     {"belowSince", "level"},
+	Tiers:                     {"belowSince", "rollsAt", "level"},
 	Members:                   {"pool", "mergedInto", "erasedAt"},
 	Activities:                {"lastAt"},
 	Tags:                      {"tag"},

@@ -45,6 +45,11 @@ type SegmentIndex struct {
 
 var _ segment.Index = SegmentIndex{}
 
+// heldByTheirMember are the facts kept under the OneID that recorded them, which a merge does not
+// move (interactions, tags): an absorbed member's count for its survivor. The others live in
+// documents their writer merges (accounts, tier states) or are the member's own (pool).
+var heldByTheirMember = map[segment.Fact]bool{segment.FactLastInteractionAt: true, segment.FactTag: true}
+
 // Select implements segment.Index with one single-field query, answered from the index alone.
 func (s SegmentIndex) Select(ctx context.Context, f segment.Fact, op string, value any) ([]string, error) {
 	cf, ok := factFields[f]
@@ -62,7 +67,68 @@ func (s SegmentIndex) Select(ctx context.Context, f segment.Fact, op string, val
 			ids[i] = id[len(fmt.Sprint(value))+1:]
 		}
 	}
-	return ids, nil
+	if !heldByTheirMember[f] {
+		return ids, nil
+	}
+	live, err := s.merges(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return live.all(ids), nil
+}
+
+// merges maps each absorbed member to the member that holds it now, following MergedInto chains,
+// from one indexed query (the members with mergedInto set; a split clears it, so a restored member
+// counts as itself again).
+func (s SegmentIndex) merges(ctx context.Context) (merged, error) {
+	docs, err := s.Store.Query(ctx, store.Query{Collection: Members,
+		Filters: []store.Filter{{Field: "mergedInto", Op: store.OpGt, Value: ""}}})
+	if err != nil {
+		return nil, fmt.Errorf("merged members: %w", err)
+	}
+	into := make(map[string]string, len(docs))
+	for _, d := range docs {
+		var m struct {
+			MergedInto string `json:"mergedInto"`
+		}
+		if err := d.DataTo(&m); err != nil {
+			return nil, err
+		}
+		into[d.ID] = m.MergedInto
+	}
+	out := make(merged, len(into))
+	for id := range into {
+		live := id
+		for hops := 0; into[live] != "" && hops <= MaxMergeHops; hops++ {
+			live = into[live]
+		}
+		out[id] = live
+	}
+	return out, nil
+}
+
+// merged maps absorbed OneIDs to their live member.
+type merged map[string]string
+
+// of is the member that holds oneID's orders and interactions now.
+func (m merged) of(oneID string) string {
+	if live, ok := m[oneID]; ok {
+		return live
+	}
+	return oneID
+}
+
+// all maps ids to their live members, each once.
+func (m merged) all(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0]
+	for _, id := range ids {
+		if live := m.of(id); !seen[live] {
+			seen[live] = true
+			out = append(out, live)
+		}
+	}
+	return out
 }
 
 // Members implements segment.Index: every member with a pool (merged and erased ones are excluded
@@ -72,9 +138,15 @@ func (s SegmentIndex) Members(ctx context.Context) ([]string, error) {
 }
 
 // Sums implements segment.Index: orders paid since (net of refunds) or interactions counted on the
-// days since, per member; only the window's documents are read.
+// days since, per member; only the window's documents are read. An order keeps the OneID that first
+// resolved it and an interaction the OneID it was recorded under, so each is summed for the member
+// that holds that OneID now: a merged person counts once, with everything of the members it absorbed.
 func (s SegmentIndex) Sums(ctx context.Context, m segment.Measure, since time.Time) (map[string]int64, error) {
 	from := IndexTime(since)
+	live, err := s.merges(ctx)
+	if err != nil {
+		return nil, err
+	}
 	switch m {
 	case segment.MeasureSpendFen, segment.MeasureOrders:
 		docs, err := s.Store.Query(ctx, store.Query{Collection: Orders,
@@ -82,19 +154,19 @@ func (s SegmentIndex) Sums(ctx context.Context, m segment.Measure, since time.Ti
 		if err != nil {
 			return nil, fmt.Errorf("orders since %s: %w", from, err)
 		}
-		return sumOrders(docs, m)
+		return sumOrders(docs, m, live)
 	case segment.MeasureInteractions:
 		docs, err := s.Store.Query(ctx, store.Query{Collection: Activities,
 			Filters: []store.Filter{{Field: "lastAt", Op: store.OpGte, Value: from}}})
 		if err != nil {
 			return nil, fmt.Errorf("activity since %s: %w", from, err)
 		}
-		return sumDays(docs, from.Format(time.DateOnly))
+		return sumDays(docs, from.Format(time.DateOnly), live)
 	}
 	return nil, fmt.Errorf("unknown measure %s", m)
 }
 
-func sumOrders(docs []store.Document, m segment.Measure) (map[string]int64, error) {
+func sumOrders(docs []store.Document, m segment.Measure, live merged) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, d := range docs {
 		var o struct {
@@ -107,20 +179,21 @@ func sumOrders(docs []store.Document, m segment.Measure) (map[string]int64, erro
 		if !o.Paid {
 			continue
 		}
+		holder := live.of(o.OneID)
 		if m == segment.MeasureOrders {
-			out[o.OneID]++
+			out[holder]++
 			continue
 		}
-		sum, err := amount.Add(out[o.OneID], o.NetFen())
+		sum, err := amount.Add(out[holder], o.NetFen())
 		if err != nil {
-			return nil, fmt.Errorf("net spend of %s: %w", o.OneID, err)
+			return nil, fmt.Errorf("net spend of %s: %w", holder, err)
 		}
-		out[o.OneID] = sum
+		out[holder] = sum
 	}
 	return out, nil
 }
 
-func sumDays(docs []store.Document, fromDay string) (map[string]int64, error) {
+func sumDays(docs []store.Document, fromDay string, live merged) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, d := range docs {
 		var a Activity
@@ -129,7 +202,7 @@ func sumDays(docs []store.Document, fromDay string) (map[string]int64, error) {
 		}
 		for day, n := range a.Daily {
 			if day >= fromDay {
-				out[d.ID] += n
+				out[live.of(d.ID)] += n
 			}
 		}
 	}

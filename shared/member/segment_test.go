@@ -55,14 +55,30 @@ func repeat(day, n int) []int {
 	return out
 }
 
-func seed(t *testing.T, s store.Store) {
+func seed(t *testing.T, s store.Store) { seedPeople(t, s, people) }
+
+// seedPeople writes people as the functions do. An absorbed member's orders and interactions stay
+// under its own OneID (points-award keeps an order's oneId, profile its activity document), while
+// points-award moves its totals into the survivor's account and leaves its own account empty.
+func seedPeople(t *testing.T, s store.Store, people []person) {
 	ctx := context.Background()
+	accounts := map[string]*member.Account{}
+	account := func(p person) *member.Account {
+		id := p.id
+		if p.mergedInto != "" {
+			id = p.mergedInto
+		}
+		if accounts[id] == nil {
+			accounts[id] = &member.Account{OneID: id}
+		}
+		return accounts[id]
+	}
 	for _, p := range people {
 		m := member.Member{OneID: p.id, Pool: p.pool, Channels: p.channels, MergedInto: p.mergedInto,
 			Identities: []member.StoredIdentity{{Type: "phone", Key: "k" + p.id, Masked: "138****" + p.id[3:], Channel: "app"}}}
 		require.NoError(t, s.Set(ctx, member.Members, p.id, m))
-		acct := member.Account{OneID: p.id}
-		acct.Balance = p.balance
+		acct := account(p)
+		acct.Balance += p.balance
 		for i, o := range p.orders {
 			paid := member.IndexTime(daysAgo(o.daysAgo))
 			od := member.Order{OrderID: p.id + string(rune('0'+i)), Channel: "jd", OneID: p.id, PaidAt: paid, PaidAtUTC: &paid,
@@ -77,8 +93,8 @@ func seed(t *testing.T, s store.Store) {
 				acct.LastOrderAt = &paid
 			}
 		}
-		if len(p.orders) > 0 || p.balance > 0 {
-			require.NoError(t, s.Set(ctx, member.Accounts, p.id, acct))
+		if p.mergedInto != "" && (len(p.orders) > 0 || p.balance > 0) {
+			require.NoError(t, s.Set(ctx, member.Accounts, p.id, member.Account{OneID: p.id, MergedInto: p.mergedInto}))
 		}
 		if len(p.interactions) > 0 {
 			act := member.Activity{OneID: p.id}
@@ -92,6 +108,11 @@ func seed(t *testing.T, s store.Store) {
 		}
 		if p.tag != "" {
 			require.NoError(t, s.Set(ctx, member.Tags, member.TagKey(p.tag, p.id), member.Tag{Tag: p.tag, OneID: p.id, At: now}))
+		}
+	}
+	for id, acct := range accounts {
+		if acct.OrderCount > 0 || acct.Balance > 0 {
+			require.NoError(t, s.Set(ctx, member.Accounts, id, *acct))
 		}
 	}
 }
@@ -149,4 +170,64 @@ func TestSegmentsSelectByIndexedFacts(t *testing.T) {
 		assert.Equal(t, []string{"om_a", "om_b"}, []string{samples[0].OneID, samples[1].OneID})
 		assert.Equal(t, "138****a", samples[0].Phone, "a sample shows the masked phone only")
 	})
+}
+
+// TestSegmentsCountAMergedPersonOnce is the finding: window sums keyed orders and
+// interactions by the OneID that first saw them and skipped absorbed members, so a merged person was
+// undercounted (om_j: ¥300 of its own in 30 days and ¥300 more as om_k) or wrongly dormant (om_h
+// interacted as om_i). After a split restores om_k, its orders count for om_k again.
+func TestSegmentsCountAMergedPersonOnce(t *testing.T) {
+	merged := []person{
+		{id: "om_h", pool: "plaintext", channels: []string{"jd"}, orders: []order{{200, 150000, 0}}},
+		{id: "om_i", pool: "plaintext", mergedInto: "om_h", channels: []string{"app"}, interactions: repeat(10, 3), tag: "vip"},
+		{id: "om_j", pool: "plaintext", channels: []string{"tmall"}, orders: []order{{10, 30000, 0}}, interactions: repeat(5, 6)},
+		{id: "om_k", pool: "plaintext", mergedInto: "om_j", channels: []string{"jd"}, orders: []order{{12, 30000, 0}}, interactions: repeat(6, 6)},
+	}
+	catalog, err := segment.Default()
+	require.NoError(t, err)
+	dormant, err := catalog.Get("dormant")
+	require.NoError(t, err)
+	highValue, err := catalog.Get("high-value")
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		rule segment.Rule
+		want []string
+	}{
+		{"high-value counts the absorbed member's orders and interactions", highValue.Rule, []string{"om_j"}},
+		{"orders in 30 days", segment.Rule{Orders: &segment.Window{Days: 30, Range: segment.Range{Min: n(2)}}}, []string{"om_j"}},
+		{"spend in 30 days", segment.Rule{SpendFen: &segment.Window{Days: 30, Range: segment.Range{Min: n(60000)}}}, []string{"om_j"}},
+		{"not dormant: interacted as the absorbed member", dormant.Rule, nil},
+		{"interacted within two weeks", segment.Rule{DaysSinceLastInteraction: &segment.Range{Max: n(14)}}, []string{"om_h", "om_j"}},
+		{"the absorbed member's tag", segment.Rule{Tags: []string{"vip"}}, []string{"om_h"}},
+	}
+	teststores.Each(t, member.Indexes, func(t *testing.T, s store.Store) {
+		seedPeople(t, s, merged)
+		ix := member.SegmentIndex{Store: s}
+		for _, tt := range tests {
+			got, err := segment.Evaluate(context.Background(), ix, tt.rule, now)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, nilIfEmpty(got.Sorted()), "%s: got members, want", tt.name)
+		}
+
+		// A split gives om_k back its identities (match), its orders and their totals (points-award).
+		ctx := context.Background()
+		var k member.Member
+		require.NoError(t, s.Get(ctx, member.Members, "om_k", &k))
+		k.MergedInto = ""
+		require.NoError(t, s.Set(ctx, member.Members, "om_k", k))
+		got, err := segment.Evaluate(ctx, ix, segment.Rule{SpendFen: &segment.Window{Days: 30, Range: segment.Range{Min: n(30000)}}}, now)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"om_j", "om_k"}, got.Sorted(), "after the split each counts its own orders")
+		got, err = segment.Evaluate(ctx, ix, segment.Rule{SpendFen: &segment.Window{Days: 30, Range: segment.Range{Min: n(60000)}}}, now)
+		require.NoError(t, err)
+		assert.Empty(t, got.Sorted(), "nobody has both any more")
+	})
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
