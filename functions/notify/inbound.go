@@ -3,7 +3,6 @@ package notify
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/member"
 	"github.com/omnimember/omnimember/shared/runtime"
@@ -54,7 +54,7 @@ func (h *Handler) inbound(handle func(ctx context.Context, provider string, body
 		if token == "" {
 			token = r.Header.Get("X-Omnimember-Token")
 		}
-		if h.Inbound.Token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(h.Inbound.Token)) != 1 {
+		if h.Inbound.Token == "" || !credential.Same(token, h.Inbound.Token) {
 			runtime.WriteError(w, http.StatusUnauthorized, "token", "a valid callback token is required")
 			return
 		}

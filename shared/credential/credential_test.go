@@ -211,3 +211,20 @@ func TestOnlyANamedPatternSendsHistory(t *testing.T) {
 		assert.Equal(t, tt.want, tt.sender.MaySendHistory(), "%s: got, want", tt.sender.Name)
 	}
 }
+
+func TestSameComparesWholeTokens(t *testing.T) {
+	const token = "operator-token-0123456789"
+	tests := []struct {
+		presented string
+		want      bool
+	}{
+		{token, true},
+		{token[:len(token)-1], false},
+		{token + "x", false},
+		{"", false},
+		{"OPERATOR-TOKEN-0123456789", false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, Same(tt.presented, token), "Same(%q): got, want", tt.presented)
+	}
+}

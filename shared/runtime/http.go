@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/omnimember/omnimember/events"
+	"github.com/omnimember/omnimember/shared/credential"
 	"github.com/omnimember/omnimember/shared/receipt"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -215,8 +215,8 @@ func RequireBearer(token string, next http.Handler) http.Handler {
 			WriteError(w, http.StatusForbidden, "", "this endpoint is disabled: its bearer token is not configured")
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		got, ok := credential.Bearer(r.Header.Get("Authorization"))
+		if !ok || !credential.Same(got, token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="omnimember"`)
 			WriteError(w, http.StatusUnauthorized, "", "a valid bearer token is required")
 			return
