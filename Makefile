@@ -64,17 +64,23 @@ OVERLAY ?= dev
 REGISTRY ?=
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 
+# IMAGES are every image a cluster runs: the functions and deploy's setup job (nats-setup, built
+# from deploy/cmd/natssetup), which makes the streams and consumers before any function runs.
+IMAGES := $(FUNCTIONS) nats-setup
+image_src = $(if $(filter nats-setup,$(1)),deploy,functions/$(1))
+image_pkg = $(if $(filter nats-setup,$(1)),./cmd/natssetup,./cmd/$(1))
+
 .PHONY: image
 image: ## one function's OCI image without Docker: make image FUNC=match [REGISTRY=registry.example.com/omnimember]
 	@test -n "$(FUNC)" || { echo "usage: make image FUNC=match [REGISTRY=...] [TAG=...]"; exit 1; }
 	@mkdir -p bin
-	cd functions/$(FUNC) && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags='-s -w' -o ../../bin/$(FUNC) ./cmd/$(FUNC)
+	cd $(call image_src,$(FUNC)) && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags='-s -w' -o $(CURDIR)/bin/$(FUNC) $(call image_pkg,$(FUNC))
 	cd deploy && GOWORK=off go run ./cmd/image -func $(FUNC) -binary ../bin/$(FUNC) \
 		$(if $(REGISTRY),-push $(REGISTRY)/$(FUNC):$(TAG),-out ../bin/$(FUNC).tar)
 
 .PHONY: images
 images: ## every function's image, with sizes (same REGISTRY/TAG as image)
-	@set -e; for f in $(FUNCTIONS); do $(MAKE) --no-print-directory image FUNC=$$f; done
+	@set -e; for f in $(IMAGES); do $(MAKE) --no-print-directory image FUNC=$$f; done
 
 .PHONY: render
 render: ## print what Kubernetes gets: make render [OVERLAY=prod] [FUNC=match]
@@ -91,7 +97,9 @@ nats-secrets: ## print the NATS Secrets with fresh keys (an nkey user per functi
 	@cd deploy && GOWORK=off go run ./cmd/natskeys
 
 .PHONY: deploy-platform
-deploy-platform: ## apply the whole overlay (namespace, NATS, policy, config, jobs and every function)
+deploy-platform: ## apply the whole overlay (namespace, NATS and its setup job, policy, every function with its config and jobs)
+	@# A Job cannot change in place: the previous setup job goes first (it only makes what exists already).
+	kubectl -n omnimember delete job nats-setup --ignore-not-found
 	kubectl apply -k deploy/overlays/$(OVERLAY)
 
 .PHONY: deadletters

@@ -383,6 +383,7 @@ func TestNATSServerFromTheManifests(t *testing.T) {
 				t.Run(f.name, func(t *testing.T) { checkFunctionUser(t, srv, s, op, f) })
 			}
 			t.Run("ingest keeps raw pushes and its pollers' cursors", func(t *testing.T) { checkIngestExtras(t, srv, s) })
+			t.Run("the setup job makes streams and consumers, nothing else", func(t *testing.T) { checkSetupUser(t, srv, s) })
 			t.Run("the operator lists and replays dead letters", func(t *testing.T) { checkOperator(t, op) })
 		})
 	}
@@ -484,6 +485,37 @@ func checkIngestExtras(t *testing.T, srv *server.Server, s natsSetup) {
 		require.NoError(t, m.nc.Publish(subject, nil))
 		m.refused(t, `publish to "`+subject+`"`)
 	}
+}
+
+// checkSetupUser: the setup job's user makes the streams and every function's consumer, and is
+// refused publishing an event, pulling a consumer, reading an inbox not its own and deleting.
+func checkSetupUser(t *testing.T, srv *server.Server, s natsSetup) {
+	c := connectAs(t, srv, s, natsauth.Setup)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, stream.Ensure(ctx, c.js, stream.DefaultTopology()), "the streams")
+	for _, f := range natsFunctions {
+		if len(f.consumes) == 0 {
+			continue
+		}
+		_, err := c.js.CreateOrUpdateConsumer(ctx, stream.Events, stream.ConsumerConfig(f.name, f.consumes, 30*time.Second, 64))
+		require.NoError(t, err, "create %s's consumer (refusals %q)", f.name, c.errors())
+	}
+	for _, subject := range []string{
+		events.Subject(events.OrderPaid),
+		"$JS.API.CONSUMER.MSG.NEXT." + stream.Events + ".match",
+		"$JS.API.CONSUMER.DELETE." + stream.Events + ".match",
+		"$JS.API.CONSUMER.CREATE." + stream.Events + ".stranger",
+		"$JS.API.STREAM.DELETE." + stream.Events,
+		"$JS.API.STREAM.PURGE." + stream.Events,
+		stream.DeadLetterSubject("match"),
+	} {
+		require.NoError(t, c.nc.Publish(subject, nil))
+		c.refused(t, `publish to "`+subject+`"`)
+	}
+	_, err := c.nc.SubscribeSync(natsauth.InboxPrefix("match") + ".>")
+	require.NoError(t, err)
+	c.refused(t, `subscription to "`+natsauth.InboxPrefix("match")+`.>"`)
 }
 
 // checkOperator: the tools run by hand read and replay dead letters and read the raw archive.

@@ -48,7 +48,8 @@ func (r *rendered) checkNATSClient(t *testing.T, where string, podLabels map[str
 				continue
 			}
 			assert.Equal(t, "true", podLabels[natsClientLabel], "%s reads NATS_URL but the NetworkPolicy would refuse it", where)
-			assert.Contains(t, natsauth.Functions, user, "%s reads NATS_URL but has no NATS user", where)
+			assert.Contains(t, natsauth.Users(), user, "%s reads NATS_URL but has no NATS user", where)
+			assert.NotEqual(t, natsauth.Operator, user, "%s: no pod holds the operator's seed", where)
 			var inbox string
 			for _, e := range c.Env {
 				if e.Name == "NATS_INBOX_PREFIX" {

@@ -42,6 +42,7 @@ type rendered struct {
 	scaled       map[string]kedav1alpha1.ScaledObject
 	configMaps   map[string]corev1.ConfigMap
 	cronJobs     map[string]batchv1.CronJob
+	jobs         map[string]batchv1.Job
 	certificates map[string]certmanagerv1.Certificate
 	issuers      map[string]certmanagerv1.Issuer
 	secrets      map[string][]string // deploy/secrets templates and Certificates' Secrets: name → keys
@@ -53,7 +54,7 @@ func render(t *testing.T, dir string) *rendered {
 	require.NoError(t, err)
 	r := &rendered{dir: dir, all: all, deployments: map[string]appsv1.Deployment{}, statefulSets: map[string]appsv1.StatefulSet{},
 		knative: map[string]servingv1.Service{}, scaled: map[string]kedav1alpha1.ScaledObject{},
-		configMaps: map[string]corev1.ConfigMap{}, cronJobs: map[string]batchv1.CronJob{}, secrets: secretTemplates(t),
+		configMaps: map[string]corev1.ConfigMap{}, cronJobs: map[string]batchv1.CronJob{}, jobs: map[string]batchv1.Job{}, secrets: secretTemplates(t),
 		certificates: map[string]certmanagerv1.Certificate{}, issuers: map[string]certmanagerv1.Issuer{}}
 	for _, res := range all {
 		r.decode(t, res)
@@ -85,6 +86,8 @@ func (r *rendered) decode(t *testing.T, res *resource.Resource) {
 		r.configMaps[name] = strictInto[corev1.ConfigMap](t, where, raw)
 	case "batch/v1/CronJob":
 		r.cronJobs[name] = strictInto[batchv1.CronJob](t, where, raw)
+	case "batch/v1/Job":
+		r.jobs[name] = strictInto[batchv1.Job](t, where, raw)
 	case "v1/Service":
 		strictInto[corev1.Service](t, where, raw)
 	case "v1/Namespace":
@@ -156,6 +159,10 @@ func TestEveryKustomizationRendersIntoValidObjects(t *testing.T) {
 			}
 			for name, c := range r.cronJobs {
 				r.checkCronJob(t, name, c)
+			}
+			for name, j := range r.jobs {
+				r.checkNATSClient(t, "job "+name, j.Spec.Template.Labels, j.Spec.Template.Spec)
+				r.checkPod(t, "job "+name, j.Spec.Template.Spec)
 			}
 			for name, so := range r.scaled {
 				r.checkScaledObject(t, name, so)
