@@ -228,7 +228,7 @@ func TestNATSCertificateChain(t *testing.T) {
 			r := render(t, dir)
 			c, ok := r.certificates[natsCertificate]
 			require.True(t, ok)
-			host := strings.TrimPrefix(r.configMaps["omnimember-config"].Data["NATS_URL"], "tls://")
+			host := strings.TrimPrefix(r.runtimeConfig(t, "match").Data["NATS_URL"], "tls://")
 			host, _, err := net.SplitHostPort(host)
 			require.NoError(t, err)
 			assert.True(t, certifies(c, host), "the certificate names %s, the host of NATS_URL", host)
