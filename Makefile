@@ -64,22 +64,19 @@ OVERLAY ?= dev
 REGISTRY ?=
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 
-# IMAGES are every image a cluster runs: the functions and deploy's setup job (nats-setup, built
-# from deploy/cmd/natssetup), which makes the streams and consumers before any function runs.
+# IMAGES are every image a cluster runs: the functions and deploy's setup job (nats-setup, from
+# deploy/cmd/natssetup), which makes the streams and consumers before any function runs.
 IMAGES := $(FUNCTIONS) nats-setup
-image_src = $(if $(filter nats-setup,$(1)),deploy,functions/$(1))
-image_pkg = $(if $(filter nats-setup,$(1)),./cmd/natssetup,./cmd/$(1))
 
 .PHONY: image
-image: ## one function's OCI image without Docker: make image FUNC=match [REGISTRY=registry.example.com/omnimember]
-	@test -n "$(FUNC)" || { echo "usage: make image FUNC=match [REGISTRY=...] [TAG=...]"; exit 1; }
+image: ## one image without Docker, built and measured by deploy/cmd/image: make image FUNC=match [REGISTRY=registry.example.com/omnimember TAG=v1]
+	@test -n "$(FUNC)" || { echo "usage: make image FUNC=match|...|nats-setup [REGISTRY=...] [TAG=...]"; exit 1; }
 	@mkdir -p bin
-	cd $(call image_src,$(FUNC)) && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags='-s -w' -o $(CURDIR)/bin/$(FUNC) $(call image_pkg,$(FUNC))
-	cd deploy && GOWORK=off go run ./cmd/image -func $(FUNC) -binary ../bin/$(FUNC) \
+	cd deploy && GOWORK=off go run ./cmd/image -root .. -func $(FUNC) -binary ../bin/$(FUNC) \
 		$(if $(REGISTRY),-push $(REGISTRY)/$(FUNC):$(TAG),-out ../bin/$(FUNC).tar)
 
 .PHONY: images
-images: ## every function's image, with sizes (same REGISTRY/TAG as image)
+images: ## every image (the functions and nats-setup), with sizes; fails over 25 MiB unpacked (same REGISTRY/TAG as image)
 	@set -e; for f in $(IMAGES); do $(MAKE) --no-print-directory image FUNC=$$f; done
 
 .PHONY: render
