@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path"
@@ -384,6 +385,7 @@ func TestNATSServerFromTheManifests(t *testing.T) {
 			}
 			t.Run("ingest keeps raw pushes and its pollers' cursors", func(t *testing.T) { checkIngestExtras(t, srv, s) })
 			t.Run("the setup job makes streams and consumers, nothing else", func(t *testing.T) { checkSetupUser(t, srv, s) })
+			t.Run("campaign holds its sending campaigns and schedules its triggers", func(t *testing.T) { checkCampaignExtras(t, srv, s) })
 			t.Run("the operator lists and replays dead letters", func(t *testing.T) { checkOperator(t, op) })
 		})
 	}
@@ -516,6 +518,37 @@ func checkSetupUser(t *testing.T, srv *server.Server, s natsSetup) {
 	_, err := c.nc.SubscribeSync(natsauth.InboxPrefix("match") + ".>")
 	require.NoError(t, err)
 	c.refused(t, `subscription to "`+natsauth.InboxPrefix("match")+`.>"`)
+}
+
+// checkCampaignExtras: campaign's worker makes, pulls and acks consumer campaign-sending and
+// schedules its triggers, as its code does; match may do neither.
+func checkCampaignExtras(t *testing.T, srv *server.Server, s natsSetup) {
+	c := connectAs(t, srv, s, campaign.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rt, err := runtime.New(ctx, runtime.Defaults(), c.nc, slog.New(slog.DiscardHandler))
+	require.NoError(t, err, "its streams (refusals %q)", c.errors())
+	ev, err := events.New(events.CampaignTriggered, "cmp_test", events.Source(campaign.Name), time.Now(), events.CampaignTriggeredData{
+		CampaignID: "cmp_test", Segment: "dormant", Channel: "outbox", Template: "reactivation", TriggeredBy: "scheduler", TriggeredAt: time.Now()})
+	require.NoError(t, err)
+	require.NoError(t, rt.Publisher(campaign.Name).Schedule(ctx, ev, time.Now().Add(time.Second)), "schedule (refusals %q)", c.errors())
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream.Events, campaign.SendingConsumerConfig())
+	require.NoError(t, err, "create %s (refusals %q)", campaign.SendingConsumer, c.errors())
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(15*time.Second))
+	require.NoError(t, err)
+	var got int
+	for m := range batch.Messages() {
+		require.NoError(t, m.DoubleAck(ctx), "ack")
+		got++
+	}
+	require.Equal(t, 1, got, "the scheduled trigger, pulled: got, want")
+
+	m := connectAs(t, srv, s, match.Name)
+	for _, subject := range []string{stream.ScheduleSubject(campaign.Name, "x"), stream.ScheduleSubject(match.Name, "x"),
+		"$JS.API.CONSUMER.MSG.NEXT." + stream.Events + "." + campaign.SendingConsumer} {
+		require.NoError(t, m.nc.Publish(subject, nil))
+		m.refused(t, `publish to "`+subject+`"`)
+	}
 }
 
 // checkOperator: the tools run by hand read and replay dead letters and read the raw archive.

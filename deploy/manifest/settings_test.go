@@ -18,6 +18,7 @@ import (
 
 	"github.com/omnimember/omnimember/deploy/manifest"
 	"github.com/omnimember/omnimember/deploy/natsauth"
+	"github.com/omnimember/omnimember/deploy/natssetup"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
@@ -100,7 +101,8 @@ func (r *rendered) checkMounted(t *testing.T, where string, pod corev1.PodSpec, 
 func checkJetStreamTrigger(t *testing.T, where string, md map[string]string, target appsv1.Deployment) {
 	t.Helper()
 	assert.Equal(t, stream.Events, md["stream"], where)
-	assert.Equal(t, target.Name, md["consumer"], "%s: the runtime's durable consumer is named after the function", where)
+	function := target.Spec.Template.Labels[manifest.NameLabel]
+	assert.Contains(t, natssetup.Durables()[function], md["consumer"], "%s: a consumer of %s the setup job makes", where, function)
 	assert.Equal(t, natsAccount, md["account"], "%s: the account of omnimember's streams (auth.conf)", where)
 	assert.Equal(t, "nats.omnimember.svc.cluster.local:8222", md["natsServerMonitoringEndpoint"], where)
 	for _, k := range []string{"lagThreshold", "activationLagThreshold"} {

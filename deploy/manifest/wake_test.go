@@ -84,13 +84,14 @@ func scalerLag(t *testing.T, monitor string, md map[string]string) (lag int64, f
 	return 0, false
 }
 
-// jetStreamTriggers are the rendered ScaledObjects' nats-jetstream triggers, by ScaledObject.
+// jetStreamTriggers are the rendered ScaledObjects' nats-jetstream triggers, by ScaledObject and
+// consumer ("campaign-worker/campaign-sending").
 func jetStreamTriggers(r *rendered) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for name, so := range r.scaled {
 		for _, tr := range so.Spec.Triggers {
 			if tr.Type == "nats-jetstream" {
-				out[name] = tr.Metadata
+				out[name+"/"+tr.Metadata["consumer"]] = tr.Metadata
 			}
 		}
 	}
@@ -204,7 +205,7 @@ func TestScalerQueryIsKEDAs(t *testing.T) {
 	r := render(t, "../overlays/prod")
 	so := r.scaled["match"]
 	require.NoError(t, kedav1alpha1.ValidateTriggers(so.Spec.Triggers))
-	md := jetStreamTriggers(r)["match"]
+	md := jetStreamTriggers(r)["match/match"]
 	got := scalerQuery(md["natsServerMonitoringEndpoint"], md)
 	assert.Equal(t, "http://nats.omnimember.svc.cluster.local:8222/jsz?acc=OMNIMEMBER&config=true&consumers=true", got, "got, want")
 }

@@ -38,6 +38,26 @@ func Consumers() []Consumer {
 	}
 }
 
+// Others are the durable consumers a function makes beside its own (campaign's worker holds the
+// campaigns still sending on one; its ScaledObject watches it), by function.
+func Others() map[string][]jetstream.ConsumerConfig {
+	return map[string][]jetstream.ConsumerConfig{campaign.Name: {campaign.SendingConsumerConfig()}}
+}
+
+// Durables are the names of every consumer made here, by function: what a ScaledObject may watch.
+func Durables() map[string][]string {
+	out := map[string][]string{}
+	for _, c := range Consumers() {
+		out[c.Function] = append(out[c.Function], c.Function)
+	}
+	for f, cfgs := range Others() {
+		for _, cfg := range cfgs {
+			out[f] = append(out[f], cfg.Durable)
+		}
+	}
+	return out
+}
+
 // Run creates or updates the streams (cfg.Topology) and every consumer as its function does at
 // start (cfg.ConsumerConfig), so running it again, or a function starting later, changes nothing.
 // It returns the consumers it made, by name.
@@ -51,6 +71,12 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg runtime.Config) ([]str
 			return made, fmt.Errorf("consumer %s: %w", c.Function, err)
 		}
 		made = append(made, c.Function)
+		for _, other := range Others()[c.Function] {
+			if _, err := js.CreateOrUpdateConsumer(ctx, stream.Events, other); err != nil {
+				return made, fmt.Errorf("consumer %s: %w", other.Durable, err)
+			}
+			made = append(made, other.Durable)
+		}
 	}
 	return made, nil
 }
