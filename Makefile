@@ -86,6 +86,7 @@ render: ## print what Kubernetes gets: make render [OVERLAY=prod] [FUNC=match]
 .PHONY: deploy
 deploy: ## apply one function alone: make deploy FUNC=match OVERLAY=prod IMAGE=registry.example.com/omnimember/match@sha256:...
 	@test -n "$(FUNC)" || { echo "usage: make deploy FUNC=match [OVERLAY=dev|prod] [IMAGE=ref]"; exit 1; }
+	$(if $(filter nats,$(FUNC)),kubectl -n omnimember delete job nats-setup --ignore-not-found)
 	cd deploy && GOWORK=off go run ./cmd/render -overlay overlays/$(OVERLAY) -func $(FUNC) $(if $(IMAGE),-image $(IMAGE)) \
 		| kubectl apply -f -
 
