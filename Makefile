@@ -64,17 +64,20 @@ OVERLAY ?= dev
 REGISTRY ?=
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 
+# IMAGES are every image a cluster runs: the functions and deploy's setup job (nats-setup, from
+# deploy/cmd/natssetup), which makes the streams and consumers before any function runs.
+IMAGES := $(FUNCTIONS) nats-setup
+
 .PHONY: image
-image: ## one function's OCI image without Docker: make image FUNC=match [REGISTRY=registry.example.com/omnimember]
-	@test -n "$(FUNC)" || { echo "usage: make image FUNC=match [REGISTRY=...] [TAG=...]"; exit 1; }
+image: ## one image without Docker, built and measured by deploy/cmd/image: make image FUNC=match [REGISTRY=registry.example.com/omnimember TAG=v1]
+	@test -n "$(FUNC)" || { echo "usage: make image FUNC=match|...|nats-setup [REGISTRY=...] [TAG=...]"; exit 1; }
 	@mkdir -p bin
-	cd functions/$(FUNC) && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags='-s -w' -o ../../bin/$(FUNC) ./cmd/$(FUNC)
-	cd deploy && GOWORK=off go run ./cmd/image -func $(FUNC) -binary ../bin/$(FUNC) \
+	cd deploy && GOWORK=off go run ./cmd/image -root .. -func $(FUNC) -binary ../bin/$(FUNC) \
 		$(if $(REGISTRY),-push $(REGISTRY)/$(FUNC):$(TAG),-out ../bin/$(FUNC).tar)
 
 .PHONY: images
-images: ## every function's image, with sizes (same REGISTRY/TAG as image)
-	@set -e; for f in $(FUNCTIONS); do $(MAKE) --no-print-directory image FUNC=$$f; done
+images: ## every image (the functions and nats-setup), with sizes; fails over 25 MiB unpacked (same REGISTRY/TAG as image)
+	@set -e; for f in $(IMAGES); do $(MAKE) --no-print-directory image FUNC=$$f; done
 
 .PHONY: render
 render: ## print what Kubernetes gets: make render [OVERLAY=prod] [FUNC=match]
@@ -83,6 +86,7 @@ render: ## print what Kubernetes gets: make render [OVERLAY=prod] [FUNC=match]
 .PHONY: deploy
 deploy: ## apply one function alone: make deploy FUNC=match OVERLAY=prod IMAGE=registry.example.com/omnimember/match@sha256:...
 	@test -n "$(FUNC)" || { echo "usage: make deploy FUNC=match [OVERLAY=dev|prod] [IMAGE=ref]"; exit 1; }
+	$(if $(filter nats,$(FUNC)),kubectl -n omnimember delete job nats-setup --ignore-not-found)
 	cd deploy && GOWORK=off go run ./cmd/render -overlay overlays/$(OVERLAY) -func $(FUNC) $(if $(IMAGE),-image $(IMAGE)) \
 		| kubectl apply -f -
 
@@ -91,7 +95,9 @@ nats-secrets: ## print the NATS Secrets with fresh keys (an nkey user per functi
 	@cd deploy && GOWORK=off go run ./cmd/natskeys
 
 .PHONY: deploy-platform
-deploy-platform: ## apply the whole overlay (namespace, NATS, policy, config, jobs and every function)
+deploy-platform: ## apply the whole overlay (namespace, NATS and its setup job, policy, every function with its config and jobs)
+	@# A Job cannot change in place: the previous setup job goes first (it only makes what exists already).
+	kubectl -n omnimember delete job nats-setup --ignore-not-found
 	kubectl apply -k deploy/overlays/$(OVERLAY)
 
 .PHONY: deadletters

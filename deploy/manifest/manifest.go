@@ -24,8 +24,10 @@ func Render(dir string) ([]*resource.Resource, error) {
 	return m.Resources(), nil
 }
 
-// ForFunction keeps the objects labelled with the function's name and the ConfigMaps its pods read,
-// so applying them deploys that function alone (with the rules it was validated against).
+// ForFunction keeps the objects labelled with the function's name (its workload, Service,
+// ScaledObject, CronJobs, ServiceAccount and its own ConfigMaps) and any other ConfigMap its pods
+// read, each once, so applying them deploys that function alone (with the rules it was validated
+// against). "nats" names the broker and its setup job the same way.
 func ForFunction(all []*resource.Resource, function string) ([]*resource.Resource, error) {
 	var out []*resource.Resource
 	var configMaps []string
@@ -44,7 +46,9 @@ func ForFunction(all []*resource.Resource, function string) ([]*resource.Resourc
 		return nil, fmt.Errorf("no objects labelled %s=%s", NameLabel, function)
 	}
 	for _, r := range all {
-		if r.GetKind() == "ConfigMap" && slices.Contains(configMaps, r.GetName()) {
+		// A ConfigMap labelled with the function is in already (a pod reading its own config
+		// would otherwise add it twice).
+		if r.GetKind() == "ConfigMap" && slices.Contains(configMaps, r.GetName()) && !slices.Contains(out, r) {
 			out = append(out, r)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path"
@@ -228,7 +229,7 @@ func TestNATSCertificateChain(t *testing.T) {
 			r := render(t, dir)
 			c, ok := r.certificates[natsCertificate]
 			require.True(t, ok)
-			host := strings.TrimPrefix(r.configMaps["omnimember-config"].Data["NATS_URL"], "tls://")
+			host := strings.TrimPrefix(r.runtimeConfig(t, "match").Data["NATS_URL"], "tls://")
 			host, _, err := net.SplitHostPort(host)
 			require.NoError(t, err)
 			assert.True(t, certifies(c, host), "the certificate names %s, the host of NATS_URL", host)
@@ -383,6 +384,8 @@ func TestNATSServerFromTheManifests(t *testing.T) {
 				t.Run(f.name, func(t *testing.T) { checkFunctionUser(t, srv, s, op, f) })
 			}
 			t.Run("ingest keeps raw pushes and its pollers' cursors", func(t *testing.T) { checkIngestExtras(t, srv, s) })
+			t.Run("the setup job makes streams and consumers, nothing else", func(t *testing.T) { checkSetupUser(t, srv, s) })
+			t.Run("campaign holds its sending campaigns and schedules its triggers", func(t *testing.T) { checkCampaignExtras(t, srv, s) })
 			t.Run("the operator lists and replays dead letters", func(t *testing.T) { checkOperator(t, op) })
 		})
 	}
@@ -481,6 +484,68 @@ func checkIngestExtras(t *testing.T, srv *server.Server, s natsSetup) {
 
 	m := connectAs(t, srv, s, match.Name)
 	for _, subject := range []string{stream.RawSubject("pos"), "$KV." + ingest.CursorBucket + ".jd-test", "$KV." + ingest.ConflictBucket + ".k1"} {
+		require.NoError(t, m.nc.Publish(subject, nil))
+		m.refused(t, `publish to "`+subject+`"`)
+	}
+}
+
+// checkSetupUser: the setup job's user makes the streams and every function's consumer, and is
+// refused publishing an event, pulling a consumer, reading an inbox not its own and deleting.
+func checkSetupUser(t *testing.T, srv *server.Server, s natsSetup) {
+	c := connectAs(t, srv, s, natsauth.Setup)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, stream.Ensure(ctx, c.js, stream.DefaultTopology()), "the streams")
+	for _, f := range natsFunctions {
+		if len(f.consumes) == 0 {
+			continue
+		}
+		_, err := c.js.CreateOrUpdateConsumer(ctx, stream.Events, stream.ConsumerConfig(f.name, f.consumes, 30*time.Second, 64))
+		require.NoError(t, err, "create %s's consumer (refusals %q)", f.name, c.errors())
+	}
+	for _, subject := range []string{
+		events.Subject(events.OrderPaid),
+		"$JS.API.CONSUMER.MSG.NEXT." + stream.Events + ".match",
+		"$JS.API.CONSUMER.DELETE." + stream.Events + ".match",
+		"$JS.API.CONSUMER.CREATE." + stream.Events + ".stranger",
+		"$JS.API.STREAM.DELETE." + stream.Events,
+		"$JS.API.STREAM.PURGE." + stream.Events,
+		stream.DeadLetterSubject("match"),
+	} {
+		require.NoError(t, c.nc.Publish(subject, nil))
+		c.refused(t, `publish to "`+subject+`"`)
+	}
+	_, err := c.nc.SubscribeSync(natsauth.InboxPrefix("match") + ".>")
+	require.NoError(t, err)
+	c.refused(t, `subscription to "`+natsauth.InboxPrefix("match")+`.>"`)
+}
+
+// checkCampaignExtras: campaign's worker makes, pulls and acks consumer campaign-sending and
+// schedules its triggers, as its code does; match may do neither.
+func checkCampaignExtras(t *testing.T, srv *server.Server, s natsSetup) {
+	c := connectAs(t, srv, s, campaign.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rt, err := runtime.New(ctx, runtime.Defaults(), c.nc, slog.New(slog.DiscardHandler))
+	require.NoError(t, err, "its streams (refusals %q)", c.errors())
+	ev, err := events.New(events.CampaignTriggered, "cmp_test", events.Source(campaign.Name), time.Now(), events.CampaignTriggeredData{
+		CampaignID: "cmp_test", Segment: "dormant", Channel: "outbox", Template: "reactivation", TriggeredBy: "scheduler", TriggeredAt: time.Now()})
+	require.NoError(t, err)
+	require.NoError(t, rt.Publisher(campaign.Name).Schedule(ctx, ev, time.Now().Add(time.Second)), "schedule (refusals %q)", c.errors())
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream.Events, campaign.SendingConsumerConfig())
+	require.NoError(t, err, "create %s (refusals %q)", campaign.SendingConsumer, c.errors())
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(15*time.Second))
+	require.NoError(t, err)
+	var got int
+	for m := range batch.Messages() {
+		require.NoError(t, m.DoubleAck(ctx), "ack")
+		got++
+	}
+	require.Equal(t, 1, got, "the scheduled trigger, pulled: got, want")
+
+	m := connectAs(t, srv, s, match.Name)
+	for _, subject := range []string{stream.ScheduleSubject(campaign.Name, "x"), stream.ScheduleSubject(match.Name, "x"),
+		"$JS.API.CONSUMER.MSG.NEXT." + stream.Events + "." + campaign.SendingConsumer} {
 		require.NoError(t, m.nc.Publish(subject, nil))
 		m.refused(t, `publish to "`+subject+`"`)
 	}

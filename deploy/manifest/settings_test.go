@@ -18,6 +18,7 @@ import (
 
 	"github.com/omnimember/omnimember/deploy/manifest"
 	"github.com/omnimember/omnimember/deploy/natsauth"
+	"github.com/omnimember/omnimember/deploy/natssetup"
 	"github.com/omnimember/omnimember/shared/broker/brokertest"
 	"github.com/omnimember/omnimember/shared/identity"
 	"github.com/omnimember/omnimember/shared/loyalty"
@@ -44,11 +45,12 @@ func (r *rendered) checkNATSClient(t *testing.T, where string, podLabels map[str
 	user := podLabels[manifest.NameLabel]
 	for _, c := range pod.Containers {
 		for _, from := range c.EnvFrom {
-			if from.ConfigMapRef == nil || from.ConfigMapRef.Name != "omnimember-config" {
+			if from.ConfigMapRef == nil || r.configMaps[from.ConfigMapRef.Name].Data["NATS_URL"] == "" {
 				continue
 			}
 			assert.Equal(t, "true", podLabels[natsClientLabel], "%s reads NATS_URL but the NetworkPolicy would refuse it", where)
-			assert.Contains(t, natsauth.Functions, user, "%s reads NATS_URL but has no NATS user", where)
+			assert.Contains(t, natsauth.Users(), user, "%s reads NATS_URL but has no NATS user", where)
+			assert.NotEqual(t, natsauth.Operator, user, "%s: no pod holds the operator's seed", where)
 			var inbox string
 			for _, e := range c.Env {
 				if e.Name == "NATS_INBOX_PREFIX" {
@@ -56,7 +58,7 @@ func (r *rendered) checkNATSClient(t *testing.T, where string, podLabels map[str
 				}
 			}
 			assert.Equal(t, natsauth.InboxPrefix(user), inbox, "%s: NATS_INBOX_PREFIX, got, want", where)
-			cfg := r.configMaps["omnimember-config"].Data
+			cfg := r.configMaps[from.ConfigMapRef.Name].Data
 			r.checkMounted(t, where, pod, c, cfg["NATS_NKEY"], natsauth.ClientSecret, natsauth.SeedKey(user))
 			r.checkMounted(t, where, pod, c, cfg["NATS_CA"], r.certificates[natsCertificate].Spec.SecretName, "ca.crt")
 		}
@@ -99,7 +101,8 @@ func (r *rendered) checkMounted(t *testing.T, where string, pod corev1.PodSpec, 
 func checkJetStreamTrigger(t *testing.T, where string, md map[string]string, target appsv1.Deployment) {
 	t.Helper()
 	assert.Equal(t, stream.Events, md["stream"], where)
-	assert.Equal(t, target.Name, md["consumer"], "%s: the runtime's durable consumer is named after the function", where)
+	function := target.Spec.Template.Labels[manifest.NameLabel]
+	assert.Contains(t, natssetup.Durables()[function], md["consumer"], "%s: a consumer of %s the setup job makes", where, function)
 	assert.Equal(t, natsAccount, md["account"], "%s: the account of omnimember's streams (auth.conf)", where)
 	assert.Equal(t, "nats.omnimember.svc.cluster.local:8222", md["natsServerMonitoringEndpoint"], where)
 	for _, k := range []string{"lagThreshold", "activationLagThreshold"} {
@@ -110,55 +113,86 @@ func checkJetStreamTrigger(t *testing.T, where string, md map[string]string, tar
 	assert.Equal(t, "true", target.Spec.Template.Labels[natsClientLabel], where)
 }
 
-// TestConfigIsWhatTheFunctionsAccept sets the rendered ConfigMap as the environment and parses it
-// with the functions' own config code, and the rules files with the functions' own rule parsers.
-// The files NATS_NKEY and NATS_CA name are mounted from Secrets in a cluster (checkNATSClient);
-// here they are a fresh seed and CA.
+// TestConfigIsWhatTheFunctionsAccept sets each function's rendered ConfigMap as the environment and
+// parses it with the functions' own config code, and its rules files with the functions' own rule
+// parsers. The files NATS_NKEY and NATS_CA name are mounted from Secrets in a cluster
+// (checkNATSClient); here they are a fresh seed and CA.
 func TestConfigIsWhatTheFunctionsAccept(t *testing.T) {
 	for _, dir := range dirs {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			r := render(t, dir)
-			cfg, ok := r.configMaps["omnimember-config"]
-			require.True(t, ok)
-			for k, v := range cfg.Data {
-				t.Setenv(k, v)
-			}
-			_, clients, err := natsauth.Generate("omnimember")
-			require.NoError(t, err)
-			seed := filepath.Join(t.TempDir(), "seed")
-			require.NoError(t, os.WriteFile(seed, []byte(clients.StringData[natsauth.SeedKey("match")]), 0o600))
-			t.Setenv("NATS_NKEY", seed)
-			t.Setenv("NATS_CA", brokertest.TLS(t, "nats.omnimember.svc.cluster.local").CA)
-			t.Setenv("NATS_INBOX_PREFIX", natsauth.InboxPrefix("match"))
-			rt, err := runtime.FromEnv()
-			require.NoError(t, err)
-			sc, err := backend.FromEnv()
-			require.NoError(t, err)
-			assert.Equal(t, "firestore", sc.Kind, "a cluster's functions share Firestore, not a per-pod embedded store")
-			replicas := 3
-			if sts := r.statefulSets["nats"]; sts.Spec.Replicas != nil {
-				replicas = int(*sts.Spec.Replicas)
-			}
-			assert.Equal(t, replicas, rt.Topology.Replicas, "stream replicas must match the NATS servers")
-			assert.True(t, strings.HasPrefix(rt.NATSURL, "tls://"), "NATS_URL %s: clients speak TLS", rt.NATSURL)
-
-			rules := r.rulesConfigMap(t)
-			_, err = loyalty.Parse([]byte(rules.Data[filepath.Base(cfg.Data[loyalty.RulesEnv])]))
-			require.NoError(t, err)
-			_, err = identity.ParseRules([]byte(rules.Data[filepath.Base(cfg.Data[identity.RulesEnv])]))
-			require.NoError(t, err)
-		})
+		r := render(t, dir)
+		configs := r.labelled(configLabel, "runtime")
+		require.Len(t, configs, len(natsauth.Functions)+1, "%s: a config per function and the setup job's", dir)
+		for _, cfg := range configs {
+			t.Run(filepath.Base(dir)+" "+cfg.Name, func(t *testing.T) {
+				for k, v := range cfg.Data {
+					t.Setenv(k, v)
+				}
+				_, clients, err := natsauth.Generate("omnimember")
+				require.NoError(t, err)
+				seed := filepath.Join(t.TempDir(), "seed")
+				require.NoError(t, os.WriteFile(seed, []byte(clients.StringData[natsauth.SeedKey("match")]), 0o600))
+				t.Setenv("NATS_NKEY", seed)
+				t.Setenv("NATS_CA", brokertest.TLS(t, "nats.omnimember.svc.cluster.local").CA)
+				t.Setenv("NATS_INBOX_PREFIX", natsauth.InboxPrefix("match"))
+				rt, err := runtime.FromEnv()
+				require.NoError(t, err)
+				sc, err := backend.FromEnv()
+				require.NoError(t, err)
+				assert.Equal(t, "firestore", sc.Kind, "a cluster's functions share Firestore, not a per-pod embedded store")
+				replicas := 3
+				if sts := r.statefulSets["nats"]; sts.Spec.Replicas != nil {
+					replicas = int(*sts.Spec.Replicas)
+				}
+				assert.Equal(t, replicas, rt.Topology.Replicas, "stream replicas must match the NATS servers")
+				assert.True(t, strings.HasPrefix(rt.NATSURL, "tls://"), "NATS_URL %s: clients speak TLS", rt.NATSURL)
+				if cfg.Data[loyalty.RulesEnv] == "" {
+					return
+				}
+				rules := r.rulesConfigMap(t, cfg.Labels[manifest.NameLabel])
+				_, err = loyalty.Parse([]byte(rules.Data[filepath.Base(cfg.Data[loyalty.RulesEnv])]))
+				require.NoError(t, err)
+				_, err = identity.ParseRules([]byte(rules.Data[filepath.Base(cfg.Data[identity.RulesEnv])]))
+				require.NoError(t, err)
+			})
+		}
 	}
 }
 
-func (r *rendered) rulesConfigMap(t *testing.T) corev1.ConfigMap {
+// configLabel sorts the generated ConfigMaps: runtime (a function's settings) or rules.
+const configLabel = "omnimember.dev/config"
+
+// labelled lists the ConfigMaps whose label key has value.
+func (r *rendered) labelled(key, value string) []corev1.ConfigMap {
+	var out []corev1.ConfigMap
+	for _, cm := range r.configMaps {
+		if cm.Labels[key] == value {
+			out = append(out, cm)
+		}
+	}
+	return out
+}
+
+// runtimeConfig is the settings ConfigMap of component (a function, or nats for the setup job).
+func (r *rendered) runtimeConfig(t *testing.T, component string) corev1.ConfigMap {
 	t.Helper()
-	for name, cm := range r.configMaps {
-		if strings.HasPrefix(name, "omnimember-rules-") {
+	for _, cm := range r.labelled(configLabel, "runtime") {
+		if cm.Labels[manifest.NameLabel] == component {
 			return cm
 		}
 	}
-	t.Fatalf("%s: no omnimember-rules ConfigMap", r.dir)
+	t.Fatalf("%s: no settings ConfigMap of %s", r.dir, component)
+	return corev1.ConfigMap{}
+}
+
+// rulesConfigMap is function's own rules ConfigMap.
+func (r *rendered) rulesConfigMap(t *testing.T, function string) corev1.ConfigMap {
+	t.Helper()
+	for _, cm := range r.labelled(configLabel, "rules") {
+		if cm.Labels[manifest.NameLabel] == function {
+			return cm
+		}
+	}
+	t.Fatalf("%s: no rules ConfigMap of %s", r.dir, function)
 	return corev1.ConfigMap{}
 }
 

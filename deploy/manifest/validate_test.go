@@ -34,17 +34,19 @@ var dirs = []string{"../base", "../overlays/dev", "../overlays/prod"}
 
 // rendered is one kustomization's output, decoded into the engines' own API types.
 type rendered struct {
-	dir          string
-	all          []*resource.Resource
-	deployments  map[string]appsv1.Deployment
-	statefulSets map[string]appsv1.StatefulSet
-	knative      map[string]servingv1.Service
-	scaled       map[string]kedav1alpha1.ScaledObject
-	configMaps   map[string]corev1.ConfigMap
-	cronJobs     map[string]batchv1.CronJob
-	certificates map[string]certmanagerv1.Certificate
-	issuers      map[string]certmanagerv1.Issuer
-	secrets      map[string][]string // deploy/secrets templates and Certificates' Secrets: name → keys
+	dir             string
+	all             []*resource.Resource
+	deployments     map[string]appsv1.Deployment
+	statefulSets    map[string]appsv1.StatefulSet
+	knative         map[string]servingv1.Service
+	scaled          map[string]kedav1alpha1.ScaledObject
+	configMaps      map[string]corev1.ConfigMap
+	cronJobs        map[string]batchv1.CronJob
+	jobs            map[string]batchv1.Job
+	serviceAccounts map[string]corev1.ServiceAccount
+	certificates    map[string]certmanagerv1.Certificate
+	issuers         map[string]certmanagerv1.Issuer
+	secrets         map[string][]string // deploy/secrets templates and Certificates' Secrets: name → keys
 }
 
 func render(t *testing.T, dir string) *rendered {
@@ -53,7 +55,7 @@ func render(t *testing.T, dir string) *rendered {
 	require.NoError(t, err)
 	r := &rendered{dir: dir, all: all, deployments: map[string]appsv1.Deployment{}, statefulSets: map[string]appsv1.StatefulSet{},
 		knative: map[string]servingv1.Service{}, scaled: map[string]kedav1alpha1.ScaledObject{},
-		configMaps: map[string]corev1.ConfigMap{}, cronJobs: map[string]batchv1.CronJob{}, secrets: secretTemplates(t),
+		configMaps: map[string]corev1.ConfigMap{}, cronJobs: map[string]batchv1.CronJob{}, jobs: map[string]batchv1.Job{}, serviceAccounts: map[string]corev1.ServiceAccount{}, secrets: secretTemplates(t),
 		certificates: map[string]certmanagerv1.Certificate{}, issuers: map[string]certmanagerv1.Issuer{}}
 	for _, res := range all {
 		r.decode(t, res)
@@ -85,10 +87,14 @@ func (r *rendered) decode(t *testing.T, res *resource.Resource) {
 		r.configMaps[name] = strictInto[corev1.ConfigMap](t, where, raw)
 	case "batch/v1/CronJob":
 		r.cronJobs[name] = strictInto[batchv1.CronJob](t, where, raw)
+	case "batch/v1/Job":
+		r.jobs[name] = strictInto[batchv1.Job](t, where, raw)
 	case "v1/Service":
 		strictInto[corev1.Service](t, where, raw)
 	case "v1/Namespace":
 		strictInto[corev1.Namespace](t, where, raw)
+	case "v1/ServiceAccount":
+		r.serviceAccounts[name] = strictInto[corev1.ServiceAccount](t, where, raw)
 	case "policy/v1/PodDisruptionBudget":
 		pdb := strictInto[policyv1.PodDisruptionBudget](t, where, raw)
 		checkSelector(t, where, pdb.Spec.Selector, nil)
@@ -156,6 +162,10 @@ func TestEveryKustomizationRendersIntoValidObjects(t *testing.T) {
 			}
 			for name, c := range r.cronJobs {
 				r.checkCronJob(t, name, c)
+			}
+			for name, j := range r.jobs {
+				r.checkNATSClient(t, "job "+name, j.Spec.Template.Labels, j.Spec.Template.Spec)
+				r.checkPod(t, "job "+name, j.Spec.Template.Spec)
 			}
 			for name, so := range r.scaled {
 				r.checkScaledObject(t, name, so)
@@ -287,9 +297,7 @@ func TestFunctionsAllHaveManifests(t *testing.T) {
 		objs, err := manifest.ForFunction(r.all, f)
 		require.NoError(t, err)
 		for _, o := range objs {
-			if o.GetKind() != "ConfigMap" {
-				assert.Equal(t, f, o.GetLabels()[manifest.NameLabel], "object %s/%s", o.GetKind(), o.GetName())
-			}
+			assert.Equal(t, f, o.GetLabels()[manifest.NameLabel], "object %s/%s: got the component, want the function", o.GetKind(), o.GetName())
 		}
 	}
 }
@@ -315,13 +323,13 @@ func TestForFunctionTakesItsObjectsConfigMapsAndImage(t *testing.T) {
 	var got []string
 	for _, o := range objs {
 		name := o.GetName()
-		if strings.HasPrefix(name, "omnimember-rules-") { // kustomize appends a hash of the rules
-			name = "omnimember-rules"
+		if o.GetKind() == "ConfigMap" { // kustomize appends a hash of the content
+			name = name[:strings.LastIndex(name, "-")]
 		}
 		got = append(got, o.GetKind()+"/"+name)
 	}
-	assert.ElementsMatch(t, []string{"Deployment/match", "Service/match", "ScaledObject/match",
-		"ConfigMap/omnimember-config", "ConfigMap/omnimember-rules"}, got)
+	assert.ElementsMatch(t, []string{"Deployment/match", "Service/match", "ScaledObject/match", "ServiceAccount/match",
+		"ConfigMap/match-config", "ConfigMap/match-rules"}, got, "got, want")
 
 	require.NoError(t, manifest.SetImage(objs, "match", "registry.example.com/omnimember/match@sha256:"+strings.Repeat("a", 64)))
 	out, err := manifest.YAML(objs)

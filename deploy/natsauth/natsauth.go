@@ -20,6 +20,11 @@ var Functions = []string{"ingest", "match", "points-award", "tier-evaluate", "no
 // Operator names the operator's user.
 const Operator = "operator"
 
+// Setup names the user of the deploy-time job (base/nats-setup.yaml) that makes the streams and
+// every function's durable consumer before any function runs: it may create and update those and
+// nothing else (no event, no pull, no delete).
+const Setup = "nats-setup"
+
 // Secret names and keys the manifests use.
 const (
 	// ServerSecret is read by the NATS servers: JETSTREAM_KEY and every user's public nkey.
@@ -31,7 +36,7 @@ const (
 )
 
 // Users are every user of auth.conf.
-func Users() []string { return append(append([]string(nil), Functions...), Operator) }
+func Users() []string { return append(append([]string(nil), Functions...), Setup, Operator) }
 
 // PublicKeyKey is the key of user's public nkey in ServerSecret.
 func PublicKeyKey(user string) string { return user + "-nkey" }

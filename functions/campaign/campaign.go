@@ -106,7 +106,9 @@ type Handler struct {
 	Token       string // marketers' bearer token (console and API)
 	AdminToken  string // the scheduler's bearer token
 	PollEvery   time.Duration
+	Role        string // RoleAll, RoleAPI or RoleWorker (CAMPAIGN_ROLE)
 	Log         *slog.Logger
+	holds       *holds
 	wake        chan struct{}
 	initialized bool
 }
@@ -129,12 +131,26 @@ func (h *Handler) Init() {
 	h.initialized = true
 }
 
-// Function is the campaign function as the runtime runs it.
+// Roles split the function in a cluster (CAMPAIGN_ROLE): the API (console and routes, woken by
+// marketers' requests: a Knative Service) and the worker (its consumer, the fan-out and the
+// scheduler, woken by JetStream lag: a Deployment KEDA scales), so each scales to zero on what wakes
+// it. Unset, one process does both (make run, the tests).
+const (
+	RoleAll    = ""
+	RoleAPI    = "api"
+	RoleWorker = "worker"
+)
+
+// Function is the campaign function as the runtime runs it, in h.Role.
 func (h *Handler) Function() runtime.Function {
 	if !h.initialized {
 		h.Init()
 	}
-	return runtime.Function{Name: Name, Consumes: Consumes, Emits: Emits, Handle: h.Handle, Routes: h.Routes, Background: h.Dispatch}
+	fn := runtime.Function{Name: Name, Consumes: Consumes, Emits: Emits, Handle: h.Handle, Routes: h.Routes, Background: h.Dispatch}
+	if h.Role == RoleAPI {
+		fn.Consumes, fn.Handle, fn.Background = nil, nil, nil
+	}
+	return fn
 }
 
 // Handle selects a triggered campaign's members, or counts a notification's outcome.
@@ -146,6 +162,9 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) ([]cloudeven
 			return nil, runtime.Permanent(err)
 		}
 		runtime.Annotate(ctx, "campaignId", d.CampaignID)
+		if err := h.triggerDue(ctx, d.CampaignID); err != nil {
+			return nil, err
+		}
 		if err := h.selectTargets(ctx, d.CampaignID); err != nil {
 			return nil, fmt.Errorf("select members of campaign %s: %w", d.CampaignID, err)
 		}

@@ -16,7 +16,8 @@ type Config struct {
 	Templates Templates        // built in (templates.json)
 	Rates     Rates            // CAMPAIGN_RATES: sms=200,wecom=100,*=200 (0: unlimited)
 	Brand     string           // CAMPAIGN_BRAND: the brand name messages carry
-	Poll      time.Duration    // CAMPAIGN_POLL: how often the dispatcher looks for due and interrupted campaigns
+	Poll      time.Duration    // CAMPAIGN_POLL: how often the running dispatcher looks for due and interrupted campaigns
+	Role      string           // CAMPAIGN_ROLE: api, worker, or unset for both
 }
 
 // ConfigFromEnv reads and validates the configuration.
@@ -41,6 +42,10 @@ func ConfigFromEnv() (Config, error) {
 			err = errors.New("want at least 100ms")
 		}
 		errs = append(errs, wrap("CAMPAIGN_POLL", err))
+	}
+	c.Role = os.Getenv("CAMPAIGN_ROLE")
+	if c.Role != RoleAll && c.Role != RoleAPI && c.Role != RoleWorker {
+		errs = append(errs, fmt.Errorf("CAMPAIGN_ROLE %q: want %s, %s or unset", c.Role, RoleAPI, RoleWorker))
 	}
 	return c, errors.Join(errs...)
 }

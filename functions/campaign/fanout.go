@@ -130,7 +130,13 @@ func (h *Handler) update(ctx context.Context, id string, change func(c *Campaign
 func (h *Handler) Dispatch(ctx context.Context, pub *runtime.Publisher) {
 	tick := time.NewTicker(h.PollEvery)
 	defer tick.Stop()
+	if err := h.scheduleAll(ctx, pub); err != nil && ctx.Err() == nil {
+		h.Log.Warn("set the schedules of scheduled campaigns", "error", err)
+	}
 	for {
+		if err := h.hold(ctx, pub); err != nil && ctx.Err() == nil {
+			h.Log.Warn("hold the campaigns still sending", "error", err)
+		}
 		if _, err := h.RunDue(ctx, pub, "scheduler"); err != nil && ctx.Err() == nil {
 			h.Log.Warn("scheduled campaigns", "error", err)
 		}
@@ -139,6 +145,9 @@ func (h *Handler) Dispatch(ctx context.Context, pub *runtime.Publisher) {
 		}
 		if err := h.Send(ctx, pub); err != nil && ctx.Err() == nil {
 			h.Log.Warn("campaign fan-out; resumes from its cursor", "error", err)
+		}
+		if err := h.hold(ctx, pub); err != nil && ctx.Err() == nil { // let go of what is done
+			h.Log.Warn("hold the campaigns still sending", "error", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -57,6 +57,7 @@ type env struct {
 	clock *clock
 	rates Rates
 	chunk int
+	role  string // the Handler's Role (RoleAll unless a test splits the function)
 	h     *Handler
 	base  string
 	stop  func()
@@ -106,7 +107,7 @@ func (e *env) handler() *Handler {
 	require.NoError(e.t, err)
 	h := &Handler{Store: e.st, Segments: cat, Templates: tpls, Rates: e.rates, ChunkSize: e.chunk, Now: e.clock.now,
 		Token: token, AdminToken: adminToken, Brand: "山野咖啡", PollEvery: 100 * time.Millisecond,
-		Log: testLog()}
+		Role: e.role, Log: testLog()}
 	h.Init()
 	return h
 }

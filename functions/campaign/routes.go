@@ -34,7 +34,7 @@ func (h *Handler) Routes(mux runtime.Mux, pub *runtime.Publisher) {
 		runtime.WriteJSON(w, http.StatusOK, map[string]any{"templates": h.Templates.List(), "channels": Channels})
 	}))
 	mux.Handle("POST /v1/campaigns:preview", auth(h.preview))
-	mux.Handle("POST /v1/campaigns", auth(h.create))
+	mux.Handle("POST /v1/campaigns", auth(func(w http.ResponseWriter, r *http.Request) { h.create(w, r, pub) }))
 	mux.Handle("GET /v1/campaigns", auth(h.list))
 	mux.Handle("GET /v1/campaigns/{id}", auth(h.get))
 	mux.Handle("POST /v1/campaigns/{ref}", auth(func(w http.ResponseWriter, r *http.Request) { h.trigger(w, r, pub) }))
@@ -133,7 +133,7 @@ func (h *Handler) preview(w http.ResponseWriter, r *http.Request) {
 	runtime.WriteJSON(w, http.StatusOK, map[string]string{"text": vars["text"], "en": en})
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, pub *runtime.Publisher) {
 	var req CreateRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		writeErr(w, err)
@@ -142,6 +142,12 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	c, err := h.Create(r.Context(), req, runtime.Operator(r))
 	if err != nil {
 		writeErr(w, err)
+		return
+	}
+	if err := h.schedule(r.Context(), pub, c); err != nil {
+		// Stored, but nothing would wake the worker at its time; the worker sets every
+		// schedule again when it starts (scheduleAll).
+		writeErr(w, fmt.Errorf("campaign %s stored; setting its schedule failed: %w", c.ID, err))
 		return
 	}
 	runtime.WriteJSON(w, http.StatusCreated, c)

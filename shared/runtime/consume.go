@@ -34,10 +34,17 @@ type consumer struct {
 	replay  func() // counts a receipt replay as a dedupe hit
 }
 
+// ConsumerConfig is the durable consumer of a function consuming eventTypes under this
+// configuration: what the function reconciles at start and what deploy's setup job creates
+// before any function runs (so KEDA sees its lag from the first event). Four pulls' worth of
+// messages may wait for an ack, so a slow handler does not starve the workers.
+func (c Config) ConsumerConfig(function string, eventTypes []string) jetstream.ConsumerConfig {
+	return stream.ConsumerConfig(function, eventTypes, c.AckWait, c.Concurrency*4)
+}
+
 // startConsumer creates the function's durable consumer and starts Concurrency workers on it.
 func startConsumer(ctx context.Context, r *Runtime, fn Function) (*consumer, error) {
-	cfg := stream.ConsumerConfig(fn.Name, fn.Consumes, r.cfg.AckWait, r.cfg.Concurrency*4)
-	cons, err := r.js.CreateOrUpdateConsumer(ctx, stream.Events, cfg)
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, stream.Events, r.cfg.ConsumerConfig(fn.Name, fn.Consumes))
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", fn.Name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,35 @@ type Publisher struct {
 	atomic   bool            // Config.AtomicBatches
 	emits    map[string]bool // Function.Emits; nil: any type
 	replicas int             // Config.Topology.Replicas, for the function's key-value buckets
+}
+
+// Schedule stores ev to be published at at, whoever runs then: a JetStream message schedule on
+// stream.ScheduleSubject(function, ev.ID()), which the server turns into ev on its own subject at
+// that time (so the consumers' lag wakes their functions, KEDA included). Scheduling the same event
+// again replaces its schedule. ev is validated and checked against Emits as Publish does.
+func (p *Publisher) Schedule(ctx context.Context, ev cloudevents.Event, at time.Time) error {
+	if err := events.Validate(ev); err != nil {
+		return Permanent(fmt.Errorf("%s scheduled an invalid %s event %s: %w", p.function, ev.Type(), ev.ID(), err))
+	}
+	if p.emits != nil && !p.emits[ev.Type()] {
+		return Permanent(fmt.Errorf("%s scheduled %s, a type missing from its Emits", p.function, ev.Type()))
+	}
+	msg, err := cenats.ToMsg(stream.ScheduleSubject(p.function, ev.ID()), ev)
+	if err != nil {
+		return err
+	}
+	// The schedule has whole seconds: round up, never fire before at.
+	whole := at.UTC().Truncate(time.Second)
+	if whole.Before(at) {
+		whole = whole.Add(time.Second)
+	}
+	msg.Header.Set("Nats-Schedule", "@at "+whole.Format(time.RFC3339))
+	msg.Header.Set("Nats-Schedule-Target", events.Subject(ev.Type()))
+	msg.Header.Set("Nats-TTL", "never") // kept past the stream's max age until it fires
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("schedule %s event %s: %w", ev.Type(), ev.ID(), err)
+	}
+	return nil
 }
 
 // JetStream is the connection the publisher stores through, for functions that keep more than

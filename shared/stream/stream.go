@@ -24,6 +24,9 @@ const (
 	Raw = "OMNIMEMBER_RAW"
 	// RawPrefix starts the raw subject of each platform.
 	RawPrefix = "omnimember-raw."
+	// SchedulePrefix starts the subjects of scheduled events in the events stream:
+	// `omnimember-schedule.<function>.<event id>`, one schedule per subject (ScheduleSubject).
+	SchedulePrefix = "omnimember-schedule."
 	// MinDuplicateWindow is the shortest dedupe window the runtime relies on for Nats-Msg-Id.
 	MinDuplicateWindow = 2 * time.Minute
 )
@@ -72,6 +75,11 @@ func Subjects() []string {
 	return out
 }
 
+// ScheduleSubject holds the schedule of a function's event with id (a later one replaces it): at
+// its time the server publishes the event on the event's own subject (JetStream message schedules,
+// ADR-51, nats-server 2.12+), waking whoever consumes it, as KEDA sees the consumer's lag.
+func ScheduleSubject(function, id string) string { return SchedulePrefix + function + "." + id }
+
 // DeadLetterSubject is where a function's dead letters go.
 func DeadLetterSubject(function string) string { return DeadLetterPrefix + function }
 
@@ -84,10 +92,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		return err
 	}
 	configs := []jetstream.StreamConfig{{
-		Name: Events, Description: "omnimember contract events", Subjects: Subjects(),
+		Name: Events, Description: "omnimember contract events", Subjects: append(Subjects(), SchedulePrefix+">"),
 		Storage: jetstream.FileStorage, Replicas: t.Replicas, Retention: jetstream.LimitsPolicy,
 		Duplicates: t.DuplicateWindow, MaxAge: t.MaxAge, Discard: jetstream.DiscardOld,
 		AllowAtomicPublish: true, // stream.PublishAtomic: a batch shares one fsync under sync_interval always
+		// Scheduled events (ScheduleSubject): a schedule waits on its own subject with a TTL of
+		// "never", so the stream's max age does not drop a campaign set weeks ahead.
+		AllowMsgSchedules: true, AllowMsgTTL: true,
 	}, {
 		Name: DeadLetters, Description: "events functions gave up on, replayable", Subjects: []string{DeadLetterPrefix + ">"},
 		Storage: jetstream.FileStorage, Replicas: t.Replicas, Retention: jetstream.LimitsPolicy,

@@ -9,7 +9,6 @@ import (
 
 	"github.com/omnimember/omnimember/shared/receipt"
 	"github.com/omnimember/omnimember/shared/store"
-	"github.com/omnimember/omnimember/shared/store/embedded"
 	"github.com/omnimember/omnimember/shared/store/firestore"
 )
 
@@ -75,7 +74,7 @@ func (c Config) Open(ctx context.Context) (store.Store, error) {
 	if c.Kind == Firestore {
 		return firestore.Open(ctx, firestore.Config{ProjectID: c.FirestoreProject, DatabaseID: c.FirestoreDatabase, Prefix: c.FirestorePrefix})
 	}
-	return embedded.Open(c.Path, embedded.Options{NoSync: c.NoSync, Indexes: c.Indexes, Expire: c.Expire})
+	return c.openEmbedded()
 }
 
 // LogValue describes the store at start.

@@ -34,10 +34,10 @@ func run() error {
 	}
 	defer st.Close()
 	h := &campaign.Handler{Store: st, Segments: cfg.Segments, Templates: cfg.Templates, Rates: cfg.Rates,
-		Brand: cfg.Brand, PollEvery: cfg.Poll, Now: time.Now, Log: runtime.NewLogger(rt.LogLevel),
+		Brand: cfg.Brand, PollEvery: cfg.Poll, Role: cfg.Role, Now: time.Now, Log: runtime.NewLogger(rt.LogLevel),
 		Token: os.Getenv(campaign.MarketerTokenEnv), AdminToken: os.Getenv(runtime.AdminTokenEnv)}
 	settings := slog.Group("campaign", "store", sc, "segmentsVersion", cfg.Segments.Version,
-		"rates", fmt.Sprint(cfg.Rates), "brand", cfg.Brand, "poll", cfg.Poll.String(),
+		"rates", fmt.Sprint(cfg.Rates), "brand", cfg.Brand, "poll", cfg.Poll.String(), "role", cfg.Role,
 		"console", h.Token != "", "scheduler", h.AdminToken != "")
 	return runtime.Run(rt, settings, h.Function())
 }
